@@ -1,0 +1,2 @@
+X='cli'
+def main(): print("hi")

@@ -1,0 +1,93 @@
+"""Database engines set up for real use, and the schema's Alembic migrations.
+
+SQLite gets WAL (readers never wait for the writer), a 30-second busy timeout, foreign keys, and
+``BEGIN IMMEDIATE`` for write transactions: a writer takes the lock when it starts rather than when it
+first writes, so two writers never deadlock upgrading read locks and none fails with "database is locked".
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+
+from .errors import ConfigError
+from .schema import SCHEMA_REVISION
+
+BUSY_TIMEOUT_S = 30
+_WRITE = "imgvault_write"
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for the store at ``url``; SQLite files are configured as described above."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        # Let us issue BEGIN ourselves (pysqlite's own BEGIN is always DEFERRED).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        immediate = connection.get_execution_options().get(_WRITE)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+    with engine.connect() as connection:
+        connection.execution_options(**{_WRITE: True})
+        with connection.begin():
+            yield connection
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at, or None for a database without our schema."""
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def check_revision(engine: Engine, where: str) -> None:
+    """Raise :class:`ConfigError` unless the database holds this version's schema."""
+    revision = current_revision(engine)
+    if revision is None:
+        raise ConfigError(f'no imgvault store in {where} (run "imgvault init" first)')
+    if revision != SCHEMA_REVISION:
+        raise ConfigError(
+            f"the store in {where} has schema revision {revision} and this imgvault needs {SCHEMA_REVISION}"
+            ' (run "imgvault db upgrade", or use the imgvault version that wrote it)'
+        )
+
+
+def upgrade(connection: Connection) -> None:
+    """Bring the schema to this version's revision with Alembic, in the caller's transaction.
+
+    Creates the schema in an empty database. Alembic is imported only here: it is slow to import and
+    no other command needs it.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def read_settings(connection: Connection) -> dict[str, str]:
+    from .schema import settings
+
+    return dict(connection.execute(select(settings.c.name, settings.c.value)).all())

@@ -1,0 +1,65 @@
+"""The store's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create and change them.
+
+What is sealed and what stays visible is decided here: every ``LargeBinary`` column below holds a sealed
+blob (see :mod:`imgvault.store.crypto`); everything else is plaintext that the database can index.
+"""
+
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+
+# The Alembic revision this code reads and writes; bumped with every migration.
+SCHEMA_REVISION = "0001"
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Store-wide settings: store_id (bound into every sealed blob), key_source ("file" or "passphrase"),
+# primary_key_id (the key new blobs are sealed with).
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# One row per key that may have sealed something. ``kdf`` holds the scrypt salt and parameters of a
+# passphrase key; ``check`` is a constant sealed with the key, to tell a wrong key at open time.
+keys = Table(
+    "keys",
+    metadata,
+    Column("key_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kdf", Text, nullable=True),
+    Column("check", LargeBinary, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+# The sealed original bytes come last so that listing an image reads only its first database page.
+images = Table(
+    "images",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("collection_id", String(26), ForeignKey("collections.id"), nullable=False, index=True),
+    Column("key_id", BigInteger, nullable=False, index=True),
+    Column("format", String(16), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("name", LargeBinary, nullable=False),
+    Column("metadata", LargeBinary, nullable=True),
+    Column("data", LargeBinary, nullable=False),
+)

@@ -1,0 +1,545 @@
+"""The encrypted image store: put images in, get the exact bytes back by id.
+
+Every payload (the file's bytes, its name, its metadata) is sealed with AES-256-GCM and bound to its
+record (see :mod:`imgvault.store.crypto`). Writes are transactions: a put that fails or is killed
+leaves no partial record behind.
+"""
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from . import schema
+from .config import Settings
+from .crypto import Keyset, Sealer, new_key_id
+from .engine import check_revision, create_store_engine, current_revision, read_settings, upgrade, write_transaction
+from .errors import CollectionNotFound, ConfigError, ImageNotFound, IntegrityError
+from .ids import new_id
+from .ingest import check_files, iter_files
+from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
+from .validate import ImageFacts, inspect_image, read_image_file
+
+DEFAULT_COLLECTION = "default"
+# A batch of puts is committed when it holds this many images, this many bytes, or is this old.
+BATCH_IMAGES = 100
+BATCH_BYTES = 64 * 1024 * 1024
+BATCH_SECONDS = 1.0
+_KEY_CHECK = b"imgvault key check"
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image in the store, as listed: everything but its bytes."""
+
+    id: str
+    name: str
+    collection: str
+    format: str
+    width: int
+    height: int
+    mode: str
+    bytes: int
+    created: datetime
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (``created`` as ISO 8601 UTC)."""
+        data = asdict(self)
+        data["created"] = self.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return data
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection with its image count and total size in bytes."""
+
+    name: str
+    images: int
+    bytes: int
+    created: datetime
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["created"] = self.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return data
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The outcome for one file of :meth:`Store.put_many`: the stored image, or why it was refused."""
+
+    path: Path
+    image: ImageInfo | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What :meth:`Store.rotate_key` did."""
+
+    new_key_id: int
+    retired_key_ids: list[int]
+    resealed_images: int
+
+
+def check_collection_name(name: str) -> str:
+    """Return ``name`` if it can name a collection, else raise ``ValueError`` saying why."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("a collection name cannot be empty")
+    if len(name) > 200:
+        raise ValueError(f"a collection name has at most 200 characters, not {len(name)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError("a collection name cannot contain control characters")
+    return name
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """An encrypted image store. Make one with :meth:`init` (new) or :meth:`open` (existing).
+
+    Examples
+    --------
+    >>> store = Store.init("vault")                                  # doctest: +SKIP
+    >>> image = store.put("scan.png", collection="scans")            # doctest: +SKIP
+    >>> store.get(image.id) == open("scan.png", "rb").read()          # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, settings: Settings, engine, store_id: str, key_source: str):
+        # Use Store.open or Store.init; this only assembles the parts.
+        self.settings = settings
+        self.engine = engine
+        self.store_id = store_id
+        self.key_source = key_source
+        self._sealer: Sealer | None = None
+        self._derived: dict[str, bytes] = {}
+
+    # -- opening and closing -----------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, home=None, *, settings: Settings | None = None) -> "Store":
+        """Create a new store (schema, store id, first key) and return it open.
+
+        The key goes to the key file, which must not exist yet, unless a passphrase is configured.
+        """
+        settings = settings or Settings.resolve(home)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_store_engine(settings.db_url)
+        try:
+            if current_revision(engine) is not None:
+                raise ConfigError(f"a store already exists in {settings.describe_db()}")
+            key_source = "passphrase" if settings.passphrase else "file"
+            if key_source == "file" and settings.key_file.exists():
+                raise ConfigError(f"key file {settings.key_file} already exists; refusing to overwrite a key")
+            store = cls(settings, engine, secrets.token_hex(16), key_source)
+            with write_transaction(engine) as connection:
+                upgrade(connection)
+                connection.execute(
+                    insert(schema.settings),
+                    [
+                        {"name": "store_id", "value": store.store_id},
+                        {"name": "key_source", "value": key_source},
+                    ],
+                )
+                # The key file is written last, inside the transaction: if it cannot be written the
+                # store is not created, and if the commit fails the key file is removed again.
+                key_id, key, kdf = store._new_key({})
+                store._install_primary(connection, {key_id: key}, key_id, kdf)
+                if key_source == "file":
+                    write_key_file(settings.key_file, store.store_id, {key_id: key}, exclusive=True)
+            return store
+        except BaseException:
+            engine.dispose()
+            raise
+
+    @classmethod
+    def open(cls, home=None, *, settings: Settings | None = None) -> "Store":
+        """Open an existing store, checking that the configured key opens it."""
+        settings = settings or Settings.resolve(home)
+        where = settings.describe_db()
+        if settings.sqlite_path is not None and not settings.sqlite_path.exists():
+            raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
+        engine = create_store_engine(settings.db_url)
+        try:
+            check_revision(engine, where)
+            with engine.connect() as connection:
+                values = read_settings(connection)
+                store = cls(settings, engine, values["store_id"], values["key_source"])
+                store._load_keys(connection)
+            return store
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- keys ----------------------------------------------------------------------------------------
+
+    @property
+    def sealer(self) -> Sealer:
+        return self._sealer
+
+    def _load_keys(self, connection: Connection) -> None:
+        primary_id = int(read_settings(connection)["primary_key_id"])
+        rows = connection.execute(select(schema.keys)).all()
+        if self.key_source == "passphrase":
+            if not self.settings.passphrase:
+                raise ConfigError("this store's key is derived from a passphrase: set IMGVAULT_PASSPHRASE")
+            keys = {}
+            for row in rows:
+                if row.kdf not in self._derived:
+                    self._derived[row.kdf] = derive_key(self.settings.passphrase, json.loads(row.kdf))
+                keys[row.key_id] = self._derived[row.kdf]
+            wrong_key = "IMGVAULT_PASSPHRASE is not this store's passphrase (the key it gives does not open it)"
+        else:
+            if self.settings.passphrase:
+                raise ConfigError(
+                    f"this store's key is in a key file ({self.settings.key_file}), not derived from a"
+                    " passphrase: unset IMGVAULT_PASSPHRASE"
+                )
+            keys = read_key_file(self.settings.key_file, self.store_id)
+            wrong_key = f"key file {self.settings.key_file} does not open this store (wrong key)"
+        if primary_id not in keys:
+            raise IntegrityError(f"{wrong_key}: it lacks the store's current key {primary_id}")
+        sealer = Sealer(Keyset(keys, primary_id), self.store_id)
+        checks = {row.key_id: row.check for row in rows}
+        try:
+            sealer.open("key", str(primary_id), checks.get(primary_id))
+        except IntegrityError:
+            raise IntegrityError(wrong_key) from None
+        self._sealer = sealer
+
+    def _new_key(self, taken: dict[int, bytes]) -> tuple[int, bytes, str | None]:
+        """A fresh key id and key: random for a key file, derived with a new salt for a passphrase."""
+        key_id = new_key_id(taken)
+        if self.key_source == "file":
+            return key_id, secrets.token_bytes(32), None
+        params = new_kdf_params()
+        kdf = json.dumps(params, sort_keys=True)
+        self._derived[kdf] = derive_key(self.settings.passphrase, params)
+        return key_id, self._derived[kdf], kdf
+
+    def _install_primary(self, connection: Connection, keys: dict[int, bytes], key_id: int, kdf: str | None) -> None:
+        """Record ``key_id`` (one of ``keys``) as the store's primary key, inside the caller's transaction."""
+        self._sealer = Sealer(Keyset(keys, key_id), self.store_id)
+        check = self._sealer.seal("key", str(key_id), _KEY_CHECK)
+        connection.execute(insert(schema.keys).values(key_id=key_id, kdf=kdf, check=check, created_at=_now()))
+        table = schema.settings
+        moved = connection.execute(update(table).where(table.c.name == "primary_key_id").values(value=str(key_id)))
+        if moved.rowcount == 0:
+            connection.execute(insert(table).values(name="primary_key_id", value=str(key_id)))
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction whose sealer uses the store's current primary key.
+
+        Another process may have rotated the key since this store was opened; sealing with a key that
+        is about to be retired would make the record unreadable, so the primary is checked under the
+        write lock and the keys reloaded when it moved.
+        """
+        with write_transaction(self.engine) as connection:
+            primary = connection.execute(
+                select(schema.settings.c.value).where(schema.settings.c.name == "primary_key_id")
+            ).scalar_one()
+            if int(primary) != self._sealer.keyset.primary_id:
+                self._load_keys(connection)
+            yield connection
+
+    def rotate_key(self, *, batch_size: int = 200) -> RotationReport:
+        """Make a new primary key, re-seal every record with it in batches, then retire the old keys.
+
+        Each batch is its own transaction, so memory stays bounded, other processes keep reading and
+        writing, and every record stays readable throughout. Interrupted, it can simply be run again.
+        """
+        file_keys = {}
+        if self.key_source == "file":
+            file_keys = read_key_file(self.settings.key_file, self.store_id)
+        keys = {**self._sealer.keyset.keys, **file_keys}
+        key_id, key, kdf = self._new_key(keys)
+        keys[key_id] = key
+        if self.key_source == "file":
+            # The new key reaches the key file before the store uses it, so no record is ever sealed
+            # with a key that exists nowhere else.
+            write_key_file(self.settings.key_file, self.store_id, {**file_keys, key_id: key})
+        with self._writing() as connection:
+            self._install_primary(connection, keys, key_id, kdf)
+        new_primary = self._sealer.keyset.primary_id
+        resealed = 0
+        while True:
+            with self._writing() as connection:
+                rows = connection.execute(
+                    select(schema.images.c.id, schema.images.c.name, schema.images.c.metadata, schema.images.c.data)
+                    .where(schema.images.c.key_id != new_primary)
+                    .limit(batch_size)
+                ).all()
+                for row in rows:
+                    connection.execute(
+                        update(schema.images).where(schema.images.c.id == row.id).values(self._reseal(row))
+                    )
+            resealed += len(rows)
+            if not rows:
+                break
+        with self._writing() as connection:
+            retired = list(
+                connection.execute(select(schema.keys.c.key_id).where(schema.keys.c.key_id != new_primary)).scalars()
+            )
+            connection.execute(delete(schema.keys).where(schema.keys.c.key_id != new_primary))
+        key = self._sealer.keyset.keys[new_primary]
+        if self.key_source == "file":
+            write_key_file(self.settings.key_file, self.store_id, {new_primary: key})
+            retired = set(retired) | (set(file_keys) - {new_primary})
+        self._sealer = Sealer(Keyset({new_primary: key}, new_primary), self.store_id)
+        return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed_images=resealed)
+
+    def _reseal(self, row) -> dict:
+        sealer = self._sealer
+        values = {"key_id": sealer.keyset.primary_id}
+        for column in ("name", "metadata", "data"):
+            blob = getattr(row, column)
+            if blob is not None:
+                kind = f"image.{column}"
+                values[column] = sealer.seal(kind, row.id, sealer.open(kind, row.id, blob))
+        return values
+
+    # -- collections ---------------------------------------------------------------------------------
+
+    def _collection_id(self, connection: Connection, name: str, *, create: bool) -> str:
+        table = schema.collections
+        found = connection.execute(select(table.c.id).where(table.c.name == name)).scalar()
+        if found is None and create:
+            found = new_id()
+            connection.execute(insert(table).values(id=found, name=name, created_at=_now()))
+        if found is None:
+            raise CollectionNotFound(f'collection "{name}" not found')
+        return found
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its image count and size, by name."""
+        c, i = schema.collections, schema.images
+        query = (
+            select(c.c.name, c.c.created_at, func.count(i.c.id), func.coalesce(func.sum(i.c.bytes), 0))
+            .select_from(c.outerjoin(i, i.c.collection_id == c.c.id))
+            .group_by(c.c.id, c.c.name, c.c.created_at)
+            .order_by(c.c.name)
+        )
+        with self.engine.connect() as connection:
+            return [
+                CollectionInfo(name=name, images=count, bytes=int(size), created=created)
+                for name, created, count, size in connection.execute(query)
+            ]
+
+    # -- images --------------------------------------------------------------------------------------
+
+    def put(
+        self,
+        source: str | Path | bytes,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        name: str | None = None,
+        metadata: dict | None = None,
+    ) -> ImageInfo:
+        """Validate and store one image from a file path or from bytes; return what was stored.
+
+        Raises :class:`InvalidImage` (naming the file) when it is not an image the store accepts.
+        """
+        check_collection_name(collection)
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            name = name or "image"
+            facts = inspect_image(data, name)
+        else:
+            path = Path(source)
+            data, facts = read_image_file(path)
+            name = name or path.name
+        with self._writing() as connection:
+            collection_id = self._collection_id(connection, collection, create=True)
+            [image] = self._insert(connection, collection, collection_id, [(name, facts, data, metadata)])
+        return image
+
+    def put_many(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        metadata: dict | None = None,
+        jobs: int | None = None,
+    ) -> Iterator[PutResult]:
+        """Store every image file named in ``paths`` (directories recursively), streaming.
+
+        Files are validated in ``jobs`` worker processes and written in batches; a result is yielded
+        for each file once its image is committed, or once it was refused. Bad files never stop the
+        good ones. Memory does not grow with the number of files.
+        """
+        check_collection_name(collection)
+        pending: list[tuple[Path, ImageFacts, bytes]] = []
+        pending_bytes = 0
+        started = 0.0
+        for checked in check_files(iter_files(paths), jobs):
+            if checked.error:
+                yield PutResult(checked.path, error=checked.error)
+                continue
+            try:
+                data = checked.path.read_bytes()
+            except OSError as exc:
+                yield PutResult(checked.path, error=f"{checked.path}: cannot read ({exc.strerror or exc})")
+                continue
+            if hashlib.sha256(data).hexdigest() != checked.facts.sha256:
+                yield PutResult(checked.path, error=f"{checked.path}: file changed while it was being stored")
+                continue
+            if not pending:
+                started = time.monotonic()
+            pending.append((checked.path, checked.facts, data))
+            pending_bytes += len(data)
+            if len(pending) >= BATCH_IMAGES or pending_bytes >= BATCH_BYTES or time.monotonic() - started > BATCH_SECONDS:
+                yield from self._commit_batch(collection, pending, metadata)
+                pending, pending_bytes = [], 0
+        if pending:
+            yield from self._commit_batch(collection, pending, metadata)
+
+    def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
+        with self._writing() as connection:
+            collection_id = self._collection_id(connection, collection, create=True)
+            images = self._insert(
+                connection, collection, collection_id, [(path.name, facts, data, metadata) for path, facts, data in batch]
+            )
+        return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
+
+    def _insert(self, connection: Connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
+        seal = self._sealer.seal
+        key_id = self._sealer.keyset.primary_id
+        rows, images = [], []
+        for name, facts, data, metadata in items:
+            image_id, created = new_id(), _now()
+            rows.append(
+                {
+                    "id": image_id,
+                    "collection_id": collection_id,
+                    "key_id": key_id,
+                    "format": facts.format,
+                    "width": facts.width,
+                    "height": facts.height,
+                    "mode": facts.mode,
+                    "bytes": facts.bytes,
+                    "created_at": created,
+                    "name": seal("image.name", image_id, name.encode()),
+                    "metadata": seal("image.metadata", image_id, json.dumps(metadata).encode()) if metadata else None,
+                    "data": seal("image.data", image_id, data),
+                }
+            )
+            images.append(
+                ImageInfo(
+                    id=image_id,
+                    name=name,
+                    collection=collection,
+                    format=facts.format,
+                    width=facts.width,
+                    height=facts.height,
+                    mode=facts.mode,
+                    bytes=facts.bytes,
+                    created=created,
+                    metadata=dict(metadata or {}),
+                )
+            )
+        connection.execute(insert(schema.images), rows)
+        return images
+
+    def get(self, image_id: str) -> bytes:
+        """The original bytes of image ``image_id``, exactly as they were put."""
+        with self.engine.connect() as connection:
+            blob = connection.execute(select(schema.images.c.data).where(schema.images.c.id == image_id)).scalar()
+        if blob is None:
+            raise ImageNotFound(f"image {image_id} not found")
+        return self._sealer.open("image.data", image_id, blob)
+
+    def _info_query(self):
+        i, c = schema.images, schema.collections
+        return select(
+            i.c.id, c.c.name.label("collection"), i.c.format, i.c.width, i.c.height, i.c.mode, i.c.bytes,
+            i.c.created_at, i.c.name, i.c.metadata,
+        ).join(c, c.c.id == i.c.collection_id)  # fmt: skip
+
+    def _info(self, row) -> ImageInfo:
+        open_ = self._sealer.open
+        metadata = json.loads(open_("image.metadata", row.id, row.metadata)) if row.metadata is not None else {}
+        return ImageInfo(
+            id=row.id,
+            name=open_("image.name", row.id, row.name).decode(),
+            collection=row.collection,
+            format=row.format,
+            width=row.width,
+            height=row.height,
+            mode=row.mode,
+            bytes=row.bytes,
+            created=row.created_at,
+            metadata=metadata,
+        )
+
+    def info(self, image_id: str) -> ImageInfo:
+        """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._info_query().where(schema.images.c.id == image_id)).first()
+        if row is None:
+            raise ImageNotFound(f"image {image_id} not found")
+        return self._info(row)
+
+    def images(self, collection: str | None = None, *, page_size: int = 500) -> Iterator[ImageInfo]:
+        """Every image (of one collection, if given) in the order they were put, streamed in pages."""
+        query = self._info_query().order_by(schema.images.c.id).limit(page_size)
+        if collection is not None:
+            with self.engine.connect() as connection:
+                collection_id = self._collection_id(connection, collection, create=False)
+            query = query.where(schema.images.c.collection_id == collection_id)
+        after = ""
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(schema.images.c.id > after)).all()
+            for row in rows:
+                yield self._info(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1].id
+
+    def remove(self, image_ids: Iterable[str]) -> int:
+        """Delete the images ``image_ids``: all of them, or none if any is missing. Returns the count."""
+        wanted = list(dict.fromkeys(image_ids))
+        with self._writing() as connection:
+            found = set(
+                connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars()
+            )
+            missing = [image_id for image_id in wanted if image_id not in found]
+            if missing:
+                raise ImageNotFound(
+                    f"image {missing[0]} not found" if len(missing) == 1 else f"images not found: {', '.join(missing)}"
+                )
+            connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
+        return len(wanted)
+
+
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "CollectionInfo",
+    "ImageInfo",
+    "PutResult",
+    "RotationReport",
+    "Store",
+    "check_collection_name",
+]
