@@ -1,2 +1,5 @@
-X='cli'
-def main(): print("hi")
+"""imgvault.cli: the ``imgvault`` command. Commands only parse options, call the library and print."""
+
+from .app import cli, main
+
+__all__ = ["cli", "main"]

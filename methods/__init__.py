@@ -1,1 +1,1 @@
-X='methods'
+"""imgvault.methods: image "encryption" methods and their metrics (see the open issue on methods)."""

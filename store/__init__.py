@@ -4,42 +4,41 @@
 >>> with Store.open("imgvault-data") as store:                 # doctest: +SKIP
 ...     image = store.put("scan.png", collection="scans")
 ...     assert store.get(image.id) == open("scan.png", "rb").read()
+
+Names are imported on first use, so that light modules (``imgvault.store.errors``) load without
+SQLAlchemy, cryptography or Pillow, and the command line starts fast.
 """
 
-from .config import Settings
-from .errors import (
-    CollectionNotFound,
-    ConfigError,
-    ImageNotFound,
-    ImgVaultError,
-    IntegrityError,
-    InvalidImage,
-    NotFound,
-)
-from .store import (
-    DEFAULT_COLLECTION,
-    CollectionInfo,
-    ImageInfo,
-    PutResult,
-    RotationReport,
-    Store,
-    check_collection_name,
-)
+import importlib
 
-__all__ = [
-    "DEFAULT_COLLECTION",
-    "CollectionInfo",
-    "CollectionNotFound",
-    "ConfigError",
-    "ImageInfo",
-    "ImageNotFound",
-    "ImgVaultError",
-    "IntegrityError",
-    "InvalidImage",
-    "NotFound",
-    "PutResult",
-    "RotationReport",
-    "Settings",
-    "Store",
-    "check_collection_name",
-]
+_EXPORTS = {
+    "Settings": "config",
+    "CollectionNotFound": "errors",
+    "ConfigError": "errors",
+    "ImageNotFound": "errors",
+    "ImgVaultError": "errors",
+    "IntegrityError": "errors",
+    "InvalidImage": "errors",
+    "NotFound": "errors",
+    "check_collection_name": "names",
+    "DEFAULT_COLLECTION": "store",
+    "CollectionInfo": "store",
+    "ImageInfo": "store",
+    "PutResult": "store",
+    "RotationReport": "store",
+    "Store": "store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

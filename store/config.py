@@ -42,9 +42,7 @@ class Settings:
     passphrase: str | None = None
 
     @classmethod
-    def resolve(
-        cls, home: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None
-    ) -> "Settings":
+    def resolve(cls, home: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
         """Settings from ``home`` (or ``IMGVAULT_HOME``, or ``./imgvault-data``) and the environment."""
         env = os.environ if environ is None else environ
         home_path = Path(home if home is not None else env.get("IMGVAULT_HOME") or DEFAULT_HOME)

@@ -35,7 +35,7 @@ TAG_SIZE = 16
 KEY_SIZE = 32
 
 
-def new_key_id(taken: Mapping[int, object] = {}) -> int:  # noqa: B006 - read-only default
+def new_key_id(taken: Mapping[int, object] = {}) -> int:
     """A random non-zero 32-bit key id that is not in ``taken``."""
     while True:
         key_id = secrets.randbits(32)
@@ -121,8 +121,7 @@ class Sealer:
     def open(self, kind: str, record_id: str, blob: bytes) -> bytes:
         """Return the plaintext of ``blob``, or raise :class:`IntegrityError` whatever is wrong with it."""
         error = IntegrityError(
-            f"{kind} {record_id} failed its integrity check: "
-            "the key is wrong, or the stored data was altered or moved"
+            f"{kind} {record_id} failed its integrity check: the key is wrong, or the stored data was altered or moved"
         )
         if blob is None or len(blob) < HEADER.size + TAG_SIZE:
             raise error

@@ -34,9 +34,7 @@ def read_key_file(path: Path, store_id: str) -> dict[int, bytes]:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise ConfigError(
-            f"key file {path} does not exist (set IMGVAULT_KEY_FILE to where the key is kept)"
-        ) from None
+        raise ConfigError(f"key file {path} does not exist (set IMGVAULT_KEY_FILE to where the key is kept)") from None
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"key file {path} is accessible by other users (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"

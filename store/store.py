@@ -25,6 +25,7 @@ from .errors import CollectionNotFound, ConfigError, ImageNotFound, IntegrityErr
 from .ids import new_id
 from .ingest import check_files, iter_files
 from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
+from .names import check_collection_name
 from .validate import ImageFacts, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
@@ -90,17 +91,6 @@ class RotationReport:
     resealed_images: int
 
 
-def check_collection_name(name: str) -> str:
-    """Return ``name`` if it can name a collection, else raise ``ValueError`` saying why."""
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("a collection name cannot be empty")
-    if len(name) > 200:
-        raise ValueError(f"a collection name has at most 200 characters, not {len(name)}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ValueError("a collection name cannot contain control characters")
-    return name
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -134,7 +124,7 @@ class Store:
         The key goes to the key file, which must not exist yet, unless a passphrase is configured.
         """
         settings = settings or Settings.resolve(home)
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_store_engine(settings.db_url)
         try:
             if current_revision(engine) is not None:
@@ -181,6 +171,22 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
+
+    @staticmethod
+    def upgrade_schema(settings: Settings) -> tuple[str, str]:
+        """Migrate an existing store's schema to this version; returns the revisions before and after."""
+        if settings.sqlite_path is not None and not settings.sqlite_path.exists():
+            raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
+        engine = create_store_engine(settings.db_url)
+        try:
+            before = current_revision(engine)
+            if before is None:
+                raise ConfigError(f'no imgvault store in {settings.describe_db()} (run "imgvault init" first)')
+            with write_transaction(engine) as connection:
+                upgrade(connection)
+            return before, current_revision(engine)
+        finally:
+            engine.dispose()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -409,7 +415,11 @@ class Store:
                 started = time.monotonic()
             pending.append((checked.path, checked.facts, data))
             pending_bytes += len(data)
-            if len(pending) >= BATCH_IMAGES or pending_bytes >= BATCH_BYTES or time.monotonic() - started > BATCH_SECONDS:
+            if (
+                len(pending) >= BATCH_IMAGES
+                or pending_bytes >= BATCH_BYTES
+                or time.monotonic() - started > BATCH_SECONDS
+            ):
                 yield from self._commit_batch(collection, pending, metadata)
                 pending, pending_bytes = [], 0
         if pending:
@@ -419,7 +429,10 @@ class Store:
         with self._writing() as connection:
             collection_id = self._collection_id(connection, collection, create=True)
             images = self._insert(
-                connection, collection, collection_id, [(path.name, facts, data, metadata) for path, facts, data in batch]
+                connection,
+                collection,
+                collection_id,
+                [(path.name, facts, data, metadata) for path, facts, data in batch],
             )
         return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
 
@@ -522,9 +535,7 @@ class Store:
         """Delete the images ``image_ids``: all of them, or none if any is missing. Returns the count."""
         wanted = list(dict.fromkeys(image_ids))
         with self._writing() as connection:
-            found = set(
-                connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars()
-            )
+            found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
             missing = [image_id for image_id in wanted if image_id not in found]
             if missing:
                 raise ImageNotFound(
@@ -541,5 +552,4 @@ __all__ = [
     "PutResult",
     "RotationReport",
     "Store",
-    "check_collection_name",
 ]

@@ -50,8 +50,7 @@ def inspect_image(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> I
             with Image.open(io.BytesIO(data)) as image:
                 if image.format not in SUPPORTED_FORMATS:
                     raise InvalidImage(
-                        f"{label}: unsupported image format {image.format}"
-                        f" (supported: {', '.join(SUPPORTED_FORMATS)})"
+                        f"{label}: unsupported image format {image.format} (supported: {', '.join(SUPPORTED_FORMATS)})"
                     )
                 width, height = image.size
                 if width * height > max_pixels:

@@ -1,1 +1,1 @@
-X='tracker'
+"""imgvault.tracker: batch runs over collections, tracked in MLflow (see the open issue on runs)."""

@@ -1,0 +1,104 @@
+"""The ``imgvault`` command group, its shared options, and the one place where errors become exit codes.
+
+Nothing heavy is imported here: ``imgvault --help`` must start fast, so each command imports the library
+it calls when it runs.
+"""
+
+import sys
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+
+def _version() -> str:
+    try:
+        return version("imgvault")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass
+class Context:
+    """What the group's options give every command."""
+
+    home: str | None
+    debug: bool
+
+    def settings(self):
+        from imgvault.store import Settings
+
+        return Settings.resolve(self.home)
+
+    def open_store(self):
+        from imgvault.store import Store
+
+        return Store.open(settings=self.settings())
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+class ImgVaultGroup(click.Group):
+    """Turns every expected failure into one ``Error: ...`` line and exit code 1 (a traceback with --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except BrokenPipeError:
+            # The reader went away (``imgvault ls | head``): not an error worth a message.
+            sys.stderr = None
+            ctx.exit(1)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            from imgvault.store.errors import ImgVaultError
+
+            if isinstance(exc, ImgVaultError):
+                raise click.ClickException(str(exc)) from None
+            if isinstance(exc, OSError) and exc.filename is not None:
+                raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    obj = ctx.find_object(Context)
+    return bool(obj and obj.debug)
+
+
+@click.group(cls=ImgVaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    help="Home folder of the store (default: $IMGVAULT_HOME, else ./imgvault-data).",
+)
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.version_option(_version(), prog_name="imgvault")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
+    """Keep images encrypted at rest, and measure how image "encryption" methods protect them.
+
+    \b
+    Example:
+      imgvault init
+      imgvault put photos/ -c holidays
+      imgvault ls -c holidays
+      imgvault get 01JD3Z8R8C6WQ3M1V0B5E3N9XK -o copy.jpg
+
+    Configuration: IMGVAULT_HOME, IMGVAULT_DB_URL, IMGVAULT_KEY_FILE, IMGVAULT_PASSPHRASE
+    (see the README).
+    """
+    ctx.obj = Context(home=home, debug=debug)
+
+
+def main() -> None:
+    """Entry point of the ``imgvault`` command."""
+    cli(prog_name="imgvault")
+
+
+# Registered at import so that ``from imgvault.cli import cli`` gives the whole command (tests use it).
+from . import store_commands  # noqa: E402,F401

@@ -1,0 +1,28 @@
+"""Options shared by several commands, as decorators."""
+
+import click
+
+from imgvault.store.names import check_collection_name
+
+
+def _check_collection(_ctx, _param, value):
+    if value is None:
+        return value
+    try:
+        return check_collection_name(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def collection_option(help_text: str, default: str | None = None):
+    return click.option(
+        "-c",
+        "--collection",
+        default=default,
+        show_default=default is not None,
+        callback=_check_collection,
+        help=help_text,
+    )
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

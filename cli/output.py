@@ -1,0 +1,62 @@
+"""Printing for people (aligned tables, progress bars) and for programs (streamed JSON lists)."""
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import click
+
+
+class JsonList:
+    """Streams a JSON list to stdout item by item, so that memory does not grow with its length."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.count = 0
+
+    def __enter__(self) -> "JsonList":
+        if self.enabled:
+            click.echo("[", nl=False)
+        return self
+
+    def append(self, item: dict) -> None:
+        click.echo(("," if self.count else "") + "\n  " + json.dumps(item), nl=False)
+        self.count += 1
+
+    def __exit__(self, exc_type, *_) -> None:
+        # On an error the list is left open on purpose: a truncated list must not parse as complete.
+        if self.enabled and exc_type is None:
+            click.echo("\n]" if self.count else "]")
+
+
+def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
+    """Print ``rows`` under ``columns`` (name, width; the last column is not padded), streaming."""
+
+    def line(cells) -> str:
+        padded = [str(cell).ljust(width) for cell, (_, width) in zip(cells, columns, strict=True)]
+        return "  ".join(padded).rstrip()
+
+    click.echo(line(name for name, _ in columns))
+    for row in rows:
+        click.echo(line(row))
+
+
+@contextmanager
+def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
+    """A progress bar on stderr when ``total`` is known (stderr is a terminal); yields ``advance()``."""
+    if total is None:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda: progress.advance(task)

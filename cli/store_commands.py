@@ -1,0 +1,254 @@
+"""Commands of the store: init, put, get, ls, rm, collections, key rotate, db upgrade."""
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .app import Context, cli, pass_context
+from .options import collection_option, json_option
+from .output import JsonList, plain_table, progress_bar
+
+
+@cli.command()
+@pass_context
+def init(ctx: Context) -> None:
+    """Create the store: home folder, key file (mode 0600) and database.
+
+    Refuses to overwrite an existing key or store. With IMGVAULT_PASSPHRASE set, the key is derived
+    from the passphrase instead and no key file is written.
+
+    \b
+    Example:
+      imgvault init
+      IMGVAULT_KEY_FILE=~/.config/imgvault/keyset.json imgvault --home /data/vault init
+    """
+    from imgvault.store import Store
+
+    with Store.init(settings=ctx.settings()) as store:
+        settings = store.settings
+        click.echo(f"Created an imgvault store in {settings.home}")
+        click.echo(f"  database: {settings.describe_db()}")
+        if store.key_source == "file":
+            click.echo(f"  key file: {settings.key_file} (mode 0600)")
+            click.echo("Keep a copy of the key file somewhere safe and away from the data: without it the")
+            click.echo("images cannot be read, and with it next to the data the encryption protects nothing.")
+        else:
+            click.echo("  key: derived from IMGVAULT_PASSPHRASE (scrypt; the salt is kept in the store)")
+
+
+def _parse_meta(_ctx, _param, values):
+    metadata = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        metadata[key] = value
+    return metadata
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@collection_option("Collection to put the images in (created if new).", default="default")
+@click.option(
+    "--meta", "metadata", multiple=True, callback=_parse_meta, help="KEY=VALUE stored sealed with each image."
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes that validate images (default: all cores).")
+@json_option
+@pass_context
+def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, as_json: bool) -> None:
+    """Store image files, and every file below each directory, encrypted.
+
+    Each file is fully decoded before it is stored; files that are not images the store accepts are
+    reported on stderr, one line each, and the rest are stored anyway (exit code 1 if any failed).
+    The stored bytes are the file's bytes, untouched.
+
+    \b
+    Example:
+      imgvault put scan.png
+      imgvault put photos/ more/*.jpg -c holidays --meta source=camera
+      imgvault put photos/ --json | jq -r '.[].id'
+    """
+    from imgvault.store.ingest import iter_files
+
+    stored = failed = 0
+    total = None
+    if sys.stderr.isatty():
+        total = sum(1 for _ in iter_files(paths))
+    with ctx.open_store() as store, progress_bar("Storing", total) as advance, JsonList(as_json) as out:
+        for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
+            advance()
+            if result.error:
+                failed += 1
+                click.echo(f"Error: {result.error}", err=True)
+            else:
+                stored += 1
+                if as_json:
+                    out.append(result.image.to_dict())
+                else:
+                    click.echo(f"{result.image.id}  {result.path}")
+    click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
+               + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("image_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    help="Where to write the image ('-' for stdout). Default: its original name, in the current folder.",
+)
+@pass_context
+def get(ctx: Context, image_id: str, output: str | None) -> None:
+    """Write an image's original bytes, exactly as they were put.
+
+    \b
+    Example:
+      imgvault get 01JD3Z8R8C6WQ3M1V0B5E3N9XK -o scan.png
+      imgvault get 01JD3Z8R8C6WQ3M1V0B5E3N9XK -o - | sha256sum
+    """
+    with ctx.open_store() as store:
+        data = store.get(image_id)
+        if output == "-":
+            click.get_binary_stream("stdout").write(data)
+            return
+        if output is None:
+            output = Path(store.info(image_id).name).name
+            if os.path.lexists(output):
+                raise click.ClickException(f"{output} already exists (use -o to choose where to write)")
+    _write_atomically(Path(output), data)
+    click.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a failure never leaves half a file there."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+@cli.command("ls")
+@collection_option("Only the images of this collection.")
+@json_option
+@pass_context
+def ls(ctx: Context, collection: str | None, as_json: bool) -> None:
+    """List stored images (id, format, size, mode, bytes, created, collection, name).
+
+    \b
+    Example:
+      imgvault ls
+      imgvault ls -c holidays --json
+    """
+    with ctx.open_store() as store:
+        images = store.images(collection)
+        if as_json:
+            with JsonList(True) as out:
+                for image in images:
+                    out.append(image.to_dict())
+            return
+        width = max([len(c.name) for c in store.collections()] + [len("COLLECTION")])
+        columns = [("ID", 26), ("FORMAT", 6), ("SIZE", 11), ("MODE", 5), ("BYTES", 11), ("CREATED", 19),
+                   ("COLLECTION", width), ("NAME", 0)]  # fmt: skip
+        rows = (
+            (i.id, i.format, f"{i.width}x{i.height}", i.mode, f"{i.bytes:,}", f"{i.created:%Y-%m-%d %H:%M:%S}",
+             i.collection, i.name)
+            for i in images
+        )  # fmt: skip
+        plain_table(columns, rows)
+
+
+@cli.command()
+@click.argument("image_ids", nargs=-1, required=True)
+@pass_context
+def rm(ctx: Context, image_ids: tuple[str, ...]) -> None:
+    """Delete images by id: all of them, or none if any id is unknown.
+
+    \b
+    Example:
+      imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK 01JD3Z8R8C9YV6C1W8SPJ0J2QH
+    """
+    with ctx.open_store() as store:
+        removed = store.remove(image_ids)
+    click.echo(f"Removed {removed} image{'s' * (removed != 1)}.", err=True)
+
+
+@cli.command()
+@json_option
+@pass_context
+def collections(ctx: Context, as_json: bool) -> None:
+    """List collections with their number of images and total size.
+
+    \b
+    Example:
+      imgvault collections --json
+    """
+    with ctx.open_store() as store:
+        found = store.collections()
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in found], indent=2))
+        return
+    width = max([len(c.name) for c in found] + [10])
+    plain_table(
+        [("COLLECTION", width), ("IMAGES", 8), ("BYTES", 15), ("CREATED", 0)],
+        ((c.name, f"{c.images:,}", f"{c.bytes:,}", f"{c.created:%Y-%m-%d %H:%M:%S}") for c in found),
+    )
+
+
+@cli.group()
+def key() -> None:
+    """Manage the store's encryption key."""
+
+
+@key.command()
+@pass_context
+def rotate(ctx: Context) -> None:
+    """Make a new primary key, re-seal every record with it, then retire the old key.
+
+    Records are re-sealed in small batches; the store stays readable and writable throughout, and an
+    interrupted rotation can be run again. Back up the key file afterwards: the old key is destroyed.
+
+    \b
+    Example:
+      imgvault key rotate
+    """
+    with ctx.open_store() as store:
+        report = store.rotate_key()
+    retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
+    click.echo(
+        f"New primary key {report.new_key_id}; re-sealed {report.resealed_images:,} images; retired keys: {retired}."
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Manage the store's database schema."""
+
+
+@db.command()
+@pass_context
+def upgrade(ctx: Context) -> None:
+    """Upgrade the store's schema to this version of imgvault (Alembic migrations).
+
+    \b
+    Example:
+      imgvault db upgrade
+    """
+    from imgvault.store import Store
+
+    before, after = Store.upgrade_schema(ctx.settings())
+    if before == after:
+        click.echo(f"The schema is already at revision {after}.")
+    else:
+        click.echo(f"Upgraded the schema from revision {before} to {after}.")
