@@ -116,7 +116,8 @@ def get(ctx: Context, image_id: str, output: str | None) -> None:
     with ctx.open_store() as store:
         data = store.get(image_id)
         if output == "-":
-            click.get_binary_stream("stdout").write(data)
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
             return
         if output is None:
             output = Path(store.info(image_id).name).name

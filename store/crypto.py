@@ -123,7 +123,7 @@ class Sealer:
         error = IntegrityError(
             f"{kind} {record_id} failed its integrity check: the key is wrong, or the stored data was altered or moved"
         )
-        if blob is None or len(blob) < HEADER.size + TAG_SIZE:
+        if not isinstance(blob, bytes) or len(blob) < HEADER.size + TAG_SIZE:
             raise error
         magic, version, key_id, nonce = HEADER.unpack_from(blob)
         aead = self.keyset.aead(key_id)

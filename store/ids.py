@@ -1,25 +1,31 @@
-"""Record ids: ULIDs (https://github.com/ulid/spec).
+"""Record ids: ULIDs (https://github.com/ulid/spec), monotonic within a process.
 
 48 bits of milliseconds then 80 random bits, in Crockford's base32: 26 characters that sort by creation
-time (so listings come out in insertion order without a separate index) and cannot be guessed.
+time (listings come out in insertion order by sorting on the primary key) and cannot be guessed. Ids made
+in the same millisecond by one process increment the random part, as the spec's monotonic mode does, so
+a batch keeps its order.
 """
 
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last = 0
 
 
 def new_id() -> str:
-    """Return a new ULID string."""
-    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    """Return a new ULID string, greater than every id this process made before."""
+    global _last
+    with _lock:
+        value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+        if value >> 80 <= _last >> 80:
+            # Same (or an earlier, after a clock step) millisecond: continue from the last id.
+            value = _last + 1 + secrets.randbits(16)
+        _last = value
     chars = []
     for _ in range(26):
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return "".join(reversed(chars))
-
-
-def is_valid_id(text: str) -> bool:
-    """True if ``text`` has the shape of a ULID (26 Crockford base32 characters)."""
-    return len(text) == 26 and all(c in _ALPHABET for c in text.upper()) and text[0] in "01234567"

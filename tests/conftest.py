@@ -1,0 +1,91 @@
+"""Fixtures: real stores on tmp_path and real images from skimage.data and scikit-learn, in many formats."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from click.testing import CliRunner
+from PIL import Image
+from sklearn.datasets import load_sample_images
+
+from imgvault.store import Settings, Store
+
+SKIMAGE_DATA = Path(skimage.data.__file__).parent
+
+
+def _encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def sample_images() -> dict[str, bytes]:
+    """Real photos in every format and mode the store must keep byte for byte, by file name."""
+    camera = Image.fromarray(skimage.data.camera()).resize((160, 160))  # gray, L
+    astronaut = Image.fromarray(skimage.data.astronaut()).resize((160, 160))  # RGB
+    china, flower = (Image.fromarray(a).resize((192, 128)) for a in load_sample_images().images)
+    rgba = astronaut.copy()
+    rgba.putalpha(
+        Image.fromarray((skimage.data.camera()[::4, ::4][:128, :128] > 100).astype(np.uint8) * 255).resize((160, 160))
+    )
+    palette = china.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    sixteen = Image.fromarray(skimage.data.camera()[:160, :160].astype(np.uint16) * 257)  # I;16
+    images = {
+        "camera-gray.png": _encode(camera, "PNG"),
+        "astronaut-rgb.png": _encode(astronaut, "PNG"),
+        "astronaut-rgba.png": _encode(rgba, "PNG"),
+        "china-palette.png": _encode(palette, "PNG"),
+        "camera-16bit.png": _encode(sixteen, "PNG"),
+        "china.jpg": _encode(china, "JPEG", quality=90),
+        "camera-gray.jpg": _encode(camera, "JPEG"),
+        "flower.tiff": _encode(flower, "TIFF"),
+        "camera-16bit.tiff": _encode(sixteen, "TIFF"),
+        "astronaut-rgba.webp": _encode(rgba, "WEBP", quality=80),
+        "flower-lossless.webp": _encode(flower, "WEBP", lossless=True),
+        "china-palette.gif": _encode(palette, "GIF"),
+        "flower.bmp": _encode(flower, "BMP"),
+        "camera-gray.bmp": _encode(camera, "BMP"),
+    }
+    # The files exactly as the packages ship them, too.
+    images["coffee.png"] = (SKIMAGE_DATA / "coffee.png").read_bytes()
+    images["rocket.jpg"] = (SKIMAGE_DATA / "rocket.jpg").read_bytes()
+    images["animated.gif"] = (SKIMAGE_DATA / "no_time_for_that_tiny.gif").read_bytes()
+    images["multipage.tif"] = (SKIMAGE_DATA / "multipage.tif").read_bytes()
+    return images
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory) -> Path:
+    """A folder of real image files (read-only for tests: copy before changing)."""
+    folder = tmp_path_factory.mktemp("images")
+    for name, data in sample_images().items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No imgvault variable from the developer's shell leaks into a test."""
+    for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def home(tmp_path, clean_env, monkeypatch) -> Path:
+    """The home folder of a store not created yet, set as IMGVAULT_HOME."""
+    path = tmp_path / "vault"
+    monkeypatch.setenv("IMGVAULT_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def store(home):
+    with Store.init(settings=Settings.resolve(home)) as store:
+        yield store
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()

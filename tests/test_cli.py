@@ -1,0 +1,243 @@
+"""The imgvault command: outputs, exit codes and the one-line errors people see."""
+
+import hashlib
+import io
+import json
+
+import click
+import pytest
+from PIL import Image
+
+from imgvault.cli import cli
+from imgvault.store import Store
+
+IMAGE_FIELDS = {"id", "name", "collection", "format", "width", "height", "bytes"}
+
+
+@pytest.fixture
+def initialised(home, runner):
+    result = runner.invoke(cli, ["init"])
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def stored_ids(home) -> list[str]:
+    with Store.open(home) as store:
+        return [image.id for image in store.images()]
+
+
+def test_init_creates_home_key_file_and_store(home, runner):
+    result = runner.invoke(cli, ["init"])
+    assert result.exit_code == 0
+    assert f"Created an imgvault store in {home}" in result.stdout
+    assert (home / "keyset.json").stat().st_mode & 0o777 == 0o600
+    assert (home / "store.db").exists()
+
+
+def test_init_refuses_to_overwrite_an_existing_store(initialised, runner):
+    key_before = (initialised / "keyset.json").read_bytes()
+    result = runner.invoke(cli, ["init"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: a store already exists in {initialised / 'store.db'}\n"
+    assert (initialised / "keyset.json").read_bytes() == key_before
+
+
+def test_put_then_get_returns_the_exact_bytes(initialised, runner, image_dir):
+    source = image_dir / "china.jpg"
+    put = runner.invoke(cli, ["put", str(source), "-c", "photos", "--json"])
+    assert put.exit_code == 0, put.output
+    [image] = json.loads(put.stdout)
+    assert set(image) >= IMAGE_FIELDS
+    assert (image["name"], image["collection"], image["format"]) == ("china.jpg", "photos", "JPEG")
+    assert (image["width"], image["height"], image["bytes"]) == (192, 128, source.stat().st_size)
+    got = runner.invoke(cli, ["get", image["id"], "-o", "-"])
+    assert got.exit_code == 0, got.output
+    assert hashlib.sha256(got.stdout_bytes).hexdigest() == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def test_put_a_directory_stores_the_good_files_and_reports_each_bad_one(initialised, runner, image_dir, tmp_path):
+    folder = tmp_path / "mixed"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "good.png").write_bytes((image_dir / "camera-gray.png").read_bytes())
+    (folder / "nested" / "good.webp").write_bytes((image_dir / "flower-lossless.webp").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "nested" / "empty.jpg").write_bytes(b"")
+    (folder / ".hidden.png").write_bytes(b"skipped: hidden files are not put")
+    result = runner.invoke(cli, ["put", str(folder), "-c", "mixed"])
+    assert result.exit_code == 1
+    # Files of a folder come before its subfolders', each level sorted by name, as `find` lists them.
+    assert result.stderr.splitlines() == [
+        f"Error: {folder / 'notes.txt'}: not an image file (Pillow cannot identify it)",
+        f"Error: {folder / 'nested' / 'empty.jpg'}: empty file (0 bytes)",
+        'Stored 2 images in collection "mixed"; 2 failed.',
+    ]
+    with Store.open(initialised) as store:
+        assert sorted(image.name for image in store.images("mixed")) == ["good.png", "good.webp"]
+
+
+def _truncated_png(image_dir) -> bytes:
+    data = (image_dir / "astronaut-rgb.png").read_bytes()
+    return data[: len(data) // 2]
+
+
+def _bomb_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (9500, 9500)).save(buffer, "PNG")  # 90 megapixels, a few kilobytes
+    return buffer.getvalue()
+
+
+def _ppm(image_dir) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(image_dir / "flower.bmp").save(buffer, "PPM")
+    return buffer.getvalue()
+
+
+BAD_INPUTS = {
+    "not-an-image.png": (
+        lambda d: b"<html>a web page saved as .png</html>",
+        "not an image file (Pillow cannot identify it)",
+    ),
+    "truncated.png": (_truncated_png, "truncated or corrupt image"),
+    "zero.jpg": (lambda d: b"", "empty file (0 bytes)"),
+    "bomb.png": (lambda d: _bomb_png(), "image is 9500x9500 = 90,250,000 pixels, more than the limit of 89,478,485"),
+    "flower.ppm": (_ppm, "unsupported image format PPM (supported: BMP, GIF, JPEG, PNG, TIFF, WEBP)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
+def test_bad_input_is_one_error_line_exit_1_and_nothing_stored(initialised, runner, image_dir, tmp_path, name):
+    make, message = BAD_INPUTS[name]
+    path = tmp_path / name
+    path.write_bytes(make(image_dir))
+    result = runner.invoke(cli, ["put", str(path)])
+    assert result.exit_code == 1
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"Error: {path}: {message}")
+    assert "Traceback" not in result.output
+    assert stored_ids(initialised) == []
+
+
+def test_a_missing_file_is_reported_by_name(initialised, runner, tmp_path):
+    result = runner.invoke(cli, ["put", str(tmp_path / "nope.png")])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"Error: {tmp_path / 'nope.png'}: no such file"
+
+
+def test_ls_json_lists_the_same_objects_as_put_json(initialised, runner, image_dir):
+    put = json.loads(runner.invoke(cli, ["put", str(image_dir), "-c", "all", "--json"]).stdout)
+    listed = json.loads(runner.invoke(cli, ["ls", "--json"]).stdout)
+    assert listed == put
+    assert len(listed) == len(list(image_dir.iterdir()))
+
+
+def test_ls_of_an_unknown_collection_is_an_error(initialised, runner):
+    result = runner.invoke(cli, ["ls", "-c", "nope"])
+    assert (result.exit_code, result.stderr) == (1, 'Error: collection "nope" not found\n')
+
+
+def test_ls_prints_a_table_with_the_names(initialised, runner, image_dir):
+    runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "-c", "photos"])
+    lines = runner.invoke(cli, ["ls"]).stdout.splitlines()
+    assert lines[0].split() == ["ID", "FORMAT", "SIZE", "MODE", "BYTES", "CREATED", "COLLECTION", "NAME"]
+    assert lines[1].split()[1:5] == ["JPEG", "192x128", "RGB", f"{(image_dir / 'china.jpg').stat().st_size:,}"]
+    assert lines[1].split()[-2:] == ["photos", "china.jpg"]
+
+
+def test_get_writes_the_original_name_and_never_overwrites_it(initialised, runner, image_dir, tmp_path, monkeypatch):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "flower.bmp"), "--json"]).stdout)
+    monkeypatch.chdir(tmp_path)
+    first = runner.invoke(cli, ["get", image["id"]])
+    assert first.exit_code == 0
+    assert (tmp_path / "flower.bmp").read_bytes() == (image_dir / "flower.bmp").read_bytes()
+    second = runner.invoke(cli, ["get", image["id"]])
+    assert (second.exit_code, second.stderr) == (
+        1,
+        "Error: flower.bmp already exists (use -o to choose where to write)\n",
+    )
+
+
+def test_get_of_an_unknown_id_is_an_error(initialised, runner, tmp_path):
+    result = runner.invoke(cli, ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", "-o", str(tmp_path / "out.png")])
+    assert (result.exit_code, result.stderr) == (1, "Error: image 01JD3Z8R8C6WQ3M1V0B5E3N9XK not found\n")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_get_of_a_tampered_image_fails_and_writes_nothing(initialised, runner, image_dir, tmp_path):
+    import sqlite3
+
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    with sqlite3.connect(initialised / "store.db") as connection:
+        connection.execute(
+            "UPDATE images SET data = CAST(substr(data, 1, length(data) - 1) || x'00' AS BLOB) WHERE id = ?",
+            (image["id"],),
+        )
+    result = runner.invoke(cli, ["get", image["id"], "-o", str(tmp_path / "out.jpg")])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: image.data {image['id']} failed its integrity check: "
+        "the key is wrong, or the stored data was altered or moved\n"
+    )
+    assert not (tmp_path / "out.jpg").exists()
+
+
+def test_rm_removes_and_collections_counts(initialised, runner, image_dir):
+    ids = [
+        json.loads(runner.invoke(cli, ["put", str(image_dir / n), "-c", "c", "--json"]).stdout)[0]["id"]
+        for n in ("china.jpg", "flower.bmp")
+    ]
+    result = runner.invoke(cli, ["rm", ids[0]])
+    assert (result.exit_code, result.stderr) == (0, "Removed 1 image.\n")
+    [collection] = json.loads(runner.invoke(cli, ["collections", "--json"]).stdout)
+    assert (collection["name"], collection["images"]) == ("c", 1)
+    assert collection["bytes"] == (image_dir / "flower.bmp").stat().st_size
+    table = runner.invoke(cli, ["collections"]).stdout.splitlines()
+    assert table[1].split()[:2] == ["c", "1"]
+
+
+def test_key_rotate_keeps_every_image_readable(initialised, runner, image_dir):
+    runner.invoke(cli, ["put", str(image_dir)])
+    result = runner.invoke(cli, ["key", "rotate"])
+    assert result.exit_code == 0
+    assert f"re-sealed {len(list(image_dir.iterdir()))} images" in result.stdout
+    with Store.open(initialised) as store:
+        for image in store.images():
+            assert store.get(image.id) == (image_dir / image.name).read_bytes()
+
+
+def test_commands_before_init_say_to_run_init(home, runner):
+    for args in (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"]):
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 1, args
+        assert result.stderr == f'Error: no imgvault store in {home} (run "imgvault init" first)\n', args
+
+
+def test_debug_shows_the_traceback(home, runner):
+    result = runner.invoke(cli, ["--debug", "ls"])
+    assert result.exit_code == 1
+    assert type(result.exception).__name__ == "ConfigError"
+
+
+def test_a_bad_collection_name_is_a_usage_error(initialised, runner, image_dir):
+    result = runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "-c", "  "])
+    assert result.exit_code == 2
+    assert "a collection name cannot be empty" in result.stderr
+
+
+def test_db_upgrade_on_a_current_store_changes_nothing(initialised, runner):
+    result = runner.invoke(cli, ["db", "upgrade"])
+    assert (result.exit_code, result.stdout) == (0, "The schema is already at revision 0001.\n")
+
+
+def _all_commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from _all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [p for p, c in _all_commands(cli) if not isinstance(c, click.Group)], ids=" ".join)
+def test_every_command_has_help_with_an_example(runner, path):
+    result = runner.invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.stdout
+    assert f"imgvault {' '.join(path)}" in result.stdout

@@ -1,0 +1,112 @@
+"""The sealed-blob format and its failure modes (see imgvault.store.crypto)."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from imgvault.store.crypto import HEADER, MAGIC, NONCE_SIZE, TAG_SIZE, VERSION, Keyset, Sealer, blob_key_id
+from imgvault.store.errors import IntegrityError
+
+KEY = bytes(range(32))
+KEY_ID = 0x01020304
+# Sealed once with KEY as kind "image.data", record "01JD3Z8R8C6WQ3M1V0B5E3N9XK", store "store-golden",
+# plaintext b"imgvault golden blob". This is an on-disk format: it must not change silently.
+GOLDEN = bytes.fromhex(
+    "49564c54010102030493a91b2c7d6e5f40312233440e1ffa37e30401704c73a42a5efc10204ef40ac45a24257cab64358f14979ea1d55e589a"
+)
+
+
+def golden_sealer() -> Sealer:
+    return Sealer(Keyset({KEY_ID: KEY}, KEY_ID), "store-golden")
+
+
+def test_golden_blob_still_opens():
+    assert golden_sealer().open("image.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN) == b"imgvault golden blob"
+
+
+def test_sealed_blob_layout_is_magic_version_key_id_nonce_then_ciphertext_and_tag():
+    blob = golden_sealer().seal("image.data", "01X", b"hello")
+    magic, version, key_id, nonce = HEADER.unpack_from(blob)
+    assert (magic, version, key_id) == (MAGIC, VERSION, KEY_ID) == (b"IVLT", 1, 0x01020304)
+    assert len(nonce) == NONCE_SIZE == 12
+    assert len(blob) == HEADER.size + len(b"hello") + TAG_SIZE == 21 + 5 + 16
+    assert blob_key_id(blob) == KEY_ID
+
+
+def test_every_seal_draws_a_fresh_nonce():
+    sealer = golden_sealer()
+    nonces = {HEADER.unpack_from(sealer.seal("k", "r", b"same"))[3] for _ in range(200)}
+    assert len(nonces) == 200
+
+
+def test_flipping_any_bit_of_any_byte_of_a_sealed_blob_is_detected():
+    sealer = golden_sealer()
+    blob = sealer.seal("image.data", "01X", b"secret pixels")
+    for position in range(len(blob)):
+        for bit in (0x01, 0x80):
+            tampered = bytearray(blob)
+            tampered[position] ^= bit
+            with pytest.raises(IntegrityError):
+                sealer.open("image.data", "01X", bytes(tampered))
+
+
+def test_truncating_a_sealed_blob_anywhere_is_detected():
+    sealer = golden_sealer()
+    blob = sealer.seal("image.data", "01X", b"secret pixels")
+    for length in range(len(blob)):
+        with pytest.raises(IntegrityError):
+            sealer.open("image.data", "01X", blob[:length])
+
+
+@pytest.mark.parametrize(
+    ("kind", "record_id", "store_id"),
+    [
+        ("image.data", "01Y", "store-golden"),  # moved to another row
+        ("image.name", "01X", "store-golden"),  # moved to another kind of field
+        ("image.data", "01X", "another-store"),  # moved to another store with the same key
+    ],
+)
+def test_a_blob_moved_to_another_place_fails_to_open(kind, record_id, store_id):
+    blob = golden_sealer().seal("image.data", "01X", b"secret pixels")
+    elsewhere = Sealer(Keyset({KEY_ID: KEY}, KEY_ID), store_id)
+    with pytest.raises(IntegrityError):
+        elsewhere.open(kind, record_id, blob)
+
+
+def test_a_wrong_key_with_the_same_id_fails_to_open():
+    blob = golden_sealer().seal("image.data", "01X", b"secret pixels")
+    wrong = Sealer(Keyset({KEY_ID: bytes(32)}, KEY_ID), "store-golden")
+    with pytest.raises(IntegrityError, match="failed its integrity check"):
+        wrong.open("image.data", "01X", blob)
+
+
+def test_an_unknown_key_id_fails_to_open_with_the_same_error():
+    blob = Sealer(Keyset.generate(), "store-golden").seal("image.data", "01X", b"secret pixels")
+    with pytest.raises(IntegrityError, match="failed its integrity check"):
+        golden_sealer().open("image.data", "01X", blob)
+
+
+def test_older_keys_of_a_keyset_still_open_their_blobs_while_new_blobs_use_the_primary():
+    old = Keyset.generate()
+    blob = Sealer(old, "s").seal("k", "r", b"data")
+    new_id = old.primary_id + 1
+    rotated = Keyset({**old.keys, new_id: bytes(32)}, new_id)
+    sealer = Sealer(rotated, "s")
+    assert sealer.open("k", "r", blob) == b"data"
+    assert blob_key_id(sealer.seal("k", "r", b"data")) == new_id
+
+
+@given(data=st.binary(max_size=4096), kind=st.text(max_size=40), record_id=st.text(max_size=40))
+def test_any_payload_round_trips(data, kind, record_id):
+    sealer = golden_sealer()
+    assert sealer.open(kind, record_id, sealer.seal(kind, record_id, data)) == data
+
+
+@given(a=st.tuples(st.text(max_size=8), st.text(max_size=8)), b=st.tuples(st.text(max_size=8), st.text(max_size=8)))
+def test_the_associated_data_never_confuses_two_places(a, b):
+    # Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+    sealer = golden_sealer()
+    blob = sealer.seal(a[0], a[1], b"x")
+    if a != b:
+        with pytest.raises(IntegrityError):
+            sealer.open(b[0], b[1], blob)

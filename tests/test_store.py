@@ -1,0 +1,314 @@
+"""The store through its Python API: exact round trips, sealing at rest, keys, rotation, listing."""
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from imgvault.store import (
+    CollectionNotFound,
+    ConfigError,
+    ImageNotFound,
+    IntegrityError,
+    InvalidImage,
+    Settings,
+    Store,
+    schema,
+)
+from imgvault.store.crypto import blob_key_id
+
+
+def test_get_returns_the_exact_bytes_that_were_put_for_every_format_and_mode(store, image_dir):
+    for path in sorted(image_dir.iterdir()):
+        image = store.put(path, collection="samples")
+        assert hashlib.sha256(store.get(image.id)).digest() == hashlib.sha256(path.read_bytes()).digest(), path.name
+
+
+def test_put_records_what_pillow_sees(store, image_dir):
+    facts = {p.name: store.put(p) for p in image_dir.iterdir()}
+    assert (facts["camera-gray.png"].format, facts["camera-gray.png"].mode) == ("PNG", "L")
+    assert (facts["astronaut-rgba.png"].mode, facts["astronaut-rgba.png"].width) == ("RGBA", 160)
+    assert facts["china-palette.gif"].mode == "P"
+    assert facts["camera-16bit.png"].mode.startswith("I")
+    assert (facts["flower.tiff"].format, facts["flower.tiff"].width, facts["flower.tiff"].height) == ("TIFF", 192, 128)
+    assert facts["rocket.jpg"].bytes == (image_dir / "rocket.jpg").stat().st_size
+
+
+def test_a_stored_image_reads_back_after_the_store_is_reopened(store, image_dir):
+    image = store.put(image_dir / "china.jpg", collection="photos", metadata={"patient": "A-17"})
+    store.close()
+    with Store.open() as reopened:
+        assert reopened.get(image.id) == (image_dir / "china.jpg").read_bytes()
+        assert reopened.info(image.id) == image
+
+
+def test_put_from_bytes_uses_the_given_name(store, image_dir):
+    image = store.put((image_dir / "flower.bmp").read_bytes(), name="scan-001.bmp", collection="scans")
+    assert store.info(image.id).name == "scan-001.bmp"
+
+
+def test_names_metadata_and_bytes_are_sealed_at_rest(store, home, image_dir):
+    data = (image_dir / "camera-gray.bmp").read_bytes()
+    store.put(data, name="patient-jane-doe.bmp", metadata={"diagnosis": "fracture-of-left-tibia"})
+    store.close()
+    raw = b"".join(Path(home, name).read_bytes() for name in os.listdir(home) if name.startswith("store.db"))
+    assert b"patient-jane-doe" not in raw
+    assert b"fracture-of-left-tibia" not in raw
+    assert data[100:164] not in raw
+
+
+def test_ids_are_unique_and_sort_in_insertion_order(store, image_dir):
+    ids = [store.put(image_dir / "camera-gray.png").id for _ in range(30)]
+    assert len(set(ids)) == 30
+    assert [image.id for image in store.images()] == sorted(ids) == ids
+
+
+def test_images_lists_one_collection_and_pages_through_many(store, image_dir):
+    small = image_dir / "camera-gray.jpg"
+    in_a = [store.put(small, collection="a").id for _ in range(7)]
+    store.put(small, collection="b")
+    assert [image.id for image in store.images("a", page_size=3)] == in_a
+    assert len(list(store.images(page_size=2))) == 8
+    with pytest.raises(CollectionNotFound, match='collection "nope" not found'):
+        list(store.images("nope"))
+
+
+def test_collections_count_images_and_bytes(store, image_dir):
+    store.put(image_dir / "china.jpg", collection="photos")
+    store.put(image_dir / "flower.bmp", collection="photos")
+    store.put(image_dir / "camera-gray.png", collection="scans")
+    found = {c.name: c for c in store.collections()}
+    assert found["photos"].images == 2
+    assert found["photos"].bytes == sum((image_dir / n).stat().st_size for n in ("china.jpg", "flower.bmp"))
+    assert found["scans"].images == 1
+
+
+def test_remove_deletes_all_or_nothing(store, image_dir):
+    keep, gone = (store.put(image_dir / "china.jpg").id for _ in range(2))
+    with pytest.raises(ImageNotFound, match="image 01NOTANID not found"):
+        store.remove([gone, "01NOTANID"])
+    assert store.get(gone)
+    assert store.remove([gone]) == 1
+    with pytest.raises(ImageNotFound):
+        store.get(gone)
+    assert store.get(keep)
+
+
+def test_unknown_image_id_is_not_found(store):
+    with pytest.raises(ImageNotFound, match="image 01JD3Z8R8C6WQ3M1V0B5E3N9XK not found"):
+        store.get("01JD3Z8R8C6WQ3M1V0B5E3N9XK")
+
+
+def test_init_refuses_to_overwrite_an_existing_store_or_key(store, home):
+    store.close()
+    with pytest.raises(ConfigError, match="a store already exists"):
+        Store.init(home)
+    os.remove(home / "store.db")
+    with pytest.raises(ConfigError, match="keyset.json already exists; refusing to overwrite a key"):
+        Store.init(home)
+
+
+def test_the_key_file_is_private_and_opening_refuses_a_readable_one(store, home):
+    key_file = home / "keyset.json"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    store.close()
+    key_file.chmod(0o644)
+    with pytest.raises(ConfigError, match="accessible by other users .* chmod 600"):
+        Store.open(home)
+
+
+def test_opening_with_another_stores_key_file_is_refused(tmp_path, clean_env):
+    Store.init(tmp_path / "one").close()
+    Store.init(tmp_path / "two").close()
+    os.replace(tmp_path / "two" / "keyset.json", tmp_path / "one" / "keyset.json")
+    with pytest.raises(ConfigError, match="belongs to another store"):
+        Store.open(tmp_path / "one")
+
+
+def test_opening_with_a_wrong_key_is_an_integrity_error(store, home):
+    store.close()
+    key_file = home / "keyset.json"
+    document = json.loads(key_file.read_text())
+    document["keys"][0]["key"] = "A" * 43 + "="
+    key_file.write_text(json.dumps(document))
+    with pytest.raises(IntegrityError, match="does not open this store"):
+        Store.open(home)
+
+
+def test_a_missing_key_file_is_a_clear_error(store, home):
+    store.close()
+    os.remove(home / "keyset.json")
+    with pytest.raises(ConfigError, match="keyset.json does not exist"):
+        Store.open(home)
+
+
+def test_the_key_file_can_live_away_from_the_data(tmp_path, clean_env, monkeypatch, image_dir):
+    monkeypatch.setenv("IMGVAULT_KEY_FILE", str(tmp_path / "keys" / "vault.json"))
+    with Store.init(tmp_path / "data") as store:
+        image = store.put(image_dir / "china.jpg")
+    assert not (tmp_path / "data" / "keyset.json").exists()
+    assert (tmp_path / "keys" / "vault.json").exists()
+    with Store.open(tmp_path / "data") as store:
+        assert store.get(image.id) == (image_dir / "china.jpg").read_bytes()
+
+
+def test_opening_a_folder_without_a_store_says_to_run_init(tmp_path, clean_env):
+    with pytest.raises(ConfigError, match='no imgvault store in .*nothing-here .*run "imgvault init" first'):
+        Store.open(tmp_path / "nothing-here")
+
+
+def test_a_blob_moved_to_another_row_is_detected(store, home, image_dir):
+    first = store.put(image_dir / "china.jpg")
+    second = store.put(image_dir / "flower.bmp")
+    with store.engine.begin() as connection:
+        blob = connection.execute(schema.images.select().where(schema.images.c.id == first.id)).first().data
+        connection.execute(update(schema.images).where(schema.images.c.id == second.id).values(data=blob))
+    with pytest.raises(IntegrityError, match=f"image.data {second.id} failed its integrity check"):
+        store.get(second.id)
+    assert store.get(first.id) == (image_dir / "china.jpg").read_bytes()
+
+
+def test_a_tampered_stored_image_is_detected_never_returned(store, home, image_dir):
+    image = store.put(image_dir / "china.jpg")
+    store.close()
+    with sqlite3.connect(home / "store.db") as connection:
+        (blob,) = connection.execute("SELECT data FROM images WHERE id = ?", (image.id,)).fetchone()
+        tampered = bytearray(blob)
+        tampered[len(blob) // 2] ^= 1
+        connection.execute("UPDATE images SET data = ? WHERE id = ?", (bytes(tampered), image.id))
+    with Store.open(home) as reopened, pytest.raises(IntegrityError):
+        reopened.get(image.id)
+
+
+def test_rotation_reseals_every_record_and_retires_the_old_key(store, home, image_dir):
+    paths = sorted(image_dir.iterdir())
+    images = [store.put(p, collection="all", metadata={"n": i}) for i, p in enumerate(paths)]
+    old_key = store.sealer.keyset.primary_id
+    report = store.rotate_key(batch_size=3)
+    assert report.resealed_images == len(paths)
+    assert report.retired_key_ids == [old_key]
+    assert report.new_key_id != old_key
+    keyset = json.loads((home / "keyset.json").read_text())
+    assert [k["key_id"] for k in keyset["keys"]] == [report.new_key_id]
+    assert (home / "keyset.json").stat().st_mode & 0o777 == 0o600
+    store.close()
+    engine = create_engine(f"sqlite:///{home / 'store.db'}")
+    with engine.connect() as connection:
+        rows = connection.execute(schema.images.select()).all()
+    engine.dispose()
+    assert {blob_key_id(blob) for row in rows for blob in (row.name, row.data, row.metadata)} == {report.new_key_id}
+    with Store.open(home) as reopened:
+        for image, path in zip(images, paths, strict=True):
+            assert reopened.get(image.id) == path.read_bytes()
+            assert reopened.info(image.id) == image
+
+
+def test_a_process_that_opened_the_store_before_a_rotation_keeps_working(store, home, image_dir):
+    before = store.put(image_dir / "china.jpg")
+    with Store.open(home) as other:
+        other.rotate_key()
+    # ``store`` still holds the retired key; its next write must notice and use the new one.
+    after = store.put(image_dir / "flower.bmp")
+    store.close()
+    with Store.open(home) as reopened:
+        assert reopened.get(before.id) == (image_dir / "china.jpg").read_bytes()
+        assert reopened.get(after.id) == (image_dir / "flower.bmp").read_bytes()
+
+
+def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again(store, home, image_dir):
+    images = [store.put(p) for p in sorted(image_dir.iterdir())[:6]]
+    # Interrupt after the first batch: the new key is primary, older records still use the old one.
+    original = store._reseal
+    calls = 0
+
+    def fail_after_first_batch(row):
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise KeyboardInterrupt
+        return original(row)
+
+    store._reseal = fail_after_first_batch
+    with pytest.raises(KeyboardInterrupt):
+        store.rotate_key(batch_size=2)
+    store.close()
+    with Store.open(home) as reopened:
+        assert all(reopened.get(image.id) for image in images)
+        report = reopened.rotate_key()
+        assert len(report.retired_key_ids) == 2
+    with Store.open(home) as reopened:
+        assert all(reopened.get(image.id) for image in images)
+
+
+def test_passphrase_store_derives_its_key_and_rejects_a_wrong_passphrase(tmp_path, clean_env, monkeypatch, image_dir):
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    with Store.init(tmp_path / "p") as store:
+        image = store.put(image_dir / "china.jpg")
+        assert store.key_source == "passphrase"
+    assert not (tmp_path / "p" / "keyset.json").exists()
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "wrong horse")
+    with pytest.raises(IntegrityError, match="IMGVAULT_PASSPHRASE is not this store's passphrase"):
+        Store.open(tmp_path / "p")
+    monkeypatch.delenv("IMGVAULT_PASSPHRASE")
+    with pytest.raises(ConfigError, match="set IMGVAULT_PASSPHRASE"):
+        Store.open(tmp_path / "p")
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    with Store.open(tmp_path / "p") as store:
+        report = store.rotate_key()
+        assert report.resealed_images == 1
+    with Store.open(tmp_path / "p") as store:
+        assert store.get(image.id) == (image_dir / "china.jpg").read_bytes()
+
+
+def test_a_key_file_store_refuses_a_passphrase(store, home, monkeypatch):
+    store.close()
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "anything")
+    with pytest.raises(ConfigError, match="unset IMGVAULT_PASSPHRASE"):
+        Store.open(home)
+
+
+def test_invalid_image_is_refused_and_nothing_is_stored(store):
+    with pytest.raises(InvalidImage, match="notes.txt: not an image file"):
+        store.put(b"just some text", name="notes.txt")
+    assert list(store.images()) == []
+    assert store.collections() == []
+
+
+def test_settings_follow_the_environment(tmp_path, clean_env, monkeypatch):
+    monkeypatch.setenv("IMGVAULT_HOME", str(tmp_path / "h"))
+    settings = Settings.resolve()
+    assert settings.db_url == f"sqlite:///{tmp_path / 'h' / 'store.db'}"
+    assert settings.key_file == tmp_path / "h" / "keyset.json"
+    monkeypatch.setenv("IMGVAULT_DB_URL", "postgresql+psycopg://u:secret@db/imgvault")
+    assert Settings.resolve().describe_db() == "postgresql+psycopg://u:***@db/imgvault"
+
+
+def test_ids_made_in_one_burst_keep_their_order():
+    from imgvault.store.ids import new_id
+
+    ids = [new_id() for _ in range(5000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 5000
+    assert all(len(i) == 26 for i in ids)
+
+
+def test_put_many_streams_its_input_instead_of_reading_it_all_first(store, image_dir):
+    consumed = 0
+    source = image_dir / "camera-gray.jpg"
+
+    def paths():
+        nonlocal consumed
+        for _ in range(5000):
+            consumed += 1
+            yield source
+
+    results = store.put_many(paths(), jobs=1)
+    first = next(results)
+    assert first.image is not None
+    # One batch (and no more than the look-ahead of the validation step) was read to produce it.
+    assert consumed <= 200
+    results.close()
