@@ -108,7 +108,7 @@ def test_init_refuses_to_overwrite_an_existing_store_or_key(store, home):
     with pytest.raises(ConfigError, match="a store already exists"):
         Store.init(home)
     os.remove(home / "store.db")
-    with pytest.raises(ConfigError, match="keyset.json already exists; refusing to overwrite a key"):
+    with pytest.raises(ConfigError, match=r"keyset.json already exists; refusing to overwrite a key"):
         Store.init(home)
 
 
@@ -117,7 +117,7 @@ def test_the_key_file_is_private_and_opening_refuses_a_readable_one(store, home)
     assert key_file.stat().st_mode & 0o777 == 0o600
     store.close()
     key_file.chmod(0o644)
-    with pytest.raises(ConfigError, match="accessible by other users .* chmod 600"):
+    with pytest.raises(ConfigError, match=r"accessible by other users .* chmod 600"):
         Store.open(home)
 
 
@@ -142,7 +142,7 @@ def test_opening_with_a_wrong_key_is_an_integrity_error(store, home):
 def test_a_missing_key_file_is_a_clear_error(store, home):
     store.close()
     os.remove(home / "keyset.json")
-    with pytest.raises(ConfigError, match="keyset.json does not exist"):
+    with pytest.raises(ConfigError, match=r"keyset.json does not exist"):
         Store.open(home)
 
 
@@ -157,7 +157,7 @@ def test_the_key_file_can_live_away_from_the_data(tmp_path, clean_env, monkeypat
 
 
 def test_opening_a_folder_without_a_store_says_to_run_init(tmp_path, clean_env):
-    with pytest.raises(ConfigError, match='no imgvault store in .*nothing-here .*run "imgvault init" first'):
+    with pytest.raises(ConfigError, match=r'no imgvault store in .*nothing-here .*run "imgvault init" first'):
         Store.open(tmp_path / "nothing-here")
 
 
@@ -272,7 +272,7 @@ def test_a_key_file_store_refuses_a_passphrase(store, home, monkeypatch):
 
 
 def test_invalid_image_is_refused_and_nothing_is_stored(store):
-    with pytest.raises(InvalidImage, match="notes.txt: not an image file"):
+    with pytest.raises(InvalidImage, match=r"notes.txt: not an image file"):
         store.put(b"just some text", name="notes.txt")
     assert list(store.images()) == []
     assert store.collections() == []
