@@ -1,0 +1,3 @@
+from imgvault.cli import main
+
+main()
