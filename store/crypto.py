@@ -50,13 +50,9 @@ def blob_key_id(blob: bytes) -> int:
     return HEADER.unpack_from(blob)[2]
 
 
-def _associated_data(header: bytes, store_id: str, kind: str, record_id: str) -> bytes:
-    parts = [header]
-    for field in (store_id, kind, record_id):
-        encoded = field.encode()
-        parts.append(struct.pack(">H", len(encoded)))
-        parts.append(encoded)
-    return b"".join(parts)
+def _field(text: str) -> bytes:
+    encoded = text.encode()
+    return struct.pack(">H", len(encoded)) + encoded
 
 
 class Keyset:
@@ -110,12 +106,16 @@ class Sealer:
     def __init__(self, keyset: Keyset, store_id: str):
         self.keyset = keyset
         self.store_id = store_id
+        self._store_field = _field(store_id)
+
+    def _associated_data(self, header: bytes, kind: str, record_id: str) -> bytes:
+        return b"".join((header, self._store_field, _field(kind), _field(record_id)))
 
     def seal(self, kind: str, record_id: str, data: bytes) -> bytes:
         """Encrypt and authenticate ``data`` as the payload of record ``record_id`` of kind ``kind``."""
         key_id = self.keyset.primary_id
         header = HEADER.pack(MAGIC, VERSION, key_id, os.urandom(NONCE_SIZE))
-        aad = _associated_data(header, self.store_id, kind, record_id)
+        aad = self._associated_data(header, kind, record_id)
         return header + self.keyset.aead(key_id).encrypt(header[9:], data, aad)
 
     def open(self, kind: str, record_id: str, blob: bytes) -> bytes:
@@ -131,6 +131,6 @@ class Sealer:
             raise error
         header = blob[: HEADER.size]
         try:
-            return aead.decrypt(nonce, blob[HEADER.size :], _associated_data(header, self.store_id, kind, record_id))
+            return aead.decrypt(nonce, blob[HEADER.size :], self._associated_data(header, kind, record_id))
         except InvalidTag:
             raise error from None

@@ -6,11 +6,13 @@ in the same millisecond by one process increment the random part, as the spec's 
 a batch keeps its order.
 """
 
+import base64
 import secrets
 import threading
 import time
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# RFC 4648 base32 digits -> Crockford's, so that the C-coded b32encode does the bit slicing.
+_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 _lock = threading.Lock()
 _last = 0
 
@@ -24,8 +26,5 @@ def new_id() -> str:
             # Same (or an earlier, after a clock step) millisecond: continue from the last id.
             value = _last + 1 + secrets.randbits(16)
         _last = value
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+    # 20 bytes are 32 base32 digits; the last 26 hold the 128-bit value (the first digit 3 bits of it).
+    return base64.b32encode(value.to_bytes(20, "big")).translate(_CROCKFORD)[6:].decode()

@@ -1,8 +1,9 @@
 """Turning paths into checked images, streamed: files are found lazily and decoded in worker processes.
 
-Memory stays flat however many files there are: directories are walked as a generator, at most a fixed
-window of files is in flight, and workers send back only each file's facts and digest (the writer reads
-the bytes again and checks the digest, so what is stored is exactly what was validated).
+Memory stays flat however many files there are: directories are walked as a generator and at most a
+fixed window of files is in flight. Workers send back the bytes they validated for files up to
+``INLINE_BYTES``; for larger ones only the facts and digest, and the writer reads the file again and
+checks the digest, so what is stored is always exactly what was validated.
 """
 
 import multiprocessing
@@ -18,6 +19,7 @@ from .errors import InvalidImage
 from .validate import ImageFacts, read_image_file
 
 CHUNK = 16
+INLINE_BYTES = 256 * 1024
 # Below this many files a pool costs more to start than it saves.
 POOL_THRESHOLD = 48
 
@@ -29,6 +31,7 @@ class Checked:
     path: Path
     facts: ImageFacts | None = None
     error: str | None = None
+    data: bytes | None = None
 
 
 def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -51,14 +54,15 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
 
 def _check(path: Path) -> Checked:
     try:
-        _, facts = read_image_file(path)
+        data, facts = read_image_file(path)
     except InvalidImage as exc:
         return Checked(path, error=str(exc))
-    return Checked(path, facts=facts)
+    return Checked(path, facts=facts, data=data if len(data) <= INLINE_BYTES else None)
 
 
-def _check_chunk(paths: list[Path]) -> list[Checked]:
-    return [_check(path) for path in paths]
+def _check_chunk(paths: list[Path]) -> list[tuple]:
+    # Plain tuples, without the paths the parent already has: pickling is the pool's main cost.
+    return [(c.facts, c.error, c.data) for c in map(_check, paths)]
 
 
 def check_files(paths: Iterable[Path], jobs: int | None = None) -> Iterator[Checked]:
@@ -79,14 +83,19 @@ def check_files(paths: Iterable[Path], jobs: int | None = None) -> Iterator[Chec
         window: deque = deque()
         try:
             for chunk in chunks:
-                window.append(pool.submit(_check_chunk, chunk))
+                window.append((chunk, pool.submit(_check_chunk, chunk)))
                 if len(window) >= 4 * jobs:
-                    yield from window.popleft().result()
+                    yield from _unpack(*window.popleft())
             while window:
-                yield from window.popleft().result()
+                yield from _unpack(*window.popleft())
         finally:
-            for future in window:
+            for _, future in window:
                 future.cancel()
+
+
+def _unpack(chunk: list[Path], future) -> Iterator[Checked]:
+    for path, (facts, error, data) in zip(chunk, future.result(), strict=True):
+        yield Checked(path, facts, error, data)
 
 
 def _chunked(items: Iterator, size: int) -> Iterator[list]:

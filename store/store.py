@@ -403,14 +403,16 @@ class Store:
             if checked.error:
                 yield PutResult(checked.path, error=checked.error)
                 continue
-            try:
-                data = checked.path.read_bytes()
-            except OSError as exc:
-                yield PutResult(checked.path, error=f"{checked.path}: cannot read ({exc.strerror or exc})")
-                continue
-            if hashlib.sha256(data).hexdigest() != checked.facts.sha256:
-                yield PutResult(checked.path, error=f"{checked.path}: file changed while it was being stored")
-                continue
+            data = checked.data
+            if data is None:
+                try:
+                    data = checked.path.read_bytes()
+                except OSError as exc:
+                    yield PutResult(checked.path, error=f"{checked.path}: cannot read ({exc.strerror or exc})")
+                    continue
+                if hashlib.sha256(data).hexdigest() != checked.facts.sha256:
+                    yield PutResult(checked.path, error=f"{checked.path}: file changed while it was being stored")
+                    continue
             if not pending:
                 started = time.monotonic()
             pending.append((checked.path, checked.facts, data))

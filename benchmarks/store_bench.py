@@ -1,0 +1,231 @@
+"""Store throughput against baselines run in the same process, on the same files.
+
+    python benchmarks/store_bench.py --json
+
+Puts N real ~100x100 PNG/JPEG images (tiles of the photos shipped with scikit-image and scikit-learn)
+through the store API, and compares with
+  - a raw SQLAlchemy Core insert of the same bytes (no validation, no encryption), batched the same way,
+  - Pillow's full decode of the same files alone (read + open + load),
+then times ``get`` against a raw ``SELECT`` of the bytes, and measures the writer's peak memory when
+putting a small and a large folder (in child processes, so each peak is its own).
+
+Figures are ratios, so they mean the same on a fast or a slow machine:
+  put_ratio_vs_limit  put throughput / the slower of the two baselines   (target >= 0.7)
+  get_ratio_vs_raw    median get latency / median raw select latency     (target <= 2.0)
+  peak_rss_growth_mb  peak RSS putting the large folder minus the small  (target <= 50)
+"""
+
+import argparse
+import io
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BATCH = 100
+
+
+def source_photos() -> list[np.ndarray]:
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    photos = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea(), skimage.data.rocket()]
+    photos += [skimage.data.camera(), skimage.data.moon(), skimage.data.page()]
+    photos += list(load_sample_images().images)
+    return photos
+
+
+def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
+    """``count`` distinct ~100x100 tiles cut at random from real photos, alternately PNG and JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    photos = source_photos()
+    paths = []
+    for n in range(count):
+        photo = photos[n % len(photos)]
+        size = int(rng.integers(90, 111))
+        y = int(rng.integers(0, photo.shape[0] - size))
+        x = int(rng.integers(0, photo.shape[1] - size))
+        tile = Image.fromarray(photo[y : y + size, x : x + size])
+        fmt, suffix = ("PNG", "png") if n % 2 == 0 else ("JPEG", "jpg")
+        buffer = io.BytesIO()
+        tile.save(buffer, fmt)
+        path = folder / f"img-{n:06d}.{suffix}"
+        path.write_bytes(buffer.getvalue())
+        paths.append(path)
+    return paths
+
+
+def bench_put(paths: list[Path], home: Path, jobs: int | None) -> tuple[float, "object"]:
+    from imgvault.store import Settings, Store
+
+    settings = Settings.resolve(home, environ={})
+    store = Store.init(settings=settings)
+    start = time.perf_counter()
+    results = list(store.put_many(paths, collection="bench", jobs=jobs))
+    elapsed = time.perf_counter() - start
+    failed = [r.error for r in results if r.error]
+    if failed:
+        raise SystemExit(f"benchmark images failed to store: {failed[:3]}")
+    return len(paths) / elapsed, store
+
+
+def bench_raw_insert(paths: list[Path], db_path: Path):
+    from sqlalchemy import Column, LargeBinary, MetaData, String, Table, create_engine, event, insert
+
+    engine = create_engine(f"sqlite:///{db_path}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        # The same durability settings as the store, so the comparison is about our work only.
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = FULL")
+
+    metadata = MetaData()
+    table = Table("raw", metadata, Column("id", String(26), primary_key=True), Column("data", LargeBinary))
+    metadata.create_all(engine)
+    start = time.perf_counter()
+    for first in range(0, len(paths), BATCH):
+        rows = [{"id": f"{n:026d}", "data": paths[n].read_bytes()} for n in range(first, min(first + BATCH, len(paths)))]
+        with engine.begin() as connection:
+            connection.execute(insert(table), rows)
+    return len(paths) / (time.perf_counter() - start), engine, table
+
+
+def bench_decode(paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
+            image.load()
+    return len(paths) / (time.perf_counter() - start)
+
+
+def median_latency(function, arguments: list) -> float:
+    timings = []
+    for argument in arguments:
+        start = time.perf_counter()
+        function(argument)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def bench_get(store, engine, table, samples: int) -> tuple[float, float]:
+    from sqlalchemy import select
+
+    ids = [image.id for image in store.images("bench")]
+    raw_ids = [f"{n:026d}" for n in range(len(ids))]
+    picks = random.Random(1).sample(range(len(ids)), min(samples, len(ids)))
+
+    def raw_get(raw_id):
+        with engine.connect() as connection:
+            return connection.execute(select(table.c.data).where(table.c.id == raw_id)).scalar_one()
+
+    # Warm both paths (connection pools, page cache) before timing.
+    for n in picks[:50]:
+        store.get(ids[n])
+        raw_get(raw_ids[n])
+    store_median = median_latency(store.get, [ids[n] for n in picks])
+    raw_median = median_latency(raw_get, [raw_ids[n] for n in picks])
+    return store_median, raw_median
+
+
+def memory_child(folder: str, home: str) -> None:
+    """Run in a child process: put every file of ``folder``; print the peak RSS in MB."""
+    from imgvault.store import Settings, Store
+
+    with Store.init(settings=Settings.resolve(home, environ={})) as store:
+        for result in store.put_many([folder], collection="memory"):
+            if result.error:
+                raise SystemExit(result.error)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"writer_mb": own, "worker_mb": workers}))
+
+
+def peak_memory(folder: Path, home: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(folder), str(home)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=5000, help="images for the throughput figures (default 5000)")
+    parser.add_argument("--jobs", type=int, default=None, help="validation processes for put (default: all cores)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    parser.add_argument("--get-samples", type=int, default=2000)
+    parser.add_argument("--memory", type=int, nargs=2, default=[2000, 20000], metavar=("SMALL", "LARGE"))
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory comparison")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return
+
+    with tempfile.TemporaryDirectory(prefix="imgvault-bench-") as tmp:
+        tmp = Path(tmp)
+        paths = write_images(tmp / "images", args.n)
+        bench_decode(paths[:500])  # warm the page cache and Pillow's plugins
+        # Rounds interleave the three measurements, so that each ratio compares runs made under the
+        # same machine conditions; the median round is reported.
+        rounds = []
+        for n in range(args.rounds):
+            decode_per_s = bench_decode(paths)
+            raw_per_s, engine, table = bench_raw_insert(paths, tmp / f"raw{n}.db")
+            put_per_s, store = bench_put(paths, tmp / f"vault{n}", args.jobs)
+            rounds.append((put_per_s / min(raw_per_s, decode_per_s), put_per_s, raw_per_s, decode_per_s))
+            if n < args.rounds - 1:
+                store.close()
+                engine.dispose()
+        ratio, put_per_s, raw_per_s, decode_per_s = sorted(rounds)[len(rounds) // 2]
+        store_get, raw_get = bench_get(store, engine, table, args.get_samples)
+        store.close()
+        engine.dispose()
+        figures = {
+            "n_images": args.n,
+            "rounds": args.rounds,
+            "mean_file_bytes": round(sum(p.stat().st_size for p in paths) / len(paths)),
+            "cores": os.cpu_count(),
+            "put_per_s": round(put_per_s, 1),
+            "raw_insert_per_s": round(raw_per_s, 1),
+            "decode_only_per_s": round(decode_per_s, 1),
+            "put_ratio_vs_limit": round(ratio, 3),
+            "put_ratio_all_rounds": [round(r[0], 3) for r in rounds],
+            "get_median_ms": round(store_get * 1000, 3),
+            "raw_select_median_ms": round(raw_get * 1000, 3),
+            "get_ratio_vs_raw": round(store_get / raw_get, 3),
+        }
+        if not args.no_memory:
+            small, large = args.memory
+            write_images(tmp / "small", small, seed=1)
+            write_images(tmp / "large", large, seed=2)
+            peak_small = peak_memory(tmp / "small", tmp / "vault-small")
+            peak_large = peak_memory(tmp / "large", tmp / "vault-large")
+            figures.update(
+                {
+                    f"peak_rss_mb_{small}": round(peak_small["writer_mb"], 1),
+                    f"peak_rss_mb_{large}": round(peak_large["writer_mb"], 1),
+                    "peak_rss_growth_mb": round(peak_large["writer_mb"] - peak_small["writer_mb"], 1),
+                    "worker_peak_rss_growth_mb": round(peak_large["worker_mb"] - peak_small["worker_mb"], 1),
+                }
+            )
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for name, value in figures.items():
+            print(f"{name:28} {value}")
+
+
+if __name__ == "__main__":
+    main()
