@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-BATCH = 100
+# The raw baseline commits in batches of the same size as the store does.
+from imgvault.store.store import BATCH_IMAGES as BATCH
 
 
 def source_photos() -> list[np.ndarray]:
@@ -95,7 +96,9 @@ def bench_raw_insert(paths: list[Path], db_path: Path):
     metadata.create_all(engine)
     start = time.perf_counter()
     for first in range(0, len(paths), BATCH):
-        rows = [{"id": f"{n:026d}", "data": paths[n].read_bytes()} for n in range(first, min(first + BATCH, len(paths)))]
+        rows = [
+            {"id": f"{n:026d}", "data": paths[n].read_bytes()} for n in range(first, min(first + BATCH, len(paths)))
+        ]
         with engine.begin() as connection:
             connection.execute(insert(table), rows)
     return len(paths) / (time.perf_counter() - start), engine, table

@@ -14,8 +14,9 @@ from .output import JsonList, plain_table, progress_bar
 
 
 @cli.command()
+@click.option("--exist-ok", is_flag=True, help="Succeed without change if the store exists and the key opens it.")
 @pass_context
-def init(ctx: Context) -> None:
+def init(ctx: Context, exist_ok: bool) -> None:
     """Create the store: home folder, key file (mode 0600) and database.
 
     Refuses to overwrite an existing key or store. With IMGVAULT_PASSPHRASE set, the key is derived
@@ -28,7 +29,12 @@ def init(ctx: Context) -> None:
     """
     from imgvault.store import Store
 
-    with Store.init(settings=ctx.settings()) as store:
+    settings = ctx.settings()
+    if exist_ok and Store.exists(settings):
+        with Store.open(settings=settings):
+            click.echo(f"An imgvault store already exists in {settings.home}; its key opens it.")
+        return
+    with Store.init(settings=settings) as store:
         settings = store.settings
         click.echo(f"Created an imgvault store in {settings.home}")
         click.echo(f"  database: {settings.describe_db()}")

@@ -30,7 +30,7 @@ from .validate import ImageFacts, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
-BATCH_IMAGES = 100
+BATCH_IMAGES = 500
 BATCH_BYTES = 64 * 1024 * 1024
 BATCH_SECONDS = 1.0
 _KEY_CHECK = b"imgvault key check"
@@ -152,6 +152,17 @@ class Store:
         except BaseException:
             engine.dispose()
             raise
+
+    @staticmethod
+    def exists(settings: Settings) -> bool:
+        """True if a store (with its schema) exists where ``settings`` point."""
+        if settings.sqlite_path is not None and not settings.sqlite_path.exists():
+            return False
+        engine = create_store_engine(settings.db_url)
+        try:
+            return current_revision(engine) is not None
+        finally:
+            engine.dispose()
 
     @classmethod
     def open(cls, home=None, *, settings: Settings | None = None) -> "Store":

@@ -42,6 +42,20 @@ def test_init_refuses_to_overwrite_an_existing_store(initialised, runner):
     assert (initialised / "keyset.json").read_bytes() == key_before
 
 
+def test_init_exist_ok_accepts_a_store_its_key_opens_and_changes_nothing(initialised, runner):
+    key_before = (initialised / "keyset.json").read_bytes()
+    result = runner.invoke(cli, ["init", "--exist-ok"])
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"An imgvault store already exists in {initialised}; its key opens it.\n",
+    )
+    assert (initialised / "keyset.json").read_bytes() == key_before
+    (initialised / "keyset.json").unlink()
+    result = runner.invoke(cli, ["init", "--exist-ok"])
+    assert result.exit_code == 1
+    assert "keyset.json does not exist" in result.stderr
+
+
 def test_put_then_get_returns_the_exact_bytes(initialised, runner, image_dir):
     source = image_dir / "china.jpg"
     put = runner.invoke(cli, ["put", str(source), "-c", "photos", "--json"])
