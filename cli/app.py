@@ -60,8 +60,10 @@ class ImgVaultGroup(click.Group):
                 raise click.ClickException(str(exc)) from None
             if isinstance(exc, OSError) and exc.filename is not None:
                 raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
+            # Database errors carry the driver's own error, and hints on further lines: one line only.
+            message = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
             raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+                f"unexpected {type(exc).__name__}: {message[0]} (run with --debug for the traceback)"
             ) from None
 
 

@@ -135,8 +135,10 @@ def get(ctx: Context, image_id: str, output: str | None) -> None:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a failure never leaves half a file there."""
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

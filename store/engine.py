@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import ConfigError
 from .schema import SCHEMA_REVISION
@@ -20,9 +21,18 @@ _WRITE = "imgvault_write"
 
 def create_store_engine(url: str) -> Engine:
     """An engine for the store at ``url``; SQLite files are configured as described above."""
-    if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    scheme = url.split(":", 1)[0]
+    try:
+        if not url.startswith("sqlite"):
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+    except NoSuchModuleError:
+        raise ConfigError(f"IMGVAULT_DB_URL names an unknown kind of database: {scheme}") from None
+    except ArgumentError as exc:
+        raise ConfigError(f"IMGVAULT_DB_URL is not a database URL ({exc})") from None
+    except ImportError as exc:
+        hint = " (install it with: pip install 'imgvault[postgres]')" if scheme.startswith("postgres") else ""
+        raise ConfigError(f"the database driver for {scheme} is not installed: {exc}{hint}") from None
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):
@@ -53,11 +63,23 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The Alembic revision the database is at, or None for a database without our schema."""
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    """The Alembic revision the database is at, or None for a database without our schema.
+
+    As the first contact with the database, it turns a failure to reach it into a :class:`ConfigError`.
+    """
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise ConfigError(f"cannot open the store database {where}: {first_line(exc.orig)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (database drivers add hints on further lines)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def check_revision(engine: Engine, where: str) -> None:

@@ -255,3 +255,47 @@ def test_every_command_has_help_with_an_example(runner, path):
     assert result.exit_code == 0
     assert "Example:" in result.stdout
     assert f"imgvault {' '.join(path)}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nonsense://x", "Error: IMGVAULT_DB_URL names an unknown kind of database: nonsense\n"),
+        (
+            "mysql://u:pw@127.0.0.1:1/x",
+            "Error: the database driver for mysql is not installed: No module named 'MySQLdb'\n",
+        ),
+    ],
+)
+def test_a_bad_database_url_is_one_clear_line(home, runner, monkeypatch, url, message):
+    monkeypatch.setenv("IMGVAULT_DB_URL", url)
+    result = runner.invoke(cli, ["ls"])
+    assert (result.exit_code, result.stderr) == (1, message)
+
+
+def test_an_unreachable_database_server_is_one_line_without_the_password(home, runner, monkeypatch):
+    pytest.importorskip("psycopg")
+    monkeypatch.setenv("IMGVAULT_DB_URL", "postgresql+psycopg://u:hunter2@127.0.0.1:1/x")
+    result = runner.invoke(cli, ["init"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot open the store database postgresql+psycopg://u:***@127.0.0.1:1/x: ")
+    assert result.stderr.count("\n") == 1
+    assert "hunter2" not in result.output
+
+
+def test_the_store_database_can_live_anywhere_sqlalchemy_reaches(home, runner, monkeypatch, tmp_path, image_dir):
+    monkeypatch.setenv("IMGVAULT_DB_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    assert runner.invoke(cli, ["init"]).exit_code == 0
+    assert runner.invoke(cli, ["put", str(image_dir / "china.jpg")]).exit_code == 0
+    assert (tmp_path / "elsewhere.db").exists()
+    assert not (home / "store.db").exists()
+    assert len(json.loads(runner.invoke(cli, ["ls", "--json"]).stdout)) == 1
+
+
+def test_get_into_a_missing_folder_names_the_target(initialised, runner, image_dir, tmp_path):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    result = runner.invoke(cli, ["get", image["id"], "-o", str(tmp_path / "no" / "x.jpg")])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"Error: cannot write {tmp_path / 'no' / 'x.jpg'}: No such file or directory\n",
+    )
