@@ -22,10 +22,10 @@ _EXPORTS = {
     "NotFound": "errors",
     "check_collection_name": "names",
     "DEFAULT_COLLECTION": "store",
-    "CollectionInfo": "store",
-    "ImageInfo": "store",
-    "PutResult": "store",
-    "RotationReport": "store",
+    "CollectionInfo": "records",
+    "ImageInfo": "records",
+    "PutResult": "records",
+    "RotationReport": "records",
     "Store": "store",
 }
 

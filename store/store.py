@@ -11,7 +11,6 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from .ids import new_id
 from .ingest import check_files, iter_files
 from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
 from .names import check_collection_name
+from .records import CollectionInfo, ImageInfo, PutResult, RotationReport
 from .validate import ImageFacts, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
@@ -34,61 +34,6 @@ BATCH_IMAGES = 500
 BATCH_BYTES = 64 * 1024 * 1024
 BATCH_SECONDS = 1.0
 _KEY_CHECK = b"imgvault key check"
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """An image in the store, as listed: everything but its bytes."""
-
-    id: str
-    name: str
-    collection: str
-    format: str
-    width: int
-    height: int
-    mode: str
-    bytes: int
-    created: datetime
-    metadata: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (``created`` as ISO 8601 UTC)."""
-        data = asdict(self)
-        data["created"] = self.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return data
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    """A collection with its image count and total size in bytes."""
-
-    name: str
-    images: int
-    bytes: int
-    created: datetime
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["created"] = self.created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return data
-
-
-@dataclass(frozen=True)
-class PutResult:
-    """The outcome for one file of :meth:`Store.put_many`: the stored image, or why it was refused."""
-
-    path: Path
-    image: ImageInfo | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class RotationReport:
-    """What :meth:`Store.rotate_key` did."""
-
-    new_key_id: int
-    retired_key_ids: list[int]
-    resealed_images: int
 
 
 def _now() -> datetime:
@@ -558,11 +503,4 @@ class Store:
         return len(wanted)
 
 
-__all__ = [
-    "DEFAULT_COLLECTION",
-    "CollectionInfo",
-    "ImageInfo",
-    "PutResult",
-    "RotationReport",
-    "Store",
-]
+__all__ = ["DEFAULT_COLLECTION", "Store"]

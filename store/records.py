@@ -1,0 +1,61 @@
+"""What the store hands back: images, collections, put outcomes and rotation reports."""
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+def iso_utc(moment: datetime) -> str:
+    """A naive UTC datetime as ISO 8601 with a Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image in the store, as listed: everything but its bytes."""
+
+    id: str
+    name: str
+    collection: str
+    format: str
+    width: int
+    height: int
+    mode: str
+    bytes: int
+    created: datetime
+    metadata: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (``created`` as ISO 8601 UTC)."""
+        return {**asdict(self), "created": iso_utc(self.created)}
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A collection with its image count and total size in bytes."""
+
+    name: str
+    images: int
+    bytes: int
+    created: datetime
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "created": iso_utc(self.created)}
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The outcome for one file of :meth:`Store.put_many`: the stored image, or why it was refused."""
+
+    path: Path
+    image: ImageInfo | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    """What :meth:`Store.rotate_key` did."""
+
+    new_key_id: int
+    retired_key_ids: list[int]
+    resealed_images: int
