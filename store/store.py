@@ -36,6 +36,16 @@ BATCH_SECONDS = 1.0
 _KEY_CHECK = b"imgvault key check"
 
 
+def _insert_ignoring_conflicts(connection: Connection, table, values: dict, unique: str):
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif connection.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(table).values(values)
+    return dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=[unique])
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -286,10 +296,14 @@ class Store:
 
     def _collection_id(self, connection: Connection, name: str, *, create: bool) -> str:
         table = schema.collections
-        found = connection.execute(select(table.c.id).where(table.c.name == name)).scalar()
+        query = select(table.c.id).where(table.c.name == name)
+        found = connection.execute(query).scalar()
         if found is None and create:
-            found = new_id()
-            connection.execute(insert(table).values(id=found, name=name, created_at=_now()))
+            # ON CONFLICT: two writers creating the same collection at once (PostgreSQL does not
+            # serialise them as SQLite's BEGIN IMMEDIATE does) must both end up using one row.
+            values = {"id": new_id(), "name": name, "created_at": _now()}
+            connection.execute(_insert_ignoring_conflicts(connection, table, values, "name"))
+            found = connection.execute(query).scalar()
         if found is None:
             raise CollectionNotFound(f'collection "{name}" not found')
         return found
