@@ -101,12 +101,18 @@ def upgrade(connection: Connection) -> None:
     no other command needs it.
     """
     from alembic import command
+
+    command.upgrade(migration_config(connection), "head")
+
+
+def migration_config(connection: Connection):
+    """Alembic's configuration for our migrations, running on ``connection``."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
 
 
 def read_settings(connection: Connection) -> dict[str, str]:

@@ -36,3 +36,14 @@ class IntegrityError(ImgVaultError):
 
 class InvalidImage(ImgVaultError):
     """A file offered to the store is not an image the store accepts."""
+
+
+class EncodedNotFound(NotFound):
+    """No encoded image with this id."""
+
+
+class InvalidParameter(ImgVaultError, ValueError):
+    """A method parameter is out of range for the data (k too large for the image, unknown method...).
+
+    Also a ``ValueError``: for Python callers it is a mistake in the call, as scikit-learn reports it.
+    """

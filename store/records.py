@@ -58,4 +58,26 @@ class RotationReport:
 
     new_key_id: int
     retired_key_ids: list[int]
-    resealed_images: int
+    resealed: dict[str, int]
+
+    @property
+    def resealed_images(self) -> int:
+        return self.resealed.get("image", 0)
+
+
+@dataclass(frozen=True)
+class EncodedInfo:
+    """An encoded ("encrypted") image: which image, method, parameters and model, and its quality metrics."""
+
+    id: str
+    image_id: str
+    model_id: str
+    collection: str
+    method: str
+    params: dict
+    metrics: dict
+    bytes: int
+    created: datetime
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "created": iso_utc(self.created)}

@@ -7,7 +7,7 @@ blob (see :mod:`imgvault.store.crypto`); everything else is plaintext that the d
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
 
 # The Alembic revision this code reads and writes; bumped with every migration.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -63,3 +63,43 @@ images = Table(
     Column("metadata", LargeBinary, nullable=True),
     Column("data", LargeBinary, nullable=False),
 )
+
+# A fitted codec ("the key" of the ML methods): plain arrays in an npz, sealed. ``image_id`` is set when
+# it was fitted on one image, NULL when fitted on a whole collection.
+codec_models = Table(
+    "codec_models",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("collection_id", String(26), ForeignKey("collections.id"), nullable=False, index=True),
+    Column("image_id", String(26), ForeignKey("images.id"), nullable=True, index=True),
+    Column("method", String(32), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("key_id", BigInteger, nullable=False, index=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# An "encrypted image": the method's output for one image, sealed, with its quality metrics.
+encoded_images = Table(
+    "encoded_images",
+    metadata,
+    Column("id", String(26), primary_key=True),
+    Column("image_id", String(26), ForeignKey("images.id"), nullable=False, index=True),
+    Column("model_id", String(26), ForeignKey("codec_models.id"), nullable=False, index=True),
+    Column("method", String(32), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("key_id", BigInteger, nullable=False, index=True),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+# Every table with sealed columns, with those columns: what key rotation re-seals. The seal kind of a
+# column is "<kind>.<column>".
+SEALED = {
+    "image": (images, ("name", "metadata", "data")),
+    "model": (codec_models, ("data",)),
+    "encoded": (encoded_images, ("data",)),
+}

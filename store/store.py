@@ -20,12 +20,12 @@ from . import schema
 from .config import Settings
 from .crypto import Keyset, Sealer, new_key_id
 from .engine import check_revision, create_store_engine, current_revision, read_settings, upgrade, write_transaction
-from .errors import CollectionNotFound, ConfigError, ImageNotFound, IntegrityError
+from .errors import CollectionNotFound, ConfigError, EncodedNotFound, ImageNotFound, IntegrityError, NotFound
 from .ids import new_id
 from .ingest import check_files, iter_files
 from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
 from .names import check_collection_name
-from .records import CollectionInfo, ImageInfo, PutResult, RotationReport
+from .records import CollectionInfo, EncodedInfo, ImageInfo, PutResult, RotationReport
 from .validate import ImageFacts, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
@@ -255,21 +255,22 @@ class Store:
         with self._writing() as connection:
             self._install_primary(connection, keys, key_id, kdf)
         new_primary = self._sealer.keyset.primary_id
-        resealed = 0
-        while True:
-            with self._writing() as connection:
-                rows = connection.execute(
-                    select(schema.images.c.id, schema.images.c.name, schema.images.c.metadata, schema.images.c.data)
-                    .where(schema.images.c.key_id != new_primary)
-                    .limit(batch_size)
-                ).all()
-                for row in rows:
-                    connection.execute(
-                        update(schema.images).where(schema.images.c.id == row.id).values(self._reseal(row))
-                    )
-            resealed += len(rows)
-            if not rows:
-                break
+        resealed = {}
+        for kind, (table, columns) in schema.SEALED.items():
+            resealed[kind] = 0
+            while True:
+                with self._writing() as connection:
+                    rows = connection.execute(
+                        select(table.c.id, *(table.c[c] for c in columns))
+                        .where(table.c.key_id != new_primary)
+                        .limit(batch_size)
+                    ).all()
+                    for row in rows:
+                        values = self._reseal(kind, columns, row)
+                        connection.execute(update(table).where(table.c.id == row.id).values(values))
+                resealed[kind] += len(rows)
+                if not rows:
+                    break
         with self._writing() as connection:
             retired = list(
                 connection.execute(select(schema.keys.c.key_id).where(schema.keys.c.key_id != new_primary)).scalars()
@@ -280,16 +281,16 @@ class Store:
             write_key_file(self.settings.key_file, self.store_id, {new_primary: key})
             retired = set(retired) | (set(file_keys) - {new_primary})
         self._sealer = Sealer(Keyset({new_primary: key}, new_primary), self.store_id)
-        return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed_images=resealed)
+        return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed=resealed)
 
-    def _reseal(self, row) -> dict:
+    def _reseal(self, kind: str, columns: tuple[str, ...], row) -> dict:
         sealer = self._sealer
         values = {"key_id": sealer.keyset.primary_id}
-        for column in ("name", "metadata", "data"):
+        for column in columns:
             blob = getattr(row, column)
             if blob is not None:
-                kind = f"image.{column}"
-                values[column] = sealer.seal(kind, row.id, sealer.open(kind, row.id, blob))
+                place = f"{kind}.{column}"
+                values[column] = sealer.seal(place, row.id, sealer.open(place, row.id, blob))
         return values
 
     # -- collections ---------------------------------------------------------------------------------
@@ -513,8 +514,139 @@ class Store:
                 raise ImageNotFound(
                     f"image {missing[0]} not found" if len(missing) == 1 else f"images not found: {', '.join(missing)}"
                 )
+            # An image takes its encoded images and the models fitted on it alone along; models fitted
+            # on a whole collection stay for the collection's other images.
+            encoded, models = schema.encoded_images, schema.codec_models
+            connection.execute(delete(encoded).where(encoded.c.image_id.in_(wanted)))
+            connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
         return len(wanted)
+
+    # -- codec models and encoded images -------------------------------------------------------------
+
+    def put_model(self, *, collection: str, method: str, params: dict, data: bytes) -> str:
+        """Store a codec model fitted on a whole collection (sealed); return its id."""
+        with self._writing() as connection:
+            collection_id = self._collection_id(connection, collection, create=False)
+            return self._insert_model(connection, collection_id, None, method, params, data)
+
+    def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
+        model_id = new_id()
+        connection.execute(
+            insert(schema.codec_models).values(
+                id=model_id,
+                collection_id=collection_id,
+                image_id=image_id,
+                method=method,
+                params=json.dumps(params, sort_keys=True),
+                key_id=self._sealer.keyset.primary_id,
+                bytes=len(data),
+                created_at=_now(),
+                data=self._sealer.seal("model.data", model_id, data),
+            )
+        )
+        return model_id
+
+    def put_encoding(
+        self,
+        image_id: str,
+        *,
+        method: str,
+        params: dict,
+        encoded: bytes,
+        metrics: dict,
+        model: bytes | None = None,
+        model_id: str | None = None,
+    ) -> EncodedInfo:
+        """Store an encoded image with its model, in one transaction; return what was stored.
+
+        Give ``model`` (the payload of a model fitted on this image alone, stored with it) or
+        ``model_id`` (a model already stored, fitted on the image's collection).
+        """
+        if (model is None) == (model_id is None):
+            raise TypeError("give exactly one of model and model_id")
+        with self._writing() as connection:
+            row = connection.execute(
+                select(schema.images.c.collection_id, schema.collections.c.name)
+                .join(schema.collections, schema.collections.c.id == schema.images.c.collection_id)
+                .where(schema.images.c.id == image_id)
+            ).first()
+            if row is None:
+                raise ImageNotFound(f"image {image_id} not found")
+            if model is not None:
+                model_id = self._insert_model(connection, row.collection_id, image_id, method, params, model)
+            elif (
+                connection.execute(select(schema.codec_models.c.id).where(schema.codec_models.c.id == model_id)).first()
+                is None
+            ):
+                raise NotFound(f"codec model {model_id} not found")
+            encoded_id, created = new_id(), _now()
+            connection.execute(
+                insert(schema.encoded_images).values(
+                    id=encoded_id,
+                    image_id=image_id,
+                    model_id=model_id,
+                    method=method,
+                    params=json.dumps(params, sort_keys=True),
+                    metrics=json.dumps(metrics, sort_keys=True),
+                    key_id=self._sealer.keyset.primary_id,
+                    bytes=len(encoded),
+                    created_at=created,
+                    data=self._sealer.seal("encoded.data", encoded_id, encoded),
+                )
+            )
+        return EncodedInfo(
+            id=encoded_id, image_id=image_id, model_id=model_id, collection=row.name, method=method,
+            params=params, metrics=metrics, bytes=len(encoded), created=created,
+        )  # fmt: skip
+
+    def _encoded_query(self):
+        e, i, c = schema.encoded_images, schema.images, schema.collections
+        return (
+            select(e.c.id, e.c.image_id, e.c.model_id, c.c.name.label("collection"), e.c.method, e.c.params,
+                   e.c.metrics, e.c.bytes, e.c.created_at)
+            .join(i, i.c.id == e.c.image_id)
+            .join(c, c.c.id == i.c.collection_id)
+        )  # fmt: skip
+
+    @staticmethod
+    def _encoded_info(row) -> EncodedInfo:
+        return EncodedInfo(
+            id=row.id, image_id=row.image_id, model_id=row.model_id, collection=row.collection, method=row.method,
+            params=json.loads(row.params), metrics=json.loads(row.metrics), bytes=row.bytes, created=row.created_at,
+        )  # fmt: skip
+
+    def encoded_images(self, collection: str | None = None) -> Iterator[EncodedInfo]:
+        """Every encoded image (of one collection, if given), oldest first."""
+        query = self._encoded_query().order_by(schema.encoded_images.c.id)
+        with self.engine.connect() as connection:
+            if collection is not None:
+                collection_id = self._collection_id(connection, collection, create=False)
+                query = query.where(schema.images.c.collection_id == collection_id)
+            rows = connection.execute(query).all()
+        return (self._encoded_info(row) for row in rows)
+
+    def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
+        """An encoded image's record and its payload (the method's output)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._encoded_query().where(schema.encoded_images.c.id == encoded_id)).first()
+            blob = connection.execute(
+                select(schema.encoded_images.c.data).where(schema.encoded_images.c.id == encoded_id)
+            ).scalar()
+        if row is None:
+            raise EncodedNotFound(f"encoded image {encoded_id} not found")
+        return self._encoded_info(row), self._sealer.open("encoded.data", encoded_id, blob)
+
+    def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
+        """A codec model's method, parameters and payload."""
+        table = schema.codec_models
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(table.c.method, table.c.params, table.c.data).where(table.c.id == model_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"codec model {model_id} not found")
+        return row.method, json.loads(row.params), self._sealer.open("model.data", model_id, row.data)
 
 
 __all__ = ["DEFAULT_COLLECTION", "Store"]

@@ -10,6 +10,7 @@ from PIL import Image
 
 from imgvault.cli import cli
 from imgvault.store import Store
+from imgvault.store.schema import SCHEMA_REVISION
 
 IMAGE_FIELDS = {"id", "name", "collection", "format", "width", "height", "bytes"}
 
@@ -239,7 +240,24 @@ def test_a_bad_collection_name_is_a_usage_error(initialised, runner, image_dir):
 
 def test_db_upgrade_on_a_current_store_changes_nothing(initialised, runner):
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert (result.exit_code, result.stdout) == (0, "The schema is already at revision 0001.\n")
+    assert (result.exit_code, result.stdout) == (0, f"The schema is already at revision {SCHEMA_REVISION}.\n")
+
+
+def test_db_upgrade_brings_an_older_store_up_to_date_keeping_its_images(initialised, runner, image_dir):
+    from alembic import command
+
+    from imgvault.store.engine import migration_config, write_transaction
+
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    with Store.open(initialised) as store, write_transaction(store.engine) as connection:
+        command.downgrade(migration_config(connection), "0001")
+    refused = runner.invoke(cli, ["ls"])
+    assert refused.exit_code == 1
+    assert f"has schema revision 0001 and this imgvault needs {SCHEMA_REVISION}" in refused.stderr
+    assert 'run "imgvault db upgrade"' in refused.stderr
+    result = runner.invoke(cli, ["db", "upgrade"])
+    assert (result.exit_code, result.stdout) == (0, f"Upgraded the schema from revision 0001 to {SCHEMA_REVISION}.\n")
+    assert runner.invoke(cli, ["get", image["id"], "-o", "-"]).stdout_bytes == (image_dir / "china.jpg").read_bytes()
 
 
 def _all_commands(group: click.Group, prefix=()):

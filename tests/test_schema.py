@@ -35,5 +35,5 @@ def test_a_store_from_a_newer_schema_is_refused(store, home):
 
     from imgvault.store import ConfigError
 
-    with pytest.raises(ConfigError, match="has schema revision 9999 and this imgvault needs 0001"):
+    with pytest.raises(ConfigError, match=f"has schema revision 9999 and this imgvault needs {schema.SCHEMA_REVISION}"):
         Store.open(home)

@@ -225,12 +225,12 @@ def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again
     original = store._reseal
     calls = 0
 
-    def fail_after_first_batch(row):
+    def fail_after_first_batch(*args):
         nonlocal calls
         calls += 1
         if calls > 2:
             raise KeyboardInterrupt
-        return original(row)
+        return original(*args)
 
     store._reseal = fail_after_first_batch
     with pytest.raises(KeyboardInterrupt):
