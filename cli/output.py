@@ -1,8 +1,12 @@
 """Printing for people (aligned tables, progress bars) and for programs (streamed JSON lists)."""
 
 import json
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -60,3 +64,26 @@ def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
     ) as progress:
         task = progress.add_task(label, total=total)
         yield lambda: progress.advance(task)
+
+
+def write_output(output: str, data: bytes, *, overwrite: bool) -> None:
+    """Write ``data`` to stdout (``-``) or to a file, atomically; without ``overwrite``, never replace one."""
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    path = Path(output)
+    if not overwrite and os.path.lexists(path):
+        raise click.ClickException(f"{output} already exists (use -o to choose where to write)")
+    try:
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    click.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)

@@ -1,16 +1,14 @@
 """Commands of the store: init, put, get, ls, rm, collections, key rotate, db upgrade."""
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
 from .app import Context, cli, pass_context
 from .options import collection_option, json_option
-from .output import JsonList, plain_table, progress_bar
+from .output import JsonList, plain_table, progress_bar, write_output
 
 
 @cli.command()
@@ -121,46 +119,32 @@ def get(ctx: Context, image_id: str, output: str | None) -> None:
     """
     with ctx.open_store() as store:
         data = store.get(image_id)
-        if output == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
-            return
-        if output is None:
-            output = Path(store.info(image_id).name).name
-            if os.path.lexists(output):
-                raise click.ClickException(f"{output} already exists (use -o to choose where to write)")
-    _write_atomically(Path(output), data)
-    click.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a failure never leaves half a file there."""
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+        name = output or Path(store.info(image_id).name).name
+    write_output(name, data, overwrite=output is not None)
 
 
 @cli.command("ls")
 @collection_option("Only the images of this collection.")
+@click.option("--encoded", is_flag=True, help="List encoded images (method, k, metrics) instead.")
 @json_option
 @pass_context
-def ls(ctx: Context, collection: str | None, as_json: bool) -> None:
+def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> None:
     """List stored images (id, format, size, mode, bytes, created, collection, name).
+
+    With --encoded, list the encoded images with their method, settings and quality metrics.
 
     \b
     Example:
       imgvault ls
       imgvault ls -c holidays --json
+      imgvault ls --encoded
     """
     with ctx.open_store() as store:
+        if encoded:
+            from .method_commands import list_encoded
+
+            list_encoded(store, collection, as_json)
+            return
         images = store.images(collection)
         if as_json:
             with JsonList(True) as out:

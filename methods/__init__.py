@@ -1,1 +1,44 @@
-"""imgvault.methods: image "encryption" methods and their metrics (see the open issue on methods)."""
+"""imgvault.methods: image "encryption" methods as scikit-learn estimators, and their metrics.
+
+========  =====================================================================  ==========================
+method    "encrypted image"                                                      model ("key")
+========  =====================================================================  ==========================
+pca       principal-component scores (rows of one image, or eigen-image scores)  mean and k components
+kmeans    label map, ceil(log2 k) bits per pixel                                 k cluster centres
+gmm       label map from a Gaussian mixture                                      means, weights, covariances
+aes       AES-256-GCM ciphertext of the 8-bit pixels (the secure reference)      a random 256-bit key
+========  =====================================================================  ==========================
+
+Names load on first use: importing this package does not import scikit-learn.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "load_pixels": "preprocess",
+    "to_uint8": "preprocess",
+    "quality": "metrics",
+    "payload_cost": "metrics",
+    "PCACodec": "pca",
+    "KMeansCodec": "palette",
+    "GMMCodec": "palette",
+    "AESCodec": "aes",
+    "METHOD_NAMES": "registry",
+    "make_codec": "registry",
+    "encode_image": "pipeline",
+    "decode_image": "pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
