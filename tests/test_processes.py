@@ -125,7 +125,9 @@ def test_help_imports_nothing_heavy(tmp_path):
     assert run_probe(["--help"], tmp_path) == "CODE 0 HEAVY []"
 
 
-@pytest.mark.parametrize("args", [["ls"], ["collections"], ["put", "IMAGE"], ["get", "ID", "-o", "OUT"]])
+@pytest.mark.parametrize(
+    "args", [["ls"], ["ls", "--encoded"], ["collections"], ["put", "IMAGE"], ["get", "ID", "-o", "OUT"]]
+)
 def test_store_commands_do_not_import_mlflow_or_scikit_learn(tmp_path, clean_env, args):
     home = tmp_path / "vault"
     with Store.init(home) as store:
