@@ -4,11 +4,11 @@ import json
 
 import click
 
+from imgvault.methods.registry import METHOD_NAMES
+
 from .app import Context, cli, pass_context
 from .options import json_option
 from .output import plain_table, write_output
-
-METHODS = ("pca", "kmeans", "gmm", "aes")
 
 
 def _format_metric(value) -> str:
@@ -19,7 +19,7 @@ def _format_metric(value) -> str:
 
 @cli.command()
 @click.argument("image_id")
-@click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHODS)}.")
+@click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHOD_NAMES)}.")
 @click.option("-k", type=int, default=None, help="Components (pca) or clusters (kmeans, gmm). Default 8; none for aes.")
 @click.option("--size", type=int, default=100, show_default=True, help="Side of the square the image is resized to.")
 @click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)

@@ -56,9 +56,6 @@ class ImageCodec(BaseEstimator):
         """Reconstructions of the images ``encoded`` came from, floats in [0, 1]."""
         raise NotImplementedError
 
-    def fit_encode(self, X) -> np.ndarray:
-        return self.fit(X).encode(X)
-
     # scikit-learn's names, so that the methods fit in pipelines.
     def transform(self, X) -> np.ndarray:
         return self.encode(X)
