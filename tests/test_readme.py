@@ -22,3 +22,12 @@ def test_the_quickstart_is_two_commands_install_and_run_then_test():
 def test_ci_runs_the_readme_test_command_verbatim():
     _, test = quickstart_commands()
     assert test in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_study_reproduction_prints_what_the_readme_shows(capsys):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### Why our numbers differ from the original study", 1)[1].split("\n## ", 1)[0]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    [shown] = re.findall(r"```text\n(.*?)```", section, flags=re.S)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out == shown
