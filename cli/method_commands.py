@@ -7,7 +7,7 @@ import click
 from imgvault.methods.registry import METHOD_NAMES
 
 from .app import Context, cli, pass_context
-from .options import json_option
+from .options import json_option, output_option
 from .output import plain_table, write_output
 
 
@@ -59,12 +59,7 @@ def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, c
 
 @cli.command()
 @click.argument("encoded_id")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-    help="PNG file to write ('-' for stdout). Default: ENCODED_ID.png in the current folder.",
-)
+@output_option("ENCODED_ID.png in the current folder (never overwritten).")
 @pass_context
 def decode(ctx: Context, encoded_id: str, output: str | None) -> None:
     """Decode ("decrypt") an encoded image with its stored model; write the reconstruction as PNG.

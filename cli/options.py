@@ -26,3 +26,13 @@ def collection_option(help_text: str, default: str | None = None):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def output_option(default_help: str):
+    """``-o/--output FILE|-``: where a command writes what it produces."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+        help=f"Where to write it ('-' for stdout). Default: {default_help}",
+    )

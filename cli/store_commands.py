@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .app import Context, cli, pass_context
-from .options import collection_option, json_option
+from .options import collection_option, json_option, output_option
 from .output import JsonList, plain_table, progress_bar, write_output
 
 
@@ -102,12 +102,7 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
 
 @cli.command()
 @click.argument("image_id")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-    help="Where to write the image ('-' for stdout). Default: its original name, in the current folder.",
-)
+@output_option("its original name, in the current folder (never overwritten).")
 @pass_context
 def get(ctx: Context, image_id: str, output: str | None) -> None:
     """Write an image's original bytes, exactly as they were put.

@@ -12,7 +12,7 @@ aes       AES-256-GCM ciphertext of the 8-bit pixels (the secure reference)     
 Names load on first use: importing this package does not import scikit-learn.
 """
 
-import importlib
+from imgvault.store.lazy import lazy_exports
 
 _EXPORTS = {
     "load_pixels": "preprocess",
@@ -29,16 +29,4 @@ _EXPORTS = {
     "decode_image": "pipeline",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ Names are imported on first use, so that light modules (``imgvault.store.errors`
 SQLAlchemy, cryptography or Pillow, and the command line starts fast.
 """
 
-import importlib
+from .lazy import lazy_exports
 
 _EXPORTS = {
     "Settings": "config",
@@ -32,16 +32,4 @@ _EXPORTS = {
     "Store": "store",
 }
 
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
