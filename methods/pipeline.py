@@ -29,27 +29,53 @@ def encode_image(store, image_id: str, *, method: str, k: int | None = None, siz
     """
     size, color = check_size(size), check_color(color)
     codec = make_codec(method, k=k, fit="image", random_state=random_state)
-    pixels = load_pixels(store.get(image_id), size=size, color=color)[None]
+    pixels = load_pixels(store.get(image_id), size=size, color=color)
     started = time.perf_counter()
-    codec.fit(pixels)
-    fitted = time.perf_counter()
-    payload = codec.encoded_to_bytes(codec.encode(pixels)[0])
-    encoded = time.perf_counter()
+    codec.fit(pixels[None])
+    measured = measure(codec, pixels, fit_seconds=time.perf_counter() - started)
+    params = {"size": size, "color": color, "fit": "image", "codec": codec.get_params()}
+    info = store.put_encoding(image_id, method=method, params=params, encoded=measured.payload,
+                              metrics=jsonable(measured.metrics), model=measured.model)  # fmt: skip
+    return Encoding(info=info, original=measured.original, reconstruction=measured.reconstruction)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One image through a fitted codec: what to store and how good it is."""
+
+    payload: bytes
+    model: bytes | None
+    encoded: np.ndarray
+    original: np.ndarray  # uint8
+    reconstruction: np.ndarray  # uint8
+    metrics: dict
+
+
+def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, images_per_model: int = 1,
+            model: bytes | None = None) -> Measured:  # fmt: skip
+    """Encode and decode one image (floats in [0, 1]) with a fitted codec, and measure the result.
+
+    The reconstruction is decoded from the stored form of the payload, so that a later decode of the
+    stored bytes gives exactly what was measured. ``model`` is the stored model when it is shared by
+    ``images_per_model`` images; otherwise the codec's own model is serialised.
+    """
+    started = time.perf_counter()
+    encoded = codec.encode(pixels[None])[0]
+    payload = codec.encoded_to_bytes(encoded)
+    encoded_at = time.perf_counter()
     reconstruction = to_uint8(codec.decode(codec.encoded_from_bytes(payload)[None])[0])
-    decoded = time.perf_counter()
-    model = codec.model_to_bytes()
-    original = to_uint8(pixels[0])
+    decoded_at = time.perf_counter()
+    own_model = codec.model_to_bytes() if model is None else None
+    original = to_uint8(pixels)
     metrics = {
         **quality(original, reconstruction),
-        **payload_cost(len(payload), len(model), original.shape),
-        "fit_seconds": fitted - started,
-        "encode_seconds": encoded - fitted,
-        "decode_seconds": decoded - encoded,
+        **payload_cost(len(payload), len(model or own_model), original.shape, images_per_model),
+        "encode_seconds": encoded_at - started,
+        "decode_seconds": decoded_at - encoded_at,
     }
-    params = {"size": size, "color": color, "fit": "image", "codec": codec.get_params()}
-    info = store.put_encoding(image_id, method=method, params=params, encoded=payload, metrics=_jsonable(metrics),
-                              model=model)  # fmt: skip
-    return Encoding(info=info, original=original, reconstruction=reconstruction)
+    if fit_seconds is not None:
+        metrics["fit_seconds"] = fit_seconds
+    return Measured(payload, own_model, encoded, original, reconstruction, metrics)
 
 
 def decode_image(store, encoded_id: str) -> np.ndarray:
@@ -69,7 +95,7 @@ def to_png(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _jsonable(metrics: dict) -> dict:
+def jsonable(metrics: dict) -> dict:
     # JSON has no infinity: a lossless reconstruction's PSNR is stored as null.
     return {
         key: (None if isinstance(value, float) and not np.isfinite(value) else value) for key, value in metrics.items()
