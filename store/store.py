@@ -524,12 +524,6 @@ class Store:
 
     # -- codec models and encoded images -------------------------------------------------------------
 
-    def put_model(self, *, collection: str, method: str, params: dict, data: bytes) -> str:
-        """Store a codec model fitted on a whole collection (sealed); return its id."""
-        with self._writing() as connection:
-            collection_id = self._collection_id(connection, collection, create=False)
-            return self._insert_model(connection, collection_id, None, method, params, data)
-
     def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
         model_id = new_id()
         connection.execute(
@@ -547,58 +541,86 @@ class Store:
         )
         return model_id
 
-    def put_encoding(
-        self,
-        image_id: str,
-        *,
-        method: str,
-        params: dict,
-        encoded: bytes,
-        metrics: dict,
-        model: bytes | None = None,
-        model_id: str | None = None,
-    ) -> EncodedInfo:
+    def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
+                     model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
         """Store an encoded image with its model, in one transaction; return what was stored.
 
         Give ``model`` (the payload of a model fitted on this image alone, stored with it) or
         ``model_id`` (a model already stored, fitted on the image's collection).
         """
-        if (model is None) == (model_id is None):
-            raise TypeError("give exactly one of model and model_id")
+        item = {"image_id": image_id, "encoded": encoded, "metrics": metrics, "model": model, "model_id": model_id}
+        [info] = self.put_encodings([item], method=method, params=params)
+        return info
+
+    def put_encodings(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
+                      collection: str | None = None) -> list[EncodedInfo]:  # fmt: skip
+        """Store several encodings of one method and parameters in one transaction (all or none).
+
+        Each item is a dict with ``image_id``, ``encoded``, ``metrics`` and either ``model`` (bytes of a
+        model fitted on that image alone) or ``model_id`` (a stored model). With ``shared_model`` (a model
+        fitted on the whole ``collection``), it is stored in the same transaction and serves the items
+        that name no model of their own.
+        """
+        for item in items:
+            if shared_model is None and (item.get("model") is None) == (item.get("model_id") is None):
+                raise TypeError("give exactly one of model and model_id for every item")
+        results = []
         with self._writing() as connection:
-            row = connection.execute(
-                select(schema.images.c.collection_id, schema.collections.c.name)
-                .join(schema.collections, schema.collections.c.id == schema.images.c.collection_id)
-                .where(schema.images.c.id == image_id)
-            ).first()
-            if row is None:
-                raise ImageNotFound(f"image {image_id} not found")
-            if model is not None:
-                model_id = self._insert_model(connection, row.collection_id, image_id, method, params, model)
-            elif (
-                connection.execute(select(schema.codec_models.c.id).where(schema.codec_models.c.id == model_id)).first()
-                is None
-            ):
-                raise NotFound(f"codec model {model_id} not found")
-            encoded_id, created = new_id(), _now()
-            connection.execute(
-                insert(schema.encoded_images).values(
-                    id=encoded_id,
-                    image_id=image_id,
-                    model_id=model_id,
-                    method=method,
-                    params=json.dumps(params, sort_keys=True),
-                    metrics=json.dumps(metrics, sort_keys=True),
-                    key_id=self._sealer.keyset.primary_id,
-                    bytes=len(encoded),
-                    created_at=created,
-                    data=self._sealer.seal("encoded.data", encoded_id, encoded),
+            if shared_model is not None:
+                collection_id = self._collection_id(connection, collection, create=False)
+                shared_id = self._insert_model(connection, collection_id, None, method, params, shared_model)
+                items = [item if item.get("model") or item.get("model_id") else {**item, "model_id": shared_id}
+                         for item in items]  # fmt: skip
+            images = schema.images
+            wanted = list({item["image_id"] for item in items})
+            found = {
+                row.id: row
+                for row in connection.execute(
+                    select(images.c.id, images.c.collection_id, schema.collections.c.name)
+                    .join(schema.collections, schema.collections.c.id == images.c.collection_id)
+                    .where(images.c.id.in_(wanted))
                 )
+            }
+            shared = {item["model_id"] for item in items if item.get("model_id")} - {None}
+            known = set(
+                connection.execute(
+                    select(schema.codec_models.c.id).where(schema.codec_models.c.id.in_(shared))
+                ).scalars()
             )
-        return EncodedInfo(
-            id=encoded_id, image_id=image_id, model_id=model_id, collection=row.name, method=method,
-            params=params, metrics=metrics, bytes=len(encoded), created=created,
-        )  # fmt: skip
+            encoded_rows = []
+            for item in items:
+                row = found.get(item["image_id"])
+                if row is None:
+                    raise ImageNotFound(f"image {item['image_id']} not found")
+                model_id = item.get("model_id")
+                if model_id is None:
+                    model_id = self._insert_model(connection, row.collection_id, row.id, method, params, item["model"])
+                elif model_id not in known:
+                    raise NotFound(f"codec model {model_id} not found")
+                encoded_id, created = new_id(), _now()
+                encoded_rows.append(
+                    {
+                        "id": encoded_id,
+                        "image_id": row.id,
+                        "model_id": model_id,
+                        "method": method,
+                        "params": json.dumps(params, sort_keys=True),
+                        "metrics": json.dumps(item["metrics"], sort_keys=True),
+                        "key_id": self._sealer.keyset.primary_id,
+                        "bytes": len(item["encoded"]),
+                        "created_at": created,
+                        "data": self._sealer.seal("encoded.data", encoded_id, item["encoded"]),
+                    }
+                )
+                results.append(
+                    EncodedInfo(
+                        id=encoded_id, image_id=row.id, model_id=model_id, collection=row.name, method=method,
+                        params=params, metrics=item["metrics"], bytes=len(item["encoded"]), created=created,
+                    )
+                )  # fmt: skip
+            if encoded_rows:
+                connection.execute(insert(schema.encoded_images), encoded_rows)
+        return results
 
     def _encoded_query(self):
         e, i, c = schema.encoded_images, schema.images, schema.collections

@@ -1,0 +1,57 @@
+"""The parent run's comparison figures: methods side by side with their spread across images."""
+
+import numpy as np
+
+PANELS = (("ssim", "SSIM (higher is closer)"), ("psnr", "PSNR, dB (finite values)"), ("mse", "MSE (0-255)"),
+          ("bpp", "bits per pixel of the encoded image"))  # fmt: skip
+
+
+def _label(run) -> str:
+    return run.method if run.k is None else f"{run.method}\nk={run.k}"
+
+
+def comparison_figure(client, runs):
+    """One box plot per metric: every (method, k) side by side, the boxes showing the spread over images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4.2), layout="constrained")
+    for axis, (metric, title) in zip(axes, PANELS, strict=True):
+        data, labels = [], []
+        for run in runs:
+            history = [m.value for m in client.get_metric_history(run.run_id, metric)]
+            data.append(history if history else [np.nan])
+            labels.append(_label(run))
+        axis.boxplot(data, tick_labels=labels, showmeans=True)
+        axis.set_title(title)
+        axis.tick_params(axis="x", labelsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    fig.suptitle("Quality and cost by method, spread across the images of the collection")
+    plt.close(fig)
+    return fig
+
+
+def ssim_vs_bpp_figure(runs):
+    """Mean SSIM against mean bits per pixel, one curve per method through its values of k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6, 4.5), layout="constrained")
+    for method in dict.fromkeys(run.method for run in runs):
+        points = sorted((r.metrics.get("bpp_mean", np.nan), r.metrics.get("ssim_mean", np.nan), r.k)
+                        for r in runs if r.method == method)  # fmt: skip
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        for bpp, ssim, k in points:
+            if k is not None:
+                axis.annotate(f"k={k}", (bpp, ssim), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    axis.set_xlabel("bits per pixel of the encoded image")
+    axis.set_ylabel("mean SSIM")
+    axis.set_title("SSIM against size of the encrypted image")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    plt.close(fig)
+    return fig

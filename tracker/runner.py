@@ -1,0 +1,221 @@
+"""Batch runs: several methods (and values of k) over a whole collection, stored sealed, tracked in MLflow.
+
+One parent MLflow run per batch, one child run per (method, k). The per-image work (fit, encode, decode,
+metrics, figure) runs in parallel with joblib; results come back to this process, which alone writes the
+store (one transaction per child run) and MLflow (batched calls).
+"""
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+
+import numpy as np
+
+from imgvault.methods.pipeline import jsonable, measure
+from imgvault.methods.preprocess import check_color, check_size, load_pixels
+from imgvault.methods.registry import check_method, make_codec
+from imgvault.methods.render import figure, render_encoded
+from imgvault.store.errors import InvalidParameter
+
+from .tracking import experiment_id, open_client
+
+SERIES = ("mse", "psnr", "ssim", "bpp")
+SUMMARISED = ("mse", "psnr", "ssim", "bpp", "bpp_with_model", "compression_ratio", "encode_seconds",
+              "decode_seconds", "fit_seconds")  # fmt: skip
+DEFAULT_FIGURES = 25
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """What a batch runs. ``ks`` applies to pca, kmeans and gmm (aes takes none)."""
+
+    methods: tuple[str, ...] = ("pca", "kmeans", "gmm", "aes")
+    ks: tuple[int, ...] = (8,)
+    size: int = 100
+    color: str = "gray"
+    fit: str = "image"
+    jobs: int = -1
+    experiment: str | None = None
+    random_state: int = 0
+    figures: int = DEFAULT_FIGURES
+
+    def configurations(self) -> list[tuple[str, int | None]]:
+        return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
+
+
+@dataclass
+class ChildRun:
+    method: str
+    k: int | None
+    run_id: str
+    metrics: dict
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "k": self.k, "run_id": self.run_id, "metrics": self.metrics,
+                "failed_images": len(self.failures)}  # fmt: skip
+
+
+@dataclass
+class BatchResult:
+    experiment_id: str
+    parent_run_id: str
+    collection: str
+    n_images: int
+    runs: list[ChildRun]
+
+    @property
+    def failures(self) -> int:
+        return sum(len(run.failures) for run in self.runs)
+
+    def to_dict(self) -> dict:
+        return {"experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
+                "collection": self.collection, "n_images": self.n_images,
+                "runs": [run.to_dict() for run in self.runs]}  # fmt: skip
+
+
+def summarise(values: dict[str, list[float]]) -> dict[str, float]:
+    """``<metric>_mean``, ``_median``, ``_std``, ``_min``, ``_max`` over the finite values of each metric.
+
+    An infinite PSNR (an exact reconstruction) is left out of the PSNR figures and counted by
+    ``exact_fraction`` instead: MLflow would store it as 1.8e308 and ruin every mean.
+    """
+    out = {}
+    for name, series in values.items():
+        finite = np.array([v for v in series if v is not None and math.isfinite(v)], dtype=np.float64)
+        if finite.size:
+            for stat, function in (("mean", np.mean), ("median", np.median), ("std", np.std), ("min", np.min),
+                                   ("max", np.max)):  # fmt: skip
+                out[f"{name}_{stat}"] = float(function(finite))
+    mse = values.get("mse", [])
+    if mse:
+        out["exact_fraction"] = float(np.mean([v == 0 for v in mse]))
+    return out
+
+
+def _encode_one(pixels: np.ndarray, method: str, k: int | None, random_state: int, with_figure: bool):
+    """Worker: fit one model on one image and measure it. Returns (Measured, figure) or (error, None)."""
+    codec = make_codec(method, k=k, fit="image", random_state=random_state)
+    started = time.perf_counter()
+    try:
+        codec.fit(pixels[None])
+    except InvalidParameter as exc:
+        return str(exc), None
+    measured = measure(codec, pixels, fit_seconds=time.perf_counter() - started)
+    shown = None
+    if with_figure:
+        encrypted = render_encoded(method, measured.encoded, pixels.shape)
+        shown = figure(measured.original, encrypted, measured.reconstruction)
+    return replace(measured, encoded=None), shown
+
+
+def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[[], None] = lambda: None,
+              started: Callable[[int], None] = lambda total: None) -> BatchResult:  # fmt: skip
+    """Run every configured method over ``collection``; store the results; log them to MLflow.
+
+    ``started(total)`` is called once the work is known (total = images x configurations) and
+    ``advance()`` after each image of each configuration, for a progress bar.
+    """
+    for method in config.methods:
+        check_method(method)
+    size, color = check_size(config.size), check_color(config.color)
+    if config.fit not in ("image", "collection"):
+        raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
+    client = open_client(store.settings.home)  # before any work: a dead tracking store fails fast
+    images = list(store.images(collection))
+    if not images:
+        raise InvalidParameter(f'collection "{collection}" has no images')
+    pixels = np.stack([load_pixels(store.get(image.id), size=size, color=color) for image in images])
+    configurations = config.configurations()
+    started(len(images) * len(configurations))
+
+    from .mlflow_log import RunLogger
+
+    logger = RunLogger(client, experiment_id(client, config.experiment or f"imgvault/{collection}",
+                                             store.settings.home))  # fmt: skip
+    digest = hashlib.sha256("\n".join(image.id for image in images).encode()).hexdigest()[:16]
+    parent = logger.start_parent(collection, config, len(images), digest, imgvault_version())
+    runs: list[ChildRun] = []
+    try:
+        for method, k in configurations:
+            runs.append(_run_child(store, logger, parent, collection, images, pixels, method, k, config, digest,
+                                   advance))  # fmt: skip
+        logger.finish_parent(parent, runs, config)
+    except BaseException as exc:
+        logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
+
+
+def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance) -> ChildRun:
+    child = logger.start_child(parent, collection, method, k, config, len(images), digest)
+    try:
+        results, shared_model, model_params = _compute(pixels, method, k, config, advance)
+        items, failures, figures = [], [], []
+        for image, (measured, shown) in zip(images, results, strict=True):
+            if isinstance(measured, str):
+                failures.append((image.id, measured))
+                continue
+            item = {"image_id": image.id, "encoded": measured.payload, "metrics": jsonable(measured.metrics)}
+            if measured.model is not None:
+                item["model"] = measured.model
+            items.append(item)
+            if shown is not None:
+                figures.append((len(failures) + len(items) - 1, shown))
+        params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
+        infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
+                                    collection=collection)  # fmt: skip
+        by_image = {info.image_id: info for info in infos}
+        values = {name: [info.metrics.get(name) for info in infos] for name in SUMMARISED}
+        summary = summarise(values)
+        logger.log_child(child, images, by_image, failures, values, summary, figures)
+        logger.end(child, "FAILED" if not infos else "FINISHED")
+        return ChildRun(method, k, child, summary, failures)
+    except BaseException as exc:
+        logger.end(child, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, advance):
+    """Per-image results [(Measured | error, figure | None)], the shared model (or None), codec params."""
+    if config.fit == "collection":
+        codec = make_codec(method, k=k, fit="collection", random_state=config.random_state)
+        started = time.perf_counter()
+        try:
+            codec.fit(pixels)
+        except InvalidParameter as exc:
+            # One model for all: if it cannot be fitted, every image of this configuration fails.
+            for _ in pixels:
+                advance()
+            return [(str(exc), None)] * len(pixels), None, codec.get_params()
+        fit_seconds = (time.perf_counter() - started) / len(pixels)
+        model = codec.model_to_bytes()
+        results = []
+        for index, one in enumerate(pixels):
+            measured = measure(codec, one, fit_seconds=fit_seconds, images_per_model=len(pixels), model=model)
+            shown = None
+            if index < config.figures:
+                shown = figure(measured.original, render_encoded(method, measured.encoded, one.shape),
+                               measured.reconstruction)  # fmt: skip
+            results.append((replace(measured, encoded=None), shown))
+            advance()
+        return results, model, codec.get_params()
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
+             for index, one in enumerate(pixels))  # fmt: skip
+    results = []
+    for result in Parallel(n_jobs=config.jobs, return_as="generator")(tasks):
+        results.append(result)
+        advance()
+    return results, None, make_codec(method, k=k, fit="image", random_state=config.random_state).get_params()
+
+
+def imgvault_version() -> str:
+    try:
+        return version("imgvault")
+    except Exception:
+        return "unknown"

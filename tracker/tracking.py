@@ -1,0 +1,55 @@
+"""Where runs are tracked: an MLflow tracking store, reached before any work starts.
+
+``MLFLOW_TRACKING_URI`` if set (a server works too), else ``sqlite:///$IMGVAULT_HOME/mlflow.db`` with
+artifacts under ``$IMGVAULT_HOME/mlartifacts``.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from imgvault.store.engine import first_line
+from imgvault.store.errors import ConfigError
+
+
+def tracking_uri(home: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(home) / 'mlflow.db'}"
+
+
+def artifact_location(home: Path, experiment: str) -> str | None:
+    """Where a new experiment keeps artifacts: a folder of its own under home for the local store; the
+    server's choice when ``MLFLOW_TRACKING_URI`` names one."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return (Path(home) / "mlartifacts" / folder).as_uri()
+
+
+def open_client(home: Path):
+    """An ``MlflowClient`` on the tracking store, checked to answer; a :class:`ConfigError` if it does not."""
+    # Fail in seconds rather than after MLflow's default minutes of retries against a dead server.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(home)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # MLflow raises many kinds: connection, HTTP, database, bad URI
+        raise ConfigError(f"cannot reach the MLflow tracking store {uri}: {first_line(exc)}") from None
+    return client
+
+
+def experiment_id(client, name: str, home: Path) -> str:
+    """The id of experiment ``name``, created (with our artifact location) if new."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise ConfigError(f'MLflow experiment "{name}" is deleted; restore it in the MLflow UI or choose another')
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location(home, name))
