@@ -4,7 +4,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,25 +45,33 @@ def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
         click.echo(line(row))
 
 
+class _Bar:
+    """A progress bar handle: ``start(total)`` once the amount of work is known, ``advance()`` per item."""
+
+    def __init__(self, progress=None, task=None):
+        self.progress, self.task = progress, task
+
+    def start(self, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+
+    def advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task)
+
+
 @contextmanager
-def progress_bar(label: str, total: int | None) -> Iterator[Callable[[], None]]:
-    """A progress bar on stderr when ``total`` is known (stderr is a terminal); yields ``advance()``."""
-    if total is None:
-        yield lambda: None
+def progress_bar(label: str, enabled: bool) -> Iterator[_Bar]:
+    """A progress bar on stderr when ``enabled`` (stderr is a terminal), else a handle that does nothing."""
+    if not enabled:
+        yield _Bar()
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda: progress.advance(task)
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        yield _Bar(progress, progress.add_task(label, total=None))
 
 
 def write_output(output: str, data: bytes, *, overwrite: bool) -> None:

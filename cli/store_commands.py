@@ -79,12 +79,12 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
     from imgvault.store.ingest import iter_files
 
     stored = failed = 0
-    total = None
-    if sys.stderr.isatty():
-        total = sum(1 for _ in iter_files(paths))
-    with ctx.open_store() as store, progress_bar("Storing", total) as advance, JsonList(as_json) as out:
+    show = sys.stderr.isatty()
+    with ctx.open_store() as store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+        if show:
+            bar.start(sum(1 for _ in iter_files(paths)))
         for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
-            advance()
+            bar.advance()
             if result.error:
                 failed += 1
                 click.echo(f"Error: {result.error}", err=True)

@@ -1,0 +1,163 @@
+"""Commands of batch runs: run, compare, ui."""
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from .app import Context, cli, pass_context
+from .options import collection_option, json_option
+from .output import plain_table, progress_bar
+
+
+def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
+    from imgvault.methods.registry import METHOD_NAMES
+
+    methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
+    unknown = [m for m in methods if m not in METHOD_NAMES]
+    if unknown or not methods:
+        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
+                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
+    return methods
+
+
+def _split_ks(_ctx, _param, value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(dict.fromkeys(int(k) for k in value.split(",")))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a whole number or a comma-separated list of them") from None
+    if any(k < 1 for k in ks):
+        raise click.BadParameter("k must be at least 1")
+    return ks
+
+
+def _number(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _psnr(metrics: dict) -> str:
+    value = metrics.get("psnr_mean")
+    if value is None and metrics.get("exact_fraction") == 1.0:
+        return "inf"
+    return _number(value)
+
+
+@cli.command()
+@collection_option("The collection to run over.")
+@click.option("--methods", default="pca,kmeans,gmm,aes", show_default=True, callback=_split_methods,
+              help="Comma-separated methods.")  # fmt: skip
+@click.option("-k", "ks", default="8", show_default=True, callback=_split_ks,
+              help="k, or a comma-separated sweep (2,4,8,16), for pca, kmeans and gmm.")  # fmt: skip
+@click.option("--size", type=int, default=100, show_default=True)
+@click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
+@click.option("--fit", type=click.Choice(["image", "collection"]), default="image", show_default=True,
+              help="One model per image (the study's setting) or one for the whole collection.")  # fmt: skip
+@click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Parallel workers (-1: all cores).")
+@click.option("--experiment", help="MLflow experiment (default: imgvault/COLLECTION).")
+@click.option("--seed", type=int, default=0, show_default=True, help="random_state of the methods.")
+@click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
+              help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
+@json_option
+@pass_context
+def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, as_json) -> None:
+    """Run methods over a whole collection; store every result sealed; track it all in MLflow.
+
+    One MLflow parent run per batch and one child run per (method, k), with per-image metric series,
+    summaries, a per-image table and figures. The tracking store is MLFLOW_TRACKING_URI, else
+    $IMGVAULT_HOME/mlflow.db. Exit code 1 if any image failed (the rest still run).
+
+    \b
+    Example:
+      imgvault run -c photos
+      imgvault run -c photos --methods pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
+    """
+    if collection is None:
+        raise click.UsageError("which collection? give -c NAME")
+    from imgvault.tracker.runner import BatchConfig, run_batch
+
+    config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
+                         experiment=experiment, random_state=seed, figures=figures)  # fmt: skip
+    with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
+        result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(f'Ran {len(result.runs)} configurations over {result.n_images} images of "{collection}"'
+                   f" (MLflow experiment {result.experiment_id}, parent run {result.parent_run_id})")  # fmt: skip
+        plain_table(
+            [("METHOD", 7), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
+            ((r.method, r.k or "-", _number(r.metrics.get("mse_mean")), _psnr(r.metrics),
+              _number(r.metrics.get("ssim_mean")), _number(r.metrics.get("bpp_mean")), len(r.failures), r.run_id)
+             for r in result.runs),
+        )  # fmt: skip
+    for run_ in result.runs:
+        label = run_.method if run_.k is None else f"{run_.method} k={run_.k}"
+        by_error: dict[str, list[str]] = {}
+        for image_id, error in run_.failures:
+            by_error.setdefault(error, []).append(image_id)
+        for error, image_ids in by_error.items():
+            which = f"image {image_ids[0]}" if len(image_ids) == 1 else f"{len(image_ids)} images"
+            click.echo(f"Error: {label}: {which}: {error}", err=True)
+    if result.failures:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("-c", "--collection", "collections", multiple=True, help="Only these collections (repeatable).")
+@click.option("--experiment", help="Only this MLflow experiment.")
+@json_option
+@pass_context
+def compare(ctx: Context, collections, experiment, as_json) -> None:
+    """Compare methods (and k) across collections: mean metrics of the latest runs, read from MLflow.
+
+    \b
+    Example:
+      imgvault compare
+      imgvault compare -c photos -c scans --json
+    """
+    from imgvault.tracker.compare import compare as compare_runs
+
+    rows = compare_runs(ctx.settings().home, list(collections) or None, experiment)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No runs yet: imgvault run -c COLLECTION", err=True)
+        return
+    width = max([len(r["collection"]) for r in rows] + [10])
+    plain_table(
+        [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
+         ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
+        ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["n_images"],
+          _number(r["mse_mean"]), _psnr(r), _number(r["ssim_mean"]), _number(r["bpp_mean"]), r["run_id"])
+         for r in rows),
+    )  # fmt: skip
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@pass_context
+def ui(ctx: Context, port: int) -> None:
+    """Serve the MLflow UI for this home's tracking store, on loopback only.
+
+    \b
+    Example:
+      imgvault ui --port 5000     # then open http://127.0.0.1:5000
+    """
+    from imgvault.tracker.tracking import tracking_uri
+
+    home = ctx.settings().home
+    uri = tracking_uri(home)
+    if uri.startswith(("http://", "https://")):
+        raise click.ClickException(f"MLFLOW_TRACKING_URI already names a server: open {uri} in a browser")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--artifacts-destination",
+               str(home / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    try:
+        completed = subprocess.run(command, env=os.environ.copy())
+    except KeyboardInterrupt:
+        return
+    if completed.returncode:
+        raise click.ClickException(f"the MLflow server stopped with exit code {completed.returncode}")
