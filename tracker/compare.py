@@ -21,11 +21,9 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
         experiments = [found]
     else:
         experiments = client.search_experiments(filter_string="name LIKE 'imgvault/%'", max_results=1000)
-    if not experiments:
-        return []
     query = "tags.`imgvault.kind` = 'child' and attributes.status = 'FINISHED'"
     runs, token = [], None
-    while True:
+    while experiments:
         page = client.search_runs(
             [e.experiment_id for e in experiments],
             filter_string=query,

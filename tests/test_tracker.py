@@ -1,0 +1,258 @@
+"""Batch runs against a real MLflow sqlite tracking store: runs, params, metric series, artifacts, compare."""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from imgvault.cli import cli
+from imgvault.store import ConfigError
+from imgvault.tracker.runner import BatchConfig, run_batch
+
+pytestmark = pytest.mark.slow
+PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
+
+
+@pytest.fixture(scope="session")
+def migrated_tracking_db(tmp_path_factory):
+    """An MLflow sqlite database with its schema, made once (migrations take seconds) and copied per test."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+
+
+@pytest.fixture
+def photos(store, home, migrated_tracking_db, monkeypatch):
+    """A store with a collection of real photos and a fresh copy of the migrated MLflow store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    from pathlib import Path
+
+    folder = Path(skimage.data.__file__).parent
+    images = [store.put(folder / name, collection="photos") for name in PHOTOS]
+    return store, images
+
+
+def client(home):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+
+SMALL = {"size": 32, "jobs": 1, "figures": 3}
+
+
+def read_table(mlflow, run_id: str) -> dict:
+    with open(mlflow.download_artifacts(run_id, "images.json")) as handle:
+        return json.load(handle)
+
+
+def test_a_batch_logs_a_parent_and_one_child_per_method_and_k(photos, home):
+    store, _ = photos
+    result = run_batch(store, "photos", BatchConfig(methods=("pca", "kmeans", "gmm", "aes"), ks=(2, 4), **SMALL))
+    assert [(r.method, r.k) for r in result.runs] == [("pca", 2), ("pca", 4), ("kmeans", 2), ("kmeans", 4),
+                                                      ("gmm", 2), ("gmm", 4), ("aes", None)]  # fmt: skip
+    mlflow = client(home)
+    experiment = mlflow.get_experiment_by_name("imgvault/photos")
+    assert experiment.experiment_id == result.experiment_id
+    assert experiment.artifact_location == (home / "mlartifacts" / "imgvault_photos").as_uri()
+    parent = mlflow.get_run(result.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["methods"] == "pca,kmeans,gmm,aes" and parent.data.params["k"] == "2,4"
+    assert {a.path for a in mlflow.list_artifacts(parent.info.run_id)} == {"comparison.png", "ssim_vs_bpp.png",
+                                                                          "summary.json"}  # fmt: skip
+    children = mlflow.search_runs([result.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 7 and {c.info.status for c in children} == {"FINISHED"}
+
+
+def test_a_child_run_holds_params_series_summaries_table_figures_and_the_dataset(photos, home):
+    store, images = photos
+    result = run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(4,), **SMALL))
+    [child] = result.runs
+    mlflow = client(home)
+    run = mlflow.get_run(child.run_id)
+    assert {k: run.data.params[k] for k in ("method", "k", "size", "color", "fit", "n_images", "random_state")} == {
+        "method": "kmeans", "k": "4", "size": "32", "color": "gray", "fit": "image", "n_images": "6",
+        "random_state": "0"}  # fmt: skip
+    assert "imgvault_version" in run.data.params
+    assert run.data.tags["imgvault.collection"] == "photos"
+    for metric in ("mse", "psnr", "ssim", "bpp"):
+        history = mlflow.get_metric_history(child.run_id, metric)
+        assert sorted(m.step for m in history) == list(range(6)), metric
+        for stat in ("mean", "median", "std", "min", "max"):
+            assert f"{metric}_{stat}" in run.data.metrics
+    ssim = [m.value for m in sorted(mlflow.get_metric_history(child.run_id, "ssim"), key=lambda m: m.step)]
+    assert run.data.metrics["ssim_mean"] == pytest.approx(np.mean(ssim))
+    assert {"encode_seconds_mean", "decode_seconds_mean", "fit_seconds_mean"} <= set(run.data.metrics)
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.name == "photos" and len(dataset.dataset.digest) == 16
+    table = read_table(mlflow, child.run_id)
+    assert [row[table["columns"].index("image_id")] for row in table["data"]] == [i.id for i in images]
+    encoded_ids = [row[table["columns"].index("encoded_id")] for row in table["data"]]
+    figures = [a.path for a in mlflow.list_artifacts(child.run_id, "images") if a.path.endswith(".png")]
+    assert len(figures) == 3  # --figures 3
+    # Every result is in the store, sealed, and decodes.
+    from imgvault.methods import decode_image
+
+    for encoded_id in encoded_ids:
+        assert decode_image(store, encoded_id).shape == (32, 32)
+
+
+def test_an_image_that_fails_is_counted_and_the_batch_finishes_for_the_rest(photos, home, tmp_path):
+    store, _images = photos
+    flat = tmp_path / "blank.png"
+    Image.fromarray(np.full((64, 64), 128, dtype=np.uint8)).save(flat)  # one grey level, whatever the resize
+    bad = store.put(flat, collection="photos")
+    result = run_batch(store, "photos", BatchConfig(methods=("kmeans", "pca"), ks=(3,), **SMALL))
+    kmeans, pca = result.runs
+    assert [image_id for image_id, _ in kmeans.failures] == [bad.id]
+    assert "only 1 distinct pixel values" in kmeans.failures[0][1]
+    assert pca.failures == []
+    mlflow = client(home)
+    run = mlflow.get_run(kmeans.run_id)
+    assert run.data.tags["imgvault.failed_images"] == "1"
+    assert run.data.metrics["failed_images"] == 1
+    table = read_table(mlflow, kmeans.run_id)
+    errors = dict(zip((r[table["columns"].index("image_id")] for r in table["data"]),
+                      (r[table["columns"].index("error")] for r in table["data"]), strict=True))  # fmt: skip
+    assert "only 1 distinct" in errors[bad.id]
+    assert len(list(store.encoded_images())) == 6 + 7
+
+
+def test_collection_fit_shares_one_model_and_tags_it(photos, home):
+    store, _ = photos
+    result = run_batch(store, "photos", BatchConfig(methods=("pca",), ks=(4,), fit="collection", **SMALL))
+    [child] = result.runs
+    model_ids = {e.model_id for e in store.encoded_images()}
+    assert len(model_ids) == 1
+    assert client(home).get_run(child.run_id).data.tags["imgvault.model_id"] == model_ids.pop()
+    assert child.metrics["bpp_mean"] == pytest.approx(4 * 32 / (32 * 32))  # k float32 scores per image
+
+
+def test_two_jobs_give_the_same_results_as_one(photos):
+    store, _ = photos
+    one = run_batch(store, "photos", BatchConfig(methods=("gmm",), ks=(3,), **SMALL))
+    two = run_batch(store, "photos", BatchConfig(methods=("gmm",), ks=(3,), **{**SMALL, "jobs": 2}))
+    for name in ("mse_mean", "ssim_mean", "bpp_mean"):
+        assert one.runs[0].metrics[name] == pytest.approx(two.runs[0].metrics[name])
+
+
+def test_ctrl_c_marks_runs_killed_and_leaves_nothing_half_written(photos, home):
+    store, _ = photos
+    calls = 0
+
+    def interrupt_in_second_configuration():
+        nonlocal calls
+        calls += 1
+        if calls == 6 + 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(store, "photos", BatchConfig(methods=("pca", "kmeans"), ks=(2,), **SMALL),
+                  advance=interrupt_in_second_configuration)  # fmt: skip
+    runs = client(home).search_runs([client(home).get_experiment_by_name("imgvault/photos").experiment_id])
+    statuses = {r.info.run_name: r.info.status for r in runs}
+    assert statuses["pca k=2"] == "FINISHED"
+    assert statuses["kmeans k=2"] == "KILLED"
+    assert [s for name, s in statuses.items() if "·" in name] == ["KILLED"]
+    # The finished configuration is stored whole, the interrupted one not at all.
+    assert sorted(e.method for e in store.encoded_images()) == ["pca"] * 6
+
+
+def test_an_unreachable_tracking_server_fails_before_any_work(photos, home, monkeypatch):
+    store, _ = photos
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    with pytest.raises(ConfigError, match=r"cannot reach the MLflow tracking store http://127\.0\.0\.1:1"):
+        run_batch(store, "photos", BatchConfig(**SMALL))
+    assert list(store.encoded_images()) == []
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+
+def test_run_json_and_compare_report_the_same_numbers(photos, runner):
+    store, _ = photos
+    store.close()
+    result = runner.invoke(cli, ["run", "-c", "photos", "--methods", "pca,aes", "-k", "2", "--size", "32",
+                                 "--jobs", "1", "--figures", "1", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert set(out) >= {"experiment_id", "parent_run_id", "collection", "runs"}
+    assert [(r["method"], r["k"]) for r in out["runs"]] == [("pca", 2), ("aes", None)]
+    assert {"mse_mean", "psnr_mean", "ssim_mean", "bpp_mean"} <= set(out["runs"][0]["metrics"])
+    assert out["runs"][1]["metrics"]["exact_fraction"] == 1.0 and "psnr_mean" not in out["runs"][1]["metrics"]
+    compared = json.loads(runner.invoke(cli, ["compare", "-c", "photos", "--json"]).stdout)
+    by_method = {row["method"]: row for row in compared}
+    assert by_method["pca"]["ssim_mean"] == pytest.approx(out["runs"][0]["metrics"]["ssim_mean"])
+    assert by_method["pca"]["run_id"] == out["runs"][0]["run_id"]
+    table = runner.invoke(cli, ["compare"]).stdout.splitlines()
+    assert table[0].split()[:3] == ["COLLECTION", "METHOD", "K"]
+    assert [line.split()[1] for line in table[1:]] == ["aes", "pca"]
+    assert table[1].split()[7:9] == ["0.000", "inf"]  # MSE, PSNR of aes
+
+
+def test_run_exits_1_when_an_image_fails_and_says_which(photos, runner):
+    store, _images = photos
+    store.close()
+    result = runner.invoke(cli, ["run", "-c", "photos", "--methods", "pca", "-k", "40", "--size", "32",
+                                 "--jobs", "1"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: pca k=40: 6 images: k=40 is too large: PCA on the rows of 1 image(s) of 32x32 has 32 dimensions,"
+        " so k can be at most 32"
+    )
+
+
+def test_compare_of_a_collection_without_runs_is_an_error(photos, runner):
+    photos[0].close()
+    result = runner.invoke(cli, ["compare", "-c", "photos"])
+    assert (result.exit_code, result.stderr) == (
+        1, "Error: no finished runs for collection(s): photos (run: imgvault run -c NAME)\n")  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
+    store, _ = photos
+    run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(2,), **SMALL))
+    store.close()
+    port = _free_port()
+    env = {"IMGVAULT_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    server = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "ui", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+                    html = page.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise AssertionError(server.stderr.read().decode()[-2000:]) from None
+                time.sleep(0.5)
+        assert "<html" in html.lower()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
+            data=json.dumps({"max_results": 10}).encode(), headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            names = [e["name"] for e in json.load(response)["experiments"]]
+        assert "imgvault/photos" in names
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
