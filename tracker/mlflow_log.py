@@ -57,7 +57,7 @@ class RunLogger:
                  **{name: r.metrics.get(f"{name}_mean") for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
         self.client.log_table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
-        self.client.log_figure(run_id, comparison_figure(self.client, runs), "comparison.png")
+        self.client.log_figure(run_id, comparison_figure(runs), "comparison.png")
         if len(config.ks) > 1:
             self.client.log_figure(run_id, ssim_vs_bpp_figure(runs), "ssim_vs_bpp.png")
         failed = sum(len(r.failures) for r in runs)

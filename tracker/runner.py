@@ -53,6 +53,7 @@ class ChildRun:
     run_id: str
     metrics: dict
     failures: list[tuple[str, str]] = field(default_factory=list)
+    values: dict[str, list] = field(default_factory=dict, repr=False)  # per-image values, for the figures
 
     def to_dict(self) -> dict:
         return {"method": self.method, "k": self.k, "run_id": self.run_id, "metrics": self.metrics,
@@ -139,18 +140,34 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     digest = hashlib.sha256("\n".join(image.id for image in images).encode()).hexdigest()[:16]
     parent = logger.start_parent(collection, config, len(images), digest, imgvault_version())
     runs: list[ChildRun] = []
-    try:
-        for method, k in configurations:
-            runs.append(_run_child(store, logger, parent, collection, images, pixels, method, k, config, digest,
-                                   advance))  # fmt: skip
-        logger.finish_parent(parent, runs, config)
-    except BaseException as exc:
-        logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
+    # Logging a finished child to MLflow (tables, figures, series) overlaps with computing the next one:
+    # one background thread, so the calls for one run stay in order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgvault-mlflow") as logging_thread:
+        from .figures import pyplot
+
+        pending = [logging_thread.submit(pyplot)]  # the parent's figures need it; import it meanwhile
+        try:
+            for method, k in configurations:
+                child, log = _run_child(store, logger, parent, collection, images, pixels, method, k, config,
+                                        digest, advance)  # fmt: skip
+                runs.append(child)
+                pending.append(logging_thread.submit(log))
+            for future in pending:
+                future.result()
+            logger.finish_parent(parent, runs, config)
+        except BaseException as exc:
+            # Children already computed and stored finish logging (and end FINISHED); the rest is KILLED.
+            for future in pending:
+                future.cancel() or future.exception()
+            logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
 
 
-def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance) -> ChildRun:
+def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance):
+    """Compute and store one (method, k); return its ChildRun and the function that logs it to MLflow."""
     child = logger.start_child(parent, collection, method, k, config, len(images), digest)
     try:
         results, shared_model, model_params = _compute(pixels, method, k, config, advance)
@@ -168,15 +185,22 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
         params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
         infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
                                     collection=collection)  # fmt: skip
-        by_image = {info.image_id: info for info in infos}
-        values = {name: [info.metrics.get(name) for info in infos] for name in SUMMARISED}
-        summary = summarise(values)
-        logger.log_child(child, images, by_image, failures, values, summary, figures)
-        logger.end(child, "FAILED" if not infos else "FINISHED")
-        return ChildRun(method, k, child, summary, failures)
     except BaseException as exc:
         logger.end(child, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+    by_image = {info.image_id: info for info in infos}
+    values = {name: [info.metrics.get(name) for info in infos] for name in SUMMARISED}
+    summary = summarise(values)
+
+    def log() -> None:
+        try:
+            logger.log_child(child, images, by_image, failures, values, summary, figures)
+        except BaseException:
+            logger.end(child, "FAILED")
+            raise
+        logger.end(child, "FAILED" if not infos else "FINISHED")
+
+    return ChildRun(method, k, child, summary, failures, values), log
 
 
 def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, advance):

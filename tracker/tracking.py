@@ -30,9 +30,11 @@ def open_client(home: Path):
     # Fail in seconds rather than after MLflow's default minutes of retries against a dead server.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    from mlflow import MlflowClient
+
+    # After the import: MLflow sets up its own logging then, at INFO.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    from mlflow import MlflowClient
 
     uri = tracking_uri(home)
     if uri.startswith("sqlite:///"):

@@ -1,0 +1,121 @@
+"""Batch runs: what tracking costs, what a second core buys, how time grows with the collection.
+
+    python benchmarks/run_bench.py --json
+
+100 real ~100x100 images (tiles of the photos shipped with scikit-image and scikit-learn) x 3 methods
+(pca, kmeans, gmm, k=8), size 100, gray, all in one process:
+
+  tracked_over_untracked  the full tracked path (read and decrypt from the store, fit, encode, decode,
+                          metrics, store every result sealed, log to MLflow) over the same computation
+                          untracked (fit, encode, decode, metrics only), both with --jobs 1  (target <= 1.5)
+  speedup_2_jobs          the tracked path with --jobs 1 over --jobs 2                       (target >= 1.5)
+  scaling_200_over_100    the tracked path on 200 images over 100 images, --jobs 1           (target <= 2.2)
+
+Worker processes and imports are warmed up first, so the figures compare steady-state work.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from store_bench import write_images
+
+METHODS = ("pca", "kmeans", "gmm")
+
+
+def untracked(pixels, k: int) -> float:
+    """The computation alone: fit, encode, decode and metrics of every image, for every method."""
+    from imgvault.tracker.runner import _encode_one
+
+    started = time.perf_counter()
+    for method in METHODS:
+        for one in pixels:
+            _encode_one(one, method, k, 0, False)
+    return time.perf_counter() - started
+
+
+def tracked(store, collection: str, k: int, jobs: int, label: str) -> float:
+    from imgvault.tracker.runner import BatchConfig, run_batch
+
+    config = BatchConfig(methods=METHODS, ks=(k,), jobs=jobs, experiment=f"bench/{label}")
+    started = time.perf_counter()
+    result = run_batch(store, collection, config)
+    elapsed = time.perf_counter() - started
+    if result.failures:
+        raise SystemExit(f"benchmark images failed: {result.failures}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", type=int, default=100, help="images in the collection (default 100)")
+    parser.add_argument("-k", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+
+    from imgvault.methods import load_pixels
+    from imgvault.store import Settings, Store
+
+    with tempfile.TemporaryDirectory(prefix="imgvault-run-bench-") as tmp:
+        tmp = Path(tmp)
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        store = Store.init(settings=Settings.resolve(tmp / "vault", environ={}))
+        small = write_images(tmp / "small", args.n, seed=1)
+        large = write_images(tmp / "large", 2 * args.n, seed=2)
+        list(store.put_many(small, collection="small"))
+        list(store.put_many(large, collection="large"))
+        pixels = [load_pixels(path.read_bytes(), size=100) for path in small]
+
+        # Warm-up: imports (MLflow, scikit-learn, matplotlib), the MLflow schema, joblib's worker pool.
+        warm = write_images(tmp / "warm", 8, seed=3)
+        list(store.put_many(warm, collection="warm"))
+        tracked(store, "warm", args.k, 1, "warm-1")
+        tracked(store, "warm", args.k, 2, "warm-2")
+
+        # Rounds interleave the measurements, so that each ratio compares runs made under the same
+        # machine conditions (a shared 2-core machine varies); the median of each ratio is reported.
+        rounds = []
+        for n in range(args.rounds):
+            untracked_s = untracked(pixels, args.k)
+            tracked_1 = tracked(store, "small", args.k, 1, f"small-1-{n}")
+            tracked_2 = tracked(store, "small", args.k, 2, f"small-2-{n}")
+            tracked_large = tracked(store, "large", args.k, 1, f"large-1-{n}")
+            rounds.append((untracked_s, tracked_1, tracked_2, tracked_large))
+        store.close()
+
+    def median(values):
+        return float(np.median(values))
+
+    untracked_s, tracked_1, tracked_2, tracked_large = (median(column) for column in zip(*rounds))
+    figures = {
+        "n_images": args.n,
+        "methods": list(METHODS),
+        "k": args.k,
+        "cores": os.cpu_count(),
+        "rounds": args.rounds,
+        "untracked_seconds": round(untracked_s, 2),
+        "tracked_seconds_jobs_1": round(tracked_1, 2),
+        "tracked_seconds_jobs_2": round(tracked_2, 2),
+        f"tracked_seconds_{2 * args.n}_images": round(tracked_large, 2),
+        "tracked_over_untracked": round(median([r[1] / r[0] for r in rounds]), 3),
+        "speedup_2_jobs": round(median([r[1] / r[2] for r in rounds]), 3),
+        f"scaling_{2 * args.n}_over_{args.n}": round(median([r[3] / r[1] for r in rounds]), 3),
+        "speedup_2_jobs_all_rounds": [round(r[1] / r[2], 3) for r in rounds],
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for name, value in figures.items():
+            print(f"{name:28} {value}")
+
+
+if __name__ == "__main__":
+    main()
