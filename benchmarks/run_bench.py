@@ -94,7 +94,7 @@ def main() -> None:
     def median(values):
         return float(np.median(values))
 
-    untracked_s, tracked_1, tracked_2, tracked_large = (median(column) for column in zip(*rounds))
+    untracked_s, tracked_1, tracked_2, tracked_large = (median(column) for column in zip(*rounds, strict=True))
     figures = {
         "n_images": args.n,
         "methods": list(METHODS),
