@@ -86,7 +86,11 @@ class RunLogger:
         self.client.log_inputs(run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])])
         return run_id
 
-    def log_child(self, run_id, images, by_image, failures, values, summary, figures) -> None:
+    def log_figure(self, run_id: str, step: int, shown) -> None:
+        """original | encrypted | decrypted | error of image ``step``, under one key the UI steps through."""
+        self.client.log_image(run_id, shown, key="original-encrypted-decrypted-error", step=step)
+
+    def log_child(self, run_id, images, by_image, failures, values, summary) -> None:
         now = int(time.time() * 1000)
         series = []
         for step, image in enumerate(images):
@@ -123,5 +127,3 @@ class RunLogger:
                 value = info.metrics.get(name) if info else None
                 table[name].append(value)
         self.client.log_table(run_id, table, "images.json")
-        for step, shown in figures:
-            self.client.log_image(run_id, shown, key="original-encrypted-decrypted-error", step=step)

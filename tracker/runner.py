@@ -147,13 +147,18 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgvault-mlflow") as logging_thread:
         from .figures import pyplot
 
-        pending = [logging_thread.submit(pyplot)]  # the parent's figures need it; import it meanwhile
+        pending = []
+
+        def submit(function, *args) -> None:
+            pending.append(logging_thread.submit(function, *args))
+
+        submit(pyplot)  # the parent's figures need it; import it meanwhile
         try:
             for method, k in configurations:
                 child, log = _run_child(store, logger, parent, collection, images, pixels, method, k, config,
-                                        digest, advance)  # fmt: skip
+                                        digest, advance, submit)  # fmt: skip
                 runs.append(child)
-                pending.append(logging_thread.submit(log))
+                submit(log)
             for future in pending:
                 future.result()
             logger.finish_parent(parent, runs, config)
@@ -166,13 +171,23 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
 
 
-def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance):
-    """Compute and store one (method, k); return its ChildRun and the function that logs it to MLflow."""
+def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance,
+               submit):  # fmt: skip
+    """Compute and store one (method, k); return its ChildRun and the function that logs the rest of it.
+
+    Each image's figure goes to the logging thread as soon as the image is done, while the others compute.
+    """
     child = logger.start_child(parent, collection, method, k, config, len(images), digest)
+
+    def done(index: int, result) -> None:
+        advance()
+        if result[1] is not None:
+            submit(logger.log_figure, child, index, result[1])
+
     try:
-        results, shared_model, model_params = _compute(pixels, method, k, config, advance)
-        items, failures, figures = [], [], []
-        for image, (measured, shown) in zip(images, results, strict=True):
+        results, shared_model, model_params = _compute(pixels, method, k, config, done)
+        items, failures = [], []
+        for image, (measured, _) in zip(images, results, strict=True):
             if isinstance(measured, str):
                 failures.append((image.id, measured))
                 continue
@@ -180,8 +195,6 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
             if measured.model is not None:
                 item["model"] = measured.model
             items.append(item)
-            if shown is not None:
-                figures.append((len(failures) + len(items) - 1, shown))
         params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
         infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
                                     collection=collection)  # fmt: skip
@@ -194,7 +207,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
 
     def log() -> None:
         try:
-            logger.log_child(child, images, by_image, failures, values, summary, figures)
+            logger.log_child(child, images, by_image, failures, values, summary)
         except BaseException:
             logger.end(child, "FAILED")
             raise
@@ -203,8 +216,11 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     return ChildRun(method, k, child, summary, failures, values), log
 
 
-def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, advance):
-    """Per-image results [(Measured | error, figure | None)], the shared model (or None), codec params."""
+def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, done):
+    """Per-image results [(Measured | error, figure | None)], the shared model (or None), codec params.
+
+    ``done(index, result)`` is called as each image's result arrives.
+    """
     if config.fit == "collection":
         codec = make_codec(method, k=k, fit="collection", random_state=config.random_state)
         started = time.perf_counter()
@@ -212,8 +228,8 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
             codec.fit(pixels)
         except InvalidParameter as exc:
             # One model for all: if it cannot be fitted, every image of this configuration fails.
-            for _ in pixels:
-                advance()
+            for index in range(len(pixels)):
+                done(index, (str(exc), None))
             return [(str(exc), None)] * len(pixels), None, codec.get_params()
         fit_seconds = (time.perf_counter() - started) / len(pixels)
         model = codec.model_to_bytes()
@@ -225,16 +241,16 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
                 shown = figure(measured.original, render_encoded(method, measured.encoded, one.shape),
                                measured.reconstruction)  # fmt: skip
             results.append((replace(measured, encoded=None), shown))
-            advance()
+            done(index, results[-1])
         return results, model, codec.get_params()
     from joblib import Parallel, delayed
 
     tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
              for index, one in enumerate(pixels))  # fmt: skip
     results = []
-    for result in Parallel(n_jobs=config.jobs, return_as="generator")(tasks):
+    for index, result in enumerate(Parallel(n_jobs=config.jobs, return_as="generator")(tasks)):
         results.append(result)
-        advance()
+        done(index, result)
     return results, None, make_codec(method, k=k, fit="image", random_state=config.random_state).get_params()
 
 
