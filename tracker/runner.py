@@ -163,9 +163,10 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
                 future.result()
             logger.finish_parent(parent, runs, config)
         except BaseException as exc:
-            # Children already computed and stored finish logging (and end FINISHED); the rest is KILLED.
+            # Configurations already computed are still stored and logged (and end FINISHED); the one
+            # interrupted ends KILLED and stores nothing.
             for future in pending:
-                future.cancel() or future.exception()
+                future.exception()
             logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
@@ -195,25 +196,27 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
             if measured.model is not None:
                 item["model"] = measured.model
             items.append(item)
-        params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
-        infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
-                                    collection=collection)  # fmt: skip
     except BaseException as exc:
         logger.end(child, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    by_image = {info.image_id: info for info in infos}
-    values = {name: [info.metrics.get(name) for info in infos] for name in SUMMARISED}
+    values = {name: [item["metrics"].get(name) for item in items] for name in SUMMARISED}
     summary = summarise(values)
+    params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
 
-    def log() -> None:
+    def store_and_log() -> None:
+        # On the logging thread, while the next configuration computes: the store's transaction first
+        # (all of this configuration or nothing), then MLflow, which names the stored ids.
         try:
+            infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
+                                        collection=collection)  # fmt: skip
+            by_image = {info.image_id: info for info in infos}
             logger.log_child(child, images, by_image, failures, values, summary)
         except BaseException:
             logger.end(child, "FAILED")
             raise
         logger.end(child, "FAILED" if not infos else "FINISHED")
 
-    return ChildRun(method, k, child, summary, failures, values), log
+    return ChildRun(method, k, child, summary, failures, values), store_and_log
 
 
 def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, done):
