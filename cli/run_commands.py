@@ -84,7 +84,8 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        click.echo(f'Ran {len(result.runs)} configurations over {result.n_images} images of "{collection}"'
+        plural = "s" * (len(result.runs) != 1)
+        click.echo(f'Ran {len(result.runs)} configuration{plural} over {result.n_images} images of "{collection}"'
                    f" (MLflow experiment {result.experiment_id}, parent run {result.parent_run_id})")  # fmt: skip
         plain_table(
             [("METHOD", 7), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
