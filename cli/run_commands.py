@@ -59,9 +59,11 @@ def _psnr(metrics: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of the methods.")
 @click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
               help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
+@click.option("--attack", is_flag=True, help="Also run the learning attack (needs at least 10 images).")
 @json_option
 @pass_context
-def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, as_json) -> None:
+def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack,
+        as_json) -> None:  # fmt: skip
     """Run methods over a whole collection; store every result sealed; track it all in MLflow.
 
     One MLflow parent run per batch and one child run per (method, k), with per-image metric series,
@@ -72,13 +74,14 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     Example:
       imgvault run -c photos
       imgvault run -c photos --methods pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
+      imgvault run -c faces --attack
     """
     if collection is None:
         raise click.UsageError("which collection? give -c NAME")
     from imgvault.tracker.runner import BatchConfig, run_batch
 
     config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
-                         experiment=experiment, random_state=seed, figures=figures)  # fmt: skip
+                         experiment=experiment, random_state=seed, figures=figures, attack=attack)  # fmt: skip
     with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
         result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     if as_json:

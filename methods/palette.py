@@ -30,8 +30,14 @@ class _PaletteCodec(ImageCodec):
             rows = check_random_state(self.random_state).choice(len(pixels), self.max_fit_pixels, replace=False)
             pixels = pixels[rows]
         self._fit_pixels(pixels, k)
+        self._sort_palette(np.argsort(self.centres_.sum(axis=1), kind="stable"))
         self.image_shape_ = X.shape[1:]
         return self
+
+    def _sort_palette(self, order: np.ndarray) -> None:
+        """Number the clusters from dark to light. scikit-learn numbers them arbitrarily; a fixed order
+        makes models reproducible and label maps readable, and hides nothing: relabelling was never a key."""
+        self.centres_ = self.centres_[order]
 
     def encode(self, X) -> np.ndarray:
         check_is_fitted(self)
@@ -139,6 +145,13 @@ class GMMCodec(_PaletteCodec):
         model.fit(pixels)
         self.centres_, self.weights_, self.covariances_ = model.means_, model.weights_, model.covariances_
         self._mixture = model
+
+    def _sort_palette(self, order: np.ndarray) -> None:
+        super()._sort_palette(order)
+        self.weights_ = self.weights_[order]
+        if self.covariance_type != "tied":
+            self.covariances_ = self.covariances_[order]
+        self._mixture = None  # rebuilt from the sorted parameters
 
     def _predict(self, pixels: np.ndarray) -> np.ndarray:
         mixture = getattr(self, "_mixture", None)

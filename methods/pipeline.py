@@ -52,12 +52,13 @@ class Measured:
 
 
 def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, images_per_model: int = 1,
-            model: bytes | None = None) -> Measured:  # fmt: skip
+            model: bytes | None = None, method: str | None = None) -> Measured:  # fmt: skip
     """Encode and decode one image (floats in [0, 1]) with a fitted codec, and measure the result.
 
     The reconstruction is decoded from the stored form of the payload, so that a later decode of the
-    stored bytes gives exactly what was measured. ``model`` is the stored model when it is shared by
-    ``images_per_model`` images; otherwise the codec's own model is serialised.
+    stored bytes gives exactly what was measured. With ``method``, the security measures of
+    :func:`imgvault.methods.security.evaluate` are added to the metrics. ``model`` is the stored model
+    when it is shared by ``images_per_model`` images; otherwise the codec's own model is serialised.
     """
     started = time.perf_counter()
     encoded = codec.encode(pixels[None])[0]
@@ -75,6 +76,10 @@ def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, imag
     }
     if fit_seconds is not None:
         metrics["fit_seconds"] = fit_seconds
+    if method is not None:
+        from .security import evaluate
+
+        metrics.update(evaluate(method, codec, pixels, encoded, original))
     return Measured(payload, own_model, encoded, original, reconstruction, metrics)
 
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import skimage.data
 from PIL import Image
 
 from imgvault.cli import cli
-from imgvault.store import ConfigError
+from imgvault.store import ConfigError, InvalidParameter
 from imgvault.tracker.runner import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
@@ -70,7 +71,7 @@ def test_a_batch_logs_a_parent_and_one_child_per_method_and_k(photos, home):
     assert parent.info.status == "FINISHED"
     assert parent.data.params["methods"] == "pca,kmeans,gmm,aes" and parent.data.params["k"] == "2,4"
     assert {a.path for a in mlflow.list_artifacts(parent.info.run_id)} == {"comparison.png", "ssim_vs_bpp.png",
-                                                                          "summary.json"}  # fmt: skip
+                                                                          "security.png", "summary.json"}  # fmt: skip
     children = mlflow.search_runs([result.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 7 and {c.info.status for c in children} == {"FINISHED"}
 
@@ -256,3 +257,78 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# -- security measures and the learning attack ----------------------------------------------------------
+
+
+@pytest.fixture
+def faces(store, home, migrated_tracking_db, monkeypatch, tmp_path):
+    """A collection of 40 real faces (scikit-image's LFW subset) and a fresh MLflow store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    from imgvault.methods import to_uint8
+
+    for n, face in enumerate(skimage.data.lfw_subset()[:40]):
+        path = tmp_path / f"face-{n:03d}.png"
+        Image.fromarray(to_uint8(face)).save(path)
+        store.put(path, collection="faces")
+    return store
+
+
+def test_every_child_run_logs_the_security_measures(photos, home):
+    store, _ = photos
+    result = run_batch(store, "photos", BatchConfig(methods=("kmeans", "aes"), ks=(8,), **SMALL))
+    kmeans, aes = (r.metrics for r in result.runs)
+    for name in ("entropy", "corr_h", "corr_v", "corr_d", "chi2", "npcr", "uaci", "visual_ssim", "key_ssim"):
+        assert f"{name}_mean" in kmeans and f"{name}_mean" in aes, name
+        assert len(client(home).get_metric_history(result.runs[0].run_id, name)) == 6, name
+    # K-Means' "encrypted image" is a posterised photo; AES's is noise.
+    assert kmeans["corr_h_mean"] > 0.6 and kmeans["visual_ssim_mean"] > 0.5 and kmeans["key_ssim_mean"] > 0.3
+    assert abs(aes["corr_h_mean"]) < 0.1 and abs(aes["visual_ssim_mean"]) < 0.05 and abs(aes["key_ssim_mean"]) < 0.05
+    assert aes["npcr_mean"] > 99 and kmeans["npcr_mean"] < 1
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm"])
+def test_kmeans_and_gmm_encrypted_images_keep_the_high_correlation_of_a_natural_image(method):
+    from imgvault.methods import load_pixels, make_codec
+    from imgvault.methods.pipeline import measure
+
+    with open(Path(skimage.data.__file__).parent / "camera.png", "rb") as handle:
+        pixels = load_pixels(handle.read())
+    metrics = measure(make_codec(method, k=8).fit(pixels[None]), pixels, method=method).metrics
+    assert all(metrics[c] > 0.85 for c in ("corr_h", "corr_v")), metrics
+    assert metrics["visual_ssim"] > 0.7
+
+
+def test_aes_reaches_the_ideal_values_on_a_real_image():
+    from imgvault.methods import load_pixels, make_codec
+    from imgvault.methods.pipeline import measure
+    from imgvault.methods.security import chi2_critical, npcr_critical, uaci_interval
+
+    with open(Path(skimage.data.__file__).parent / "camera.png", "rb") as handle:
+        pixels = load_pixels(handle.read())
+    metrics = measure(make_codec("aes").fit(pixels[None]), pixels, method="aes").metrics
+    assert metrics["entropy"] > 7.97
+    assert metrics["chi2"] < chi2_critical()
+    assert metrics["npcr"] >= npcr_critical(100 * 100)
+    low, high = uaci_interval(100 * 100)
+    assert low <= metrics["uaci"] <= high
+    assert all(abs(metrics[c]) < 0.05 for c in ("corr_h", "corr_v", "corr_d"))
+
+
+def test_the_learning_attack_undoes_collection_pca_and_learns_nothing_from_aes(faces):
+    result = run_batch(faces, "faces", BatchConfig(methods=("pca", "aes"), ks=(8,), fit="collection", attack=True,
+                                                   size=25, jobs=1, figures=0))  # fmt: skip
+    pca, aes = (r.metrics for r in result.runs)
+    # The linear attacker gets close to what the key holder decodes, far above the mean-image baseline.
+    assert pca["attack_model"] == "ridge"
+    assert pca["attack_ssim"] > pca["attack_baseline_ssim"] + 0.05
+    assert pca["attack_psnr_vs_decoder"] > 25
+    assert aes["attack_ssim"] < aes["attack_baseline_ssim"] + 0.02
+
+
+def test_the_attack_refuses_a_collection_below_its_minimum_size(photos):
+    store, _ = photos
+    with pytest.raises(InvalidParameter, match=r'needs at least 10 images .*collection "photos" has 6'):
+        run_batch(store, "photos", BatchConfig(attack=True, **SMALL))

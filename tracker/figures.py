@@ -60,3 +60,41 @@ def ssim_vs_bpp_figure(runs):
     axis.legend()
     plt.close(fig)
     return fig
+
+
+SECURITY_PANELS = (
+    ("visual_ssim_mean", "how recognisable the encrypted image is\n(SSIM with the original; 0 is ideal)"),
+    ("key_ssim_mean", "what a wrong key gives\n(SSIM with the original; 0 is ideal)"),
+    ("corr_h_mean", "adjacent-pixel correlation of the\nencrypted image (0 is ideal)"),
+    ("entropy_mean", "entropy of the encrypted image,\nbits (8 is ideal)"),
+    ("npcr_mean", "NPCR after a one-level change, %\n(99.61 is ideal)"),
+)
+
+
+def security_figure(runs):
+    """The security measures side by side per method (means over images), and the learning attack."""
+    plt = pyplot()
+    attacked = [r for r in runs if "attack_ssim" in r.metrics]
+    panels = len(SECURITY_PANELS) + (1 if attacked else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 4.4))
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.16, top=0.80, wspace=0.3)
+    labels = [_label(r) for r in runs]
+    positions = np.arange(len(runs))
+    for axis, (metric, title) in zip(axes, SECURITY_PANELS, strict=False):
+        axis.bar(positions, [r.metrics.get(metric, np.nan) for r in runs], color="tab:blue")
+        axis.set_xticks(positions, labels, fontsize=7)
+        axis.set_title(title, fontsize=9)
+        axis.grid(axis="y", alpha=0.3)
+    if attacked:
+        axis = axes[-1]
+        at = np.arange(len(attacked))
+        axis.bar(at - 0.27, [r.metrics["attack_ssim"] for r in attacked], 0.27, label="attacker")
+        axis.bar(at, [r.metrics["attack_decoder_ssim"] for r in attacked], 0.27, label="key holder")
+        axis.bar(at + 0.27, [r.metrics["attack_baseline_ssim"] for r in attacked], 0.27, label="mean image")
+        axis.set_xticks(at, [_label(r) for r in attacked], fontsize=7)
+        axis.set_title("learning attack on held-out images\n(SSIM; near the key holder = undone)", fontsize=9)
+        axis.legend(fontsize=7)
+        axis.grid(axis="y", alpha=0.3)
+    fig.suptitle("How much each encrypted image leaks")
+    plt.close(fig)
+    return fig

@@ -7,7 +7,8 @@ from itertools import islice
 
 import numpy as np
 
-from .figures import comparison_figure, ssim_vs_bpp_figure
+from .figures import comparison_figure, security_figure, ssim_vs_bpp_figure
+from .runner import SERIES
 
 METRICS_PER_CALL = 1000  # MLflow's limits for one log_batch call
 PARAMS_PER_CALL = 100
@@ -58,6 +59,7 @@ class RunLogger:
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
         self.client.log_table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
         self.client.log_figure(run_id, comparison_figure(runs), "comparison.png")
+        self.client.log_figure(run_id, security_figure(runs), "security.png")
         if len(config.ks) > 1:
             self.client.log_figure(run_id, ssim_vs_bpp_figure(runs), "ssim_vs_bpp.png")
         failed = sum(len(r.failures) for r in runs)
@@ -97,14 +99,17 @@ class RunLogger:
             info = by_image.get(image.id)
             if info is None:
                 continue
-            for name in ("mse", "psnr", "ssim", "bpp"):
+            for name in SERIES:
                 value = info.metrics.get(name)
                 if value is not None and np.isfinite(value):
                     series.append((name, value, now, step))
-        summary_metrics = [(key, value, now, 0) for key, value in summary.items()]
+        summary_metrics = [(key, value, now, 0) for key, value in summary.items()
+                           if isinstance(value, int | float) and np.isfinite(value)]  # fmt: skip
         summary_metrics.append(("failed_images", len(failures), now, 0))
         models = sorted({info.model_id for info in by_image.values()})
         tags = [("imgvault.failed_images", len(failures))]
+        if "attack_model" in summary:
+            tags.append(("imgvault.attack_model", summary["attack_model"]))
         tags.append(("imgvault.model_id", models[0]) if len(models) == 1 else
                     ("imgvault.model_ids", "one per image: see the model_id column of images.json"))  # fmt: skip
         if failures:

@@ -9,22 +9,25 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import numpy as np
 
+from imgvault.methods.attack import check_attack_size, learning_attack
 from imgvault.methods.pipeline import jsonable, measure
 from imgvault.methods.preprocess import check_color, check_size, load_pixels
 from imgvault.methods.registry import check_method, make_codec
 from imgvault.methods.render import figure, render_encoded
+from imgvault.methods.security import wrong_key_reconstruction
 from imgvault.store.errors import InvalidParameter
 
 from .tracking import experiment_id, open_client
 
-SERIES = ("mse", "psnr", "ssim", "bpp")
+SECURITY = ("entropy", "corr_h", "corr_v", "corr_d", "chi2", "npcr", "uaci", "visual_ssim", "key_ssim")
+SERIES = ("mse", "psnr", "ssim", "bpp", *SECURITY)
 SUMMARISED = ("mse", "psnr", "ssim", "bpp", "bpp_with_model", "compression_ratio", "encode_seconds",
-              "decode_seconds", "fit_seconds")  # fmt: skip
+              "decode_seconds", "fit_seconds", *SECURITY)  # fmt: skip
 DEFAULT_FIGURES = 25
 
 
@@ -41,6 +44,7 @@ class BatchConfig:
     experiment: str | None = None
     random_state: int = 0
     figures: int = DEFAULT_FIGURES
+    attack: bool = False
 
     def configurations(self) -> list[tuple[str, int | None]]:
         return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
@@ -105,12 +109,12 @@ def _encode_one(pixels: np.ndarray, method: str, k: int | None, random_state: in
         codec.fit(pixels[None])
     except InvalidParameter as exc:
         return str(exc), None
-    measured = measure(codec, pixels, fit_seconds=time.perf_counter() - started)
+    measured = measure(codec, pixels, fit_seconds=time.perf_counter() - started, method=method)
     shown = None
     if with_figure:
         encrypted = render_encoded(method, measured.encoded, pixels.shape)
         shown = figure(measured.original, encrypted, measured.reconstruction)
-    return replace(measured, encoded=None), shown
+    return measured, shown
 
 
 def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[[], None] = lambda: None,
@@ -129,6 +133,8 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     images = list(store.images(collection))
     if not images:
         raise InvalidParameter(f'collection "{collection}" has no images')
+    if config.attack:
+        check_attack_size(len(images), f'collection "{collection}"')
     pixels = np.stack([load_pixels(store.get(image.id), size=size, color=color) for image in images])
     configurations = config.configurations()
     started(len(images) * len(configurations))
@@ -187,6 +193,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
 
     try:
         results, shared_model, model_params = _compute(pixels, method, k, config, done)
+        _add_key_ssim(results, pixels, method, k, config, model_params)
         items, failures = [], []
         for image, (measured, _) in zip(images, results, strict=True):
             if isinstance(measured, str):
@@ -201,6 +208,10 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
         raise
     values = {name: [item["metrics"].get(name) for item in items] for name in SUMMARISED}
     summary = summarise(values)
+    done_ok = [measured for measured, _ in results if not isinstance(measured, str)]
+    if config.attack and len(done_ok) >= 10:
+        summary.update(learning_attack([m.encoded for m in done_ok], [m.original for m in done_ok],
+                                       [m.reconstruction for m in done_ok], seed=config.random_state))  # fmt: skip
     params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
 
     def store_and_log() -> None:
@@ -217,6 +228,32 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
         logger.end(child, "FAILED" if not infos else "FINISHED")
 
     return ChildRun(method, k, child, summary, failures, values), store_and_log
+
+
+def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
+    """``key_ssim`` of every image: SSIM of the original against its decoding with a wrong key.
+
+    The wrong key is the next image's model (``--fit image``), or the same method fitted on the
+    collection with another seed (``--fit collection``; a new random key for AES).
+    """
+    from imgvault.methods.metrics import quality
+    from imgvault.methods.registry import method_classes
+
+    ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
+    if len(ok) < 2 and config.fit == "image":
+        return
+    if config.fit == "collection":
+        wrong = make_codec(method, k=k, fit="collection", random_state=config.random_state + 1).fit(pixels)
+        wrong_for = dict.fromkeys(ok, wrong)
+    else:
+        cls = method_classes()[method]
+        following = ok[1:] + ok[:1]
+        wrong_for = {i: cls.from_model_bytes(model_params, results[j][0].model) for i, j in zip(ok, following,
+                                                                                             strict=True)}  # fmt: skip
+    for i in ok:
+        measured = results[i][0]
+        guess = wrong_key_reconstruction(method, wrong_for[i], measured.payload)
+        measured.metrics["key_ssim"] = quality(measured.original, guess)["ssim"]
 
 
 def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, done):
@@ -238,12 +275,13 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
         model = codec.model_to_bytes()
         results = []
         for index, one in enumerate(pixels):
-            measured = measure(codec, one, fit_seconds=fit_seconds, images_per_model=len(pixels), model=model)
+            measured = measure(codec, one, fit_seconds=fit_seconds, images_per_model=len(pixels), model=model,
+                               method=method)  # fmt: skip
             shown = None
             if index < config.figures:
                 shown = figure(measured.original, render_encoded(method, measured.encoded, one.shape),
                                measured.reconstruction)  # fmt: skip
-            results.append((replace(measured, encoded=None), shown))
+            results.append((measured, shown))
             done(index, results[-1])
         return results, model, codec.get_params()
     from joblib import Parallel, delayed
