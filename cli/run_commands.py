@@ -1,5 +1,6 @@
 """Commands of batch runs: run, compare, ui."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -156,12 +157,36 @@ def ui(ctx: Context, port: int) -> None:
     uri = tracking_uri(home)
     if uri.startswith(("http://", "https://")):
         raise click.ClickException(f"MLFLOW_TRACKING_URI already names a server: open {uri} in a browser")
+    # One worker: this UI serves one person on loopback (MLflow's default of 4 costs ~1 GB).
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--artifacts-destination",
-               str(home / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+               str(home / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
     click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
-    try:
-        completed = subprocess.run(command, env=os.environ.copy())
-    except KeyboardInterrupt:
-        return
-    if completed.returncode:
-        raise click.ClickException(f"the MLflow server stopped with exit code {completed.returncode}")
+    raise SystemExit(serve(command))
+
+
+def serve(command: list[str]) -> int:
+    """Run a server in a process group of its own and stop the whole group when we are stopped.
+
+    ``mlflow server`` starts uvicorn and its workers as further processes; a signal to us alone would
+    leave them running, so SIGINT, SIGTERM and SIGHUP are passed on to the group.
+    """
+    import signal
+
+    server = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+
+    def stop(signum, _frame) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        raise SystemExit(0 if signum == signal.SIGINT else 128 + signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    code = server.wait()
+    if code:
+        click.echo(f"Error: the MLflow server stopped with exit code {code}", err=True)
+        return 1
+    return 0

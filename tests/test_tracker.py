@@ -1,5 +1,6 @@
 """Batch runs against a real MLflow sqlite tracking store: runs, params, metric series, artifacts, compare."""
 
+import contextlib
 import json
 import shutil
 import socket
@@ -233,8 +234,9 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
     store.close()
     port = _free_port()
     env = {"IMGVAULT_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    # A session of its own, so that the test can always clean up everything the server started.
     server = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "ui", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -254,9 +256,17 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
         with urllib.request.urlopen(request, timeout=10) as response:
             names = [e["name"] for e in json.load(response)["experiments"]]
         assert "imgvault/photos" in names
-    finally:
+        # Stopping `imgvault ui` stops MLflow's server processes with it: the port closes.
         server.terminate()
         server.wait(timeout=30)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        import os
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 # -- security measures and the learning attack ----------------------------------------------------------
