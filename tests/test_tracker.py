@@ -197,7 +197,8 @@ def test_run_json_and_compare_report_the_same_numbers(photos, runner):
     by_method = {row["method"]: row for row in compared}
     assert by_method["pca"]["ssim_mean"] == pytest.approx(out["runs"][0]["metrics"]["ssim_mean"])
     assert by_method["pca"]["run_id"] == out["runs"][0]["run_id"]
-    table = runner.invoke(cli, ["compare"]).stdout.splitlines()
+    lines = runner.invoke(cli, ["compare"]).stdout.splitlines()
+    table = lines[: lines.index("")]  # the quality table; the security table follows
     assert table[0].split()[:3] == ["COLLECTION", "METHOD", "K"]
     assert [line.split()[1] for line in table[1:]] == ["aes", "pca"]
     assert table[1].split()[7:9] == ["0.000", "inf"]  # MSE, PSNR of aes
@@ -342,3 +343,23 @@ def test_the_attack_refuses_a_collection_below_its_minimum_size(photos):
     store, _ = photos
     with pytest.raises(InvalidParameter, match=r'needs at least 10 images .*collection "photos" has 6'):
         run_batch(store, "photos", BatchConfig(attack=True, **SMALL))
+
+
+def test_compare_and_the_html_report_show_the_security_of_each_method(faces, home, runner, tmp_path):
+    run_batch(faces, "faces", BatchConfig(methods=("kmeans", "aes"), ks=(4,), attack=True, size=25, jobs=1,
+                                          figures=0))  # fmt: skip
+    faces.close()
+    rows = {row["method"]: row for row in json.loads(runner.invoke(cli, ["compare", "--json"]).stdout)}
+    for name in ("entropy_mean", "corr_h_mean", "npcr_mean", "uaci_mean", "visual_ssim_mean", "key_ssim_mean",
+                 "attack_ssim", "attack_decoder_ssim", "attack_baseline_ssim"):  # fmt: skip
+        assert rows["kmeans"][name] is not None and rows["aes"][name] is not None, name
+    assert rows["aes"]["npcr_mean"] > 99 > rows["kmeans"]["npcr_mean"]
+    table = runner.invoke(cli, ["compare"]).stdout
+    assert "Security of the encrypted images" in table
+    result = runner.invoke(cli, ["report", "-c", "faces", "-o", str(tmp_path / "faces.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "faces.html").read_text()
+    assert page.startswith("<!doctype html>") and "imgvault report: faces" in page
+    assert page.count("data:image/png;base64,") == 3  # quality, security, attack: nothing to fetch
+    assert f"{rows['kmeans']['attack_ssim']:.3f}" in page
+    assert "http" not in page.replace("http-equiv", "")

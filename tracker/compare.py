@@ -5,6 +5,9 @@ from imgvault.store.errors import NotFound
 from .tracking import open_client
 
 COLUMNS = ("mse_mean", "psnr_mean", "ssim_mean", "bpp_mean", "exact_fraction", "failed_images")
+SECURITY_COLUMNS = ("entropy_mean", "corr_h_mean", "corr_v_mean", "corr_d_mean", "chi2_mean", "npcr_mean",
+                    "uaci_mean", "visual_ssim_mean", "key_ssim_mean", "attack_ssim", "attack_decoder_ssim",
+                    "attack_psnr_vs_decoder", "attack_baseline_ssim")  # fmt: skip
 
 
 def compare(home, collections: list[str] | None = None, experiment: str | None = None) -> list[dict]:
@@ -50,7 +53,8 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
                "k": None if params.get("k") in (None, "none") else int(params["k"]), "fit": params.get("fit"),
                "size": int(params.get("size", 0)), "color": params.get("color"),
                "n_images": int(params.get("n_images", 0)), "run_id": run.info.run_id}  # fmt: skip
-        row.update({name: run.data.metrics.get(name) for name in COLUMNS})
+        row.update({name: run.data.metrics.get(name) for name in COLUMNS + SECURITY_COLUMNS})
+        row["attack_model"] = run.data.tags.get("imgvault.attack_model")
         rows.append(row)
     missing = set(collections or ()) - {row["collection"] for row in rows}
     if missing:
