@@ -15,7 +15,6 @@ Worker processes and imports are warmed up first, so the figures compare steady-
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from store_bench import write_images
+from store_bench import print_figures, write_images
 
 METHODS = ("pca", "kmeans", "gmm")
 
@@ -110,11 +109,7 @@ def main() -> None:
         f"scaling_{2 * args.n}_over_{args.n}": round(median([r[3] / r[1] for r in rounds]), 3),
         "speedup_2_jobs_all_rounds": [round(r[1] / r[2], 3) for r in rounds],
     }
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for name, value in figures.items():
-            print(f"{name:28} {value}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,15 @@ def peak_memory(folder: Path, home: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def print_figures(figures: dict, as_json: bool) -> None:
+    """The benchmark's figures as JSON, or one per line for a person."""
+    if as_json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for name, value in figures.items():
+            print(f"{name:28} {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", type=int, default=5000, help="images for the throughput figures (default 5000)")
@@ -223,11 +232,7 @@ def main() -> None:
                     "worker_peak_rss_growth_mb": round(peak_large["worker_mb"] - peak_small["worker_mb"], 1),
                 }
             )
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for name, value in figures.items():
-            print(f"{name:28} {value}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":
