@@ -6,16 +6,10 @@ it calls when it runs.
 
 import sys
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-
-def _version() -> str:
-    try:
-        return version("imgvault")
-    except PackageNotFoundError:
-        return "unknown"
+from imgvault.store.version import imgvault_version
 
 
 @dataclass
@@ -79,7 +73,7 @@ def _debug(ctx: click.Context) -> bool:
     help="Home folder of the store (default: $IMGVAULT_HOME, else ./imgvault-data).",
 )
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
-@click.version_option(_version(), prog_name="imgvault")
+@click.version_option(imgvault_version(), prog_name="imgvault")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """Keep images encrypted at rest, and measure how image "encryption" methods protect them.

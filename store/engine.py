@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from .errors import ConfigError
-from .schema import SCHEMA_REVISION
+from .schema import SCHEMA_REVISION, settings
 
 BUSY_TIMEOUT_S = 30
 _WRITE = "imgvault_write"
@@ -116,6 +116,5 @@ def migration_config(connection: Connection):
 
 
 def read_settings(connection: Connection) -> dict[str, str]:
-    from .schema import settings
-
+    """The store-wide settings (store id, key source, primary key id)."""
     return dict(connection.execute(select(settings.c.name, settings.c.value)).all())

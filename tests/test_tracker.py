@@ -320,10 +320,13 @@ def test_aes_reaches_the_ideal_values_on_a_real_image():
     with open(Path(skimage.data.__file__).parent / "camera.png", "rb") as handle:
         pixels = load_pixels(handle.read())
     metrics = measure(make_codec("aes").fit(pixels[None]), pixels, method="aes").metrics
+    # AES's key and nonce come from the OS and cannot be seeded, so a test at alpha = 0.05 would fail a
+    # perfect cipher one run in twenty; at alpha = 0.001 the bounds are still tight.
+    alpha = 0.001
     assert metrics["entropy"] > 7.97
-    assert metrics["chi2"] < chi2_critical()
-    assert metrics["npcr"] >= npcr_critical(100 * 100)
-    low, high = uaci_interval(100 * 100)
+    assert metrics["chi2"] < chi2_critical(alpha)
+    assert metrics["npcr"] >= npcr_critical(100 * 100, alpha)
+    low, high = uaci_interval(100 * 100, alpha)
     assert low <= metrics["uaci"] <= high
     assert all(abs(metrics[c]) < 0.05 for c in ("corr_h", "corr_v", "corr_d"))
 

@@ -7,6 +7,8 @@ from itertools import islice
 
 import numpy as np
 
+from imgvault.store.version import imgvault_version
+
 from .figures import comparison_figure, security_figure, ssim_vs_bpp_figure
 from .runner import SERIES
 
@@ -72,8 +74,6 @@ class RunLogger:
         from mlflow.data.code_dataset_source import CodeDatasetSource
         from mlflow.data.meta_dataset import MetaDataset
         from mlflow.entities import DatasetInput, InputTag
-
-        from .runner import imgvault_version
 
         name = method if k is None else f"{method} k={k}"
         tags = {"mlflow.parentRunId": parent, "imgvault.kind": "child", "imgvault.collection": collection}

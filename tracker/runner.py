@@ -10,7 +10,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from imgvault.methods.registry import check_method, make_codec
 from imgvault.methods.render import figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
 from imgvault.store.errors import InvalidParameter
+from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client
 
@@ -180,9 +180,10 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
 
 def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance,
                submit):  # fmt: skip
-    """Compute and store one (method, k); return its ChildRun and the function that logs the rest of it.
+    """Compute one (method, k); return its ChildRun and the function that stores it and logs the rest.
 
-    Each image's figure goes to the logging thread as soon as the image is done, while the others compute.
+    Each image's figure goes to the logging thread as soon as the image is done, while the others compute;
+    the returned function (run on that thread too) commits the results to the store, then logs them.
     """
     child = logger.start_child(parent, collection, method, k, config, len(images), digest)
 
@@ -293,10 +294,3 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
         results.append(result)
         done(index, result)
     return results, None, make_codec(method, k=k, fit="image", random_state=config.random_state).get_params()
-
-
-def imgvault_version() -> str:
-    try:
-        return version("imgvault")
-    except Exception:
-        return "unknown"
