@@ -97,6 +97,13 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
               _number(r.metrics.get("ssim_mean")), _number(r.metrics.get("bpp_mean")), len(r.failures), r.run_id)
              for r in result.runs),
         )  # fmt: skip
+    print_failures(result)
+    if result.failures:
+        sys.exit(1)
+
+
+def print_failures(result, prefix: str = "") -> None:
+    """One ``Error:`` line per distinct error of each configuration, with how many images it hit."""
     for run_ in result.runs:
         label = run_.method if run_.k is None else f"{run_.method} k={run_.k}"
         by_error: dict[str, list[str]] = {}
@@ -104,9 +111,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
             by_error.setdefault(error, []).append(image_id)
         for error, image_ids in by_error.items():
             which = f"image {image_ids[0]}" if len(image_ids) == 1 else f"{len(image_ids)} images"
-            click.echo(f"Error: {label}: {which}: {error}", err=True)
-    if result.failures:
-        sys.exit(1)
+            click.echo(f"Error: {prefix}{label}: {which}: {error}", err=True)
 
 
 @cli.command()
@@ -131,6 +136,11 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
     if not rows:
         click.echo("No runs yet: imgvault run -c COLLECTION", err=True)
         return
+    print_comparison(rows)
+
+
+def print_comparison(rows: list[dict]) -> None:
+    """The quality table, then the security table, of ``compare``'s rows."""
     width = max([len(r["collection"]) for r in rows] + [10])
     plain_table(
         [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
@@ -154,24 +164,26 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
 
 
 @cli.command()
-@click.option("-c", "--collection", required=True, help="The collection to report on.")
+@click.option("-c", "--collection", "collections", required=True, multiple=True,
+              help="The collection to report on (repeatable: one section each).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="report.html",
               show_default=True, help="Where to write the HTML page ('-' for stdout).")  # fmt: skip
 @pass_context
-def report(ctx: Context, collection: str, output: str) -> None:
+def report(ctx: Context, collections: tuple[str, ...], output: str) -> None:
     """Write one self-contained HTML page (figures embedded) comparing quality and security by method.
 
-    Built from the latest finished runs of the collection in MLflow; readable without MLflow.
+    Built from the latest finished runs of each collection in MLflow; readable without MLflow.
 
     \b
     Example:
       imgvault report -c faces -o faces.html
+      imgvault report -c photos -c scans -o photos-and-scans.html
     """
     from imgvault.tracker.report import render_report
 
     from .output import write_output
 
-    write_output(output, render_report(ctx.settings().home, collection).encode(), overwrite=True)
+    write_output(output, render_report(ctx.settings().home, list(collections)).encode(), overwrite=True)
 
 
 @cli.command()

@@ -58,10 +58,7 @@ def _table(rows, columns) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def render_report(home, collection: str) -> str:
-    """The HTML page for ``collection`` from its latest runs (see :func:`compare`)."""
-    rows = compare(home, [collection])
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _section(rows, collection: str) -> str:
     quality = _png(_bars(rows, QUALITY, "Quality of the reconstruction (0-255 scale)"))
     security = _png(_bars(rows, (("visual_ssim_mean", "visual SSIM"), ("key_ssim_mean", "wrong-key SSIM"),
                                  ("corr_h_mean", "adjacent correlation"), ("npcr_mean", "NPCR %")),
@@ -72,9 +69,30 @@ def render_report(home, collection: str) -> str:
         attack = _png(_bars(attacked, (("attack_ssim", "attacker"), ("attack_decoder_ssim", "key holder"),
                                        ("attack_baseline_ssim", "mean image")),
                             "Learning attack on held-out images (SSIM)"))  # fmt: skip
-    title = f"imgvault report: {html.escape(collection)}"
-    first = rows[0]
-    scope = f"{first['n_images']} images, {first['size']}x{first['size']} {html.escape(first['color'])}"
+    scopes = sorted({(r["n_images"], r["size"], r["color"]) for r in rows})
+    scope = "; ".join(f"{n} images, {size}x{size} {html.escape(color)}" for n, size, color in scopes)
+    name = html.escape(collection)
+    return f"""<section id="{name}">
+<h2>Collection "{name}"</h2>
+<p class="note">Latest finished run of each method and k ({scope}).</p>
+<h3>Quality</h3>
+{_table(rows, QUALITY)}
+<img alt="quality by method on {name}" src="data:image/png;base64,{quality}">
+<h3>Security</h3>
+{_table(rows, SECURITY)}
+<img alt="security by method on {name}" src="data:image/png;base64,{security}">
+{f'<img alt="learning attack on {name}" src="data:image/png;base64,{attack}">' if attack else ""}
+</section>
+"""
+
+
+def render_report(home, collections: str | list[str]) -> str:
+    """The HTML page for one or several collections, from their latest runs (see :func:`compare`)."""
+    collections = [collections] if isinstance(collections, str) else list(collections)
+    rows = compare(home, collections)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"imgvault report: {html.escape(', '.join(collections))}"
+    sections = "".join(_section([r for r in rows if r["collection"] == c], c) for c in collections)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -86,20 +104,12 @@ img {{ max-width: 100%; }}
 .note {{ color: #555; max-width: 60em; }}
 </style></head><body>
 <h1>{title}</h1>
-<p class="note">Latest finished run of each method and k on collection "{html.escape(collection)}"
-({scope}), generated {generated}.
+<p class="note">Generated {generated}.
 Quality is measured on 8-bit pixels (0-255). PCA, K-Means and GMM are lossy codecs, not ciphers: the security
 measures show how much of the image their "encrypted" form gives away; AES-256-GCM is the reference.</p>
-<h2>Quality</h2>
-{_table(rows, QUALITY)}
-<img alt="quality by method" src="data:image/png;base64,{quality}">
-<h2>Security</h2>
-<p class="note">Ideal for a cipher: entropy 8 bits, adjacent correlations 0, NPCR 99.61 %, UACI 33.46 %, visual and
-wrong-key SSIM 0. The learning attack trains on 70 % of the collection and reconstructs the rest from the
-encrypted images alone; near the key holder means the encryption is undone, near the mean image means
-nothing was learnt.</p>
-{_table(rows, SECURITY)}
-<img alt="security by method" src="data:image/png;base64,{security}">
-{f'<img alt="learning attack" src="data:image/png;base64,{attack}">' if attack else ""}
-</body></html>
+<p class="note">Security, ideal for a cipher: entropy 8 bits, adjacent correlations 0, NPCR 99.61 %, UACI
+33.46 %, visual and wrong-key SSIM 0. The learning attack trains on 70 % of the collection and reconstructs the
+rest from the encrypted images alone; near the key holder means the encryption is undone, near the mean image
+means nothing was learnt.</p>
+{sections}</body></html>
 """

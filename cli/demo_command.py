@@ -1,0 +1,86 @@
+"""``imgvault demo``: the whole product on images shipped inside our dependencies, from an empty folder."""
+
+import os
+import shlex
+import sys
+
+import click
+
+from .app import Context, cli, pass_context
+from .output import progress_bar, write_output
+from .run_commands import print_comparison, print_failures
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="A sub-minute version: fewer images, k = 4 and 8, 50x50 pixels.")
+@click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Parallel workers (-1: all cores).")
+@click.option("-o", "--report", "report_path", type=click.Path(dir_okay=False),
+              help="Where to write the HTML report (default: $IMGVAULT_HOME/demo-report.html).")  # fmt: skip
+@pass_context
+def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
+    """Build demo collections, run every method over them with a k sweep, compare, and write a report.
+
+    No network: the images ship inside scikit-image and scikit-learn. The store is created if there is
+    none (as `imgvault init` would); a second demo reuses the collections and adds new runs. Every run is
+    tracked in MLflow, and the last line is the command that opens the MLflow UI on them.
+
+    \b
+    Collections:
+      demo-photos  natural photos from scikit-image and scikit-learn, in colour
+      demo-tiles   100x100 tiles cut from the large photos, in gray
+      demo-faces   faces from scikit-image's LFW subset, one model for all, with the learning attack
+
+    \b
+    Example:
+      imgvault demo
+      imgvault demo --quick          # under a minute
+      imgvault --home /tmp/try demo -o /tmp/try/report.html
+    """
+    from imgvault.store import Store
+    from imgvault.tracker.compare import compare
+    from imgvault.tracker.demo import collections, ensure_collection, run_demo
+    from imgvault.tracker.report import render_report
+    from imgvault.tracker.tracking import open_client, tracking_uri
+
+    settings = ctx.settings()
+    tty = sys.stderr.isatty()
+    if not Store.exists(settings):
+        Store.init(settings=settings).close()
+        click.echo(f"Created an imgvault store in {settings.home}")
+        if settings.passphrase is None:
+            click.echo(f"  key file: {settings.key_file} (mode 0600; next to the data, which is fine for a demo only)")
+    open_client(settings.home)  # a dead tracking server fails here, before any image is stored
+    demos = collections(quick)
+    failed = 0
+    with Store.open(settings=settings) as store:
+        for one in demos:
+            with progress_bar(f"Storing {one.name}", tty) as bar:
+                bar.start(one.count)
+                added, present = ensure_collection(store, one, bar.advance)
+            reused = f", {present} already stored" if present else ""
+            click.echo(f"{one.name}: {added + present} images ({added} added{reused}): {one.about}")
+        sweep = ",".join(map(str, demos[0].config.ks))
+        click.echo(f"Running pca, kmeans, gmm and aes over each collection (k = {sweep})")
+        for one, result in run_demo(store, quick, jobs=jobs, progress=lambda label: progress_bar(label, tty)):
+            failed += result.failures
+            click.echo(f"{one.name}: {len(result.runs)} configurations over {result.n_images} images, "
+                       f"MLflow experiment {result.experiment_id}, parent run {result.parent_run_id}")  # fmt: skip
+            print_failures(result, prefix=f"{one.name}: ")
+    names = [one.name for one in demos]
+    click.echo()
+    print_comparison(compare(settings.home, names))
+    click.echo()
+    path = report_path or str(settings.home / "demo-report.html")
+    write_output(path, render_report(settings.home, names).encode(), overwrite=True)
+    uri = tracking_uri(settings.home)
+    click.echo()
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"Browse every run in the MLflow UI: open {uri}")
+    else:
+        command = f"imgvault --home {shlex.quote(str(settings.home))} ui"
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            command = f"MLFLOW_TRACKING_URI={shlex.quote(uri)} {command}"
+        click.echo("Browse every run in the MLflow UI (then open http://127.0.0.1:5000):")
+        click.echo(f"  {command}")
+    if failed:
+        sys.exit(1)

@@ -1,0 +1,146 @@
+"""The demo: collections built from images shipped inside our dependencies, run through every method.
+
+No network: the photos come from ``skimage.data`` (the files bundled in the wheel, not the ones it would
+download) and ``sklearn.datasets.load_sample_images``, the faces from ``skimage.data.lfw_subset()``.
+"""
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .runner import BatchConfig, BatchResult, run_batch
+
+# Natural photos bundled with scikit-image (gray and colour). Binary or synthetic images (horse, chessboard,
+# logo) are left out: with two grey levels they cannot take k = 16 clusters.
+SKIMAGE_PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg", "moon.png",
+                  "coins.png", "brick.png", "grass.png", "gravel.png", "retina.jpg", "ihc.png")  # fmt: skip
+TILE = 100
+
+
+@dataclass(frozen=True)
+class DemoCollection:
+    """One demo collection: its name, what it shows, how it is run, and how many images it holds."""
+
+    name: str
+    about: str
+    config: BatchConfig
+    images: Callable[[int], list[tuple[str, bytes]]]
+    count: int
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _skimage_dir() -> str:
+    import skimage.data
+
+    return os.path.dirname(skimage.data.__file__)
+
+
+def _sklearn_photos() -> list[tuple[str, bytes]]:
+    import sklearn.datasets
+
+    folder = os.path.join(os.path.dirname(sklearn.datasets.__file__), "images")
+    return [(path.name, path.read_bytes()) for path in sorted(Path(folder).glob("*.jpg"))]
+
+
+def photos(count: int) -> list[tuple[str, bytes]]:
+    """The photos as their original files: scikit-image's bundled photos, then scikit-learn's two."""
+    folder = _skimage_dir()
+    found = [(name, Path(folder, name).read_bytes()) for name in SKIMAGE_PHOTOS if Path(folder, name).exists()]
+    return (_sklearn_photos() + found)[:count]
+
+
+def faces(count: int) -> list[tuple[str, bytes]]:
+    """Faces from scikit-image's LFW subset (25x25 gray), as PNG files."""
+    import skimage.data
+
+    from imgvault.methods import to_uint8
+
+    return [(f"face-{n:03d}.png", _png(to_uint8(face))) for n, face in enumerate(skimage.data.lfw_subset()[:count])]
+
+
+def tiles(count: int) -> list[tuple[str, bytes]]:
+    """``TILE`` x ``TILE`` colour tiles cut on a grid from the large photos, taken round-robin."""
+    from PIL import Image
+
+    sources = []
+    for name, data in _sklearn_photos() + [(n, d) for n, d in photos(99) if n in ("astronaut.png", "coffee.png")]:
+        pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        grid = [(r, c) for r in range(0, pixels.shape[0] - TILE + 1, TILE)
+                for c in range(0, pixels.shape[1] - TILE + 1, TILE)]  # fmt: skip
+        sources.append((name.rsplit(".", 1)[0], pixels, grid))
+    # Grid cells in a fixed shuffled order, so that the first tiles are not all sky from the top row.
+    orders = [np.random.default_rng(0).permutation(len(grid)) for _, _, grid in sources]
+    out = []
+    for n in range(count):
+        stem, pixels, grid = sources[n % len(sources)]
+        r, c = grid[orders[n % len(sources)][(n // len(sources)) % len(grid)]]
+        out.append((f"{stem}-r{r:03d}-c{c:03d}.png", _png(pixels[r : r + TILE, c : c + TILE])))
+    return out
+
+
+def collections(quick: bool) -> list[DemoCollection]:
+    """The demo's collections and their runs: the full demo, or the sub-minute ``--quick`` one."""
+    ks = (4, 8) if quick else (2, 4, 8, 16)
+    size = 50 if quick else 100
+    return [
+        DemoCollection("demo-photos", "natural photos from scikit-image and scikit-learn, in colour",
+                       BatchConfig(ks=ks, size=size, color="rgb", figures=25), photos, 6 if quick else 14),
+        DemoCollection("demo-tiles", f"{TILE}x{TILE} tiles cut from the large photos, in gray",
+                       BatchConfig(ks=ks, size=size, figures=10), tiles, 12 if quick else 48),
+        DemoCollection("demo-faces", "faces from scikit-image's LFW subset, one model for all, with the learning "
+                       "attack", BatchConfig(ks=ks, size=25, fit="collection", attack=True, figures=10), faces,
+                       30 if quick else 200),
+    ]  # fmt: skip
+
+
+def ensure_collection(store, demo: DemoCollection, advance: Callable[[], None] = lambda: None) -> tuple[int, int]:
+    """Put the demo images that the collection lacks (by name); return (added, already there).
+
+    Running the demo again reuses what is stored, so the runs of both demos cover the same images.
+    ``advance()`` is called after each image, stored or found.
+    """
+    present = set()
+    if demo.name in {c.name for c in store.collections()}:
+        present = {image.name for image in store.images(demo.name)}
+    added = 0
+    for name, data in demo.images(demo.count):
+        if name not in present:
+            store.put(data, collection=demo.name, name=name, metadata={"source": "imgvault demo"})
+            added += 1
+        advance()
+    return added, len(present)
+
+
+class _NoBar:
+    def start(self, total: int) -> None:
+        pass
+
+    def advance(self) -> None:
+        pass
+
+
+Progress = Callable[[str], AbstractContextManager]
+
+
+def run_demo(store, quick: bool, *, jobs: int = -1,
+             progress: Progress | None = None) -> Iterator[tuple[DemoCollection, BatchResult]]:  # fmt: skip
+    """Run every method over every demo collection, yielding each collection's batch result in turn.
+
+    ``progress(label)`` gives a context manager yielding a bar with ``start(total)`` and ``advance()``.
+    """
+    for demo in collections(quick):
+        config = replace(demo.config, jobs=jobs)
+        with progress(demo.name) if progress else nullcontext(_NoBar()) as bar:
+            yield demo, run_batch(store, demo.name, config, advance=bar.advance, started=bar.start)
