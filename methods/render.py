@@ -49,13 +49,68 @@ def render_encoded(method: str, encoded_one: np.ndarray, image_shape: tuple[int,
     return pixels if len(image_shape) == 2 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
-def figure(original: np.ndarray, encrypted: np.ndarray, reconstruction: np.ndarray, gap: int = 4) -> np.ndarray:
-    """original | encrypted | decrypted | error map, as one RGB uint8 array."""
+ENCRYPTED_LABEL = {"pca": "encrypted (PCA scores)", "kmeans": "encrypted (label map)",
+                   "gmm": "encrypted (label map)", "aes": "encrypted (ciphertext)"}  # fmt: skip
+MIN_PANEL = 128  # panels are enlarged (nearest neighbour, whole factors) to at least this height
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled scalable font (needs FreeType)
+    except (ImportError, TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def caption(method: str, k: int | None, metrics: dict, shape: tuple[int, ...]) -> str:
+    """``kmeans k=8 · 100x100 gray · MSE 77.1 · PSNR 29.26 dB · SSIM 0.904 · 3.00 bpp``."""
+    psnr = metrics.get("psnr")
+    psnr_text = "inf" if psnr is None or not np.isfinite(psnr) else f"{psnr:.2f}"
+    color = "rgb" if len(shape) == 3 else "gray"
+    parts = [method if k is None else f"{method} k={k}", f"{shape[1]}x{shape[0]} {color}",
+             f"MSE {metrics['mse']:.1f}", f"PSNR {psnr_text} dB", f"SSIM {metrics['ssim']:.3f}",
+             f"{metrics['bpp']:.2f} bpp"]  # fmt: skip
+    return " · ".join(parts)
+
+
+def figure(original: np.ndarray, encrypted: np.ndarray, reconstruction: np.ndarray, *, method: str | None = None,
+           title: str | None = None, gap: int = 6) -> np.ndarray:  # fmt: skip
+    """original | encrypted | decrypted | error map (absolute error x4), labelled, as one RGB uint8 array.
+
+    Small images are enlarged by a whole factor (nearest neighbour, so pixels stay visible as pixels);
+    ``title`` (see :func:`caption`) goes under the panels.
+    """
+    from PIL import Image, ImageDraw
+
     error = np.clip(np.abs(original.astype(np.int16) - reconstruction.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
+    factor = max(1, -(-MIN_PANEL // original.shape[0]))
     panels = [p if p.ndim == 3 else np.repeat(p[:, :, None], 3, axis=2) for p in (original, encrypted,
               reconstruction, error)]  # fmt: skip
-    spacer = np.full((panels[0].shape[0], gap, 3), 255, dtype=np.uint8)
-    parts = []
-    for panel in panels:
-        parts += [panel, spacer]
-    return np.concatenate(parts[:-1], axis=1)
+    panels = [panel.repeat(factor, axis=0).repeat(factor, axis=1) for panel in panels]
+    height, width = panels[0].shape[:2]
+    font = _font(12)
+    total_width = 4 * width + 3 * gap
+    lines = _wrap(title, font, total_width) if title else []
+    top = 18
+    canvas = Image.new("RGB", (total_width, top + height + 4 + 16 * len(lines)), "white")
+    draw = ImageDraw.Draw(canvas)
+    labels = ("original", ENCRYPTED_LABEL.get(method, "encrypted"), "decrypted", "error x4")
+    for n, (panel, label) in enumerate(zip(panels, labels, strict=True)):
+        x = n * (width + gap)
+        canvas.paste(Image.fromarray(panel), (x, top))
+        draw.text((x + 2, 2), label, fill=(40, 40, 40), font=font)
+    for n, line in enumerate(lines):
+        draw.text((2, top + height + 4 + 16 * n), line, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
+
+
+def _wrap(text: str, font, width: int) -> list[str]:
+    """``text`` in lines that fit ``width`` pixels, broken only between its `` · `` parts."""
+    lines: list[str] = []
+    for part in text.split(" · "):
+        if lines and font.getlength(f"{lines[-1]} · {part}") <= width - 4:
+            lines[-1] = f"{lines[-1]} · {part}"
+        else:
+            lines.append(part)
+    return lines

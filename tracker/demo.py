@@ -20,6 +20,7 @@ from .runner import BatchConfig, BatchResult, run_batch
 SKIMAGE_PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg", "moon.png",
                   "coins.png", "brick.png", "grass.png", "gravel.png", "retina.jpg", "ihc.png")  # fmt: skip
 TILE = 100
+MIN_LEVELS = 64  # distinct grey levels a tile needs
 
 
 @dataclass(frozen=True)
@@ -77,15 +78,18 @@ def tiles(count: int) -> list[tuple[str, bytes]]:
     sources = []
     for name, data in _sklearn_photos() + [(n, d) for n, d in photos(99) if n in ("astronaut.png", "coffee.png")]:
         pixels = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        gray = np.asarray(Image.fromarray(pixels).convert("L"))
         grid = [(r, c) for r in range(0, pixels.shape[0] - TILE + 1, TILE)
                 for c in range(0, pixels.shape[1] - TILE + 1, TILE)]  # fmt: skip
-        sources.append((name.rsplit(".", 1)[0], pixels, grid))
-    # Grid cells in a fixed shuffled order, so that the first tiles are not all sky from the top row.
-    orders = [np.random.default_rng(0).permutation(len(grid)) for _, _, grid in sources]
+        # Cells in a fixed shuffled order, so that the first tiles are not all from the top row; flat
+        # tiles (sky) are left out: with few grey levels they cannot take k = 16 clusters.
+        cells = [grid[i] for i in np.random.default_rng(0).permutation(len(grid))]
+        cells = [(r, c) for r, c in cells if len(np.unique(gray[r : r + TILE, c : c + TILE])) >= MIN_LEVELS]
+        sources.append((name.rsplit(".", 1)[0], pixels, cells))
     out = []
     for n in range(count):
-        stem, pixels, grid = sources[n % len(sources)]
-        r, c = grid[orders[n % len(sources)][(n // len(sources)) % len(grid)]]
+        stem, pixels, cells = sources[n % len(sources)]
+        r, c = cells[(n // len(sources)) % len(cells)]
         out.append((f"{stem}-r{r:03d}-c{c:03d}.png", _png(pixels[r : r + TILE, c : c + TILE])))
     return out
 

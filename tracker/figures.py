@@ -6,8 +6,34 @@ PANELS = (("ssim", "SSIM (higher is closer)"), ("psnr", "PSNR, dB (finite values
           ("bpp", "bits per pixel of the encoded image"))  # fmt: skip
 
 
+COLORS = {"pca": "tab:blue", "kmeans": "tab:orange", "gmm": "tab:green", "aes": "tab:red"}
+
+
 def _label(run) -> str:
-    return run.method if run.k is None else f"{run.method}\nk={run.k}"
+    return run.method if run.k is None else f"{run.method} k={run.k}"
+
+
+def _color(run) -> str:
+    return COLORS.get(run.method, "tab:gray")
+
+
+def _grid(plt, panels: int, n_runs: int, columns: int):
+    """A figure of ``panels`` axes in rows of ``columns``, each wide enough for ``n_runs`` labelled columns."""
+    rows = -(-panels // columns)
+    width = max(4.0, 0.42 * n_runs + 1.2)
+    height = 4.2 * rows + 0.5  # inches: each row holds a plot, its two-line title and its slanted labels
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height), squeeze=False)
+    # Fixed margins (in inches, as fractions): matplotlib's constrained layout triples the time to save.
+    fig.subplots_adjust(left=0.5 / (width * columns), right=0.99, bottom=1.15 / height, top=1 - 0.95 / height,
+                        wspace=0.18, hspace=0.75)  # fmt: skip
+    axes = list(axes.flat)
+    for axis in axes[panels:]:
+        axis.set_visible(False)
+    return fig, axes[:panels]
+
+
+def _ticks(axis, positions, labels) -> None:
+    axis.set_xticks(positions, labels, rotation=50, ha="right", rotation_mode="anchor", fontsize=8)
 
 
 def pyplot():
@@ -23,18 +49,18 @@ def pyplot():
 def comparison_figure(runs):
     """One box plot per metric: every (method, k) side by side, the boxes showing the spread over images."""
     plt = pyplot()
-    # Fixed margins: matplotlib's constrained layout triples the time to save the figure.
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 4.4))
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.16, top=0.84, wspace=0.22)
+    fig, axes = _grid(plt, len(PANELS), len(runs), columns=2)
+    positions = np.arange(1, len(runs) + 1)
     for axis, (metric, title) in zip(axes, PANELS, strict=True):
-        data, labels = [], []
+        data = []
         for run in runs:
             finite = [v for v in run.values.get(metric, []) if v is not None and np.isfinite(v)]
             data.append(finite if finite else [np.nan])
-            labels.append(_label(run))
-        axis.boxplot(data, tick_labels=labels, showmeans=True)
-        axis.set_title(title)
-        axis.tick_params(axis="x", labelsize=8)
+        boxes = axis.boxplot(data, positions=positions, showmeans=True, patch_artist=True, widths=0.6)
+        for box, run in zip(boxes["boxes"], runs, strict=True):
+            box.set(facecolor=_color(run), alpha=0.45)
+        _ticks(axis, positions, [_label(r) for r in runs])
+        axis.set_title(title, fontsize=10)
         axis.grid(axis="y", alpha=0.3)
     fig.suptitle("Quality and cost by method, spread across the images of the collection")
     plt.close(fig)
@@ -49,10 +75,14 @@ def ssim_vs_bpp_figure(runs):
     for method in dict.fromkeys(run.method for run in runs):
         points = sorted((r.metrics.get("bpp_mean", np.nan), r.metrics.get("ssim_mean", np.nan), r.k)
                         for r in runs if r.method == method)  # fmt: skip
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method)
+        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
+                  color=COLORS.get(method, "tab:gray"))  # fmt: skip
         for bpp, ssim, k in points:
             if k is not None:
-                axis.annotate(f"k={k}", (bpp, ssim), textcoords="offset points", xytext=(4, -10), fontsize=7)
+                # Above the point for pca and kmeans, below for gmm: methods at the same bpp stay readable.
+                offset = (4, -11) if method == "gmm" else (4, 5)
+                axis.annotate(f"k={k}", (bpp, ssim), textcoords="offset points", xytext=offset, fontsize=7,
+                              color=COLORS.get(method, "tab:gray"))  # fmt: skip
     axis.set_xlabel("bits per pixel of the encoded image")
     axis.set_ylabel("mean SSIM")
     axis.set_title("SSIM against size of the encrypted image")
@@ -75,23 +105,22 @@ def security_figure(runs):
     """The security measures side by side per method (means over images), and the learning attack."""
     plt = pyplot()
     attacked = [r for r in runs if "attack_ssim" in r.metrics]
-    panels = len(SECURITY_PANELS) + (1 if attacked else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 4.4))
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.16, top=0.80, wspace=0.3)
-    labels = [_label(r) for r in runs]
+    fig, axes = _grid(plt, len(SECURITY_PANELS) + (1 if attacked else 0), len(runs), columns=3)
     positions = np.arange(len(runs))
     for axis, (metric, title) in zip(axes, SECURITY_PANELS, strict=False):
-        axis.bar(positions, [r.metrics.get(metric, np.nan) for r in runs], color="tab:blue")
-        axis.set_xticks(positions, labels, fontsize=7)
+        axis.bar(positions, [r.metrics.get(metric, np.nan) for r in runs], color=[_color(r) for r in runs])
+        _ticks(axis, positions, [_label(r) for r in runs])
         axis.set_title(title, fontsize=9)
         axis.grid(axis="y", alpha=0.3)
     if attacked:
         axis = axes[-1]
         at = np.arange(len(attacked))
-        axis.bar(at - 0.27, [r.metrics["attack_ssim"] for r in attacked], 0.27, label="attacker")
-        axis.bar(at, [r.metrics["attack_decoder_ssim"] for r in attacked], 0.27, label="key holder")
-        axis.bar(at + 0.27, [r.metrics["attack_baseline_ssim"] for r in attacked], 0.27, label="mean image")
-        axis.set_xticks(at, [_label(r) for r in attacked], fontsize=7)
+        axis.bar(at - 0.27, [r.metrics["attack_ssim"] for r in attacked], 0.27, label="attacker", color="tab:purple")
+        axis.bar(at, [r.metrics["attack_decoder_ssim"] for r in attacked], 0.27, label="key holder",
+                 color="tab:olive")  # fmt: skip
+        axis.bar(at + 0.27, [r.metrics["attack_baseline_ssim"] for r in attacked], 0.27, label="mean image",
+                 color="tab:gray")  # fmt: skip
+        _ticks(axis, at, [_label(r) for r in attacked])
         axis.set_title("learning attack on held-out images\n(SSIM; near the key holder = undone)", fontsize=9)
         axis.legend(fontsize=7)
         axis.grid(axis="y", alpha=0.3)

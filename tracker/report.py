@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .compare import compare
-from .figures import pyplot
+from .figures import COLORS, pyplot
 
 QUALITY = (("ssim_mean", "SSIM"), ("psnr_mean", "PSNR (dB)"), ("mse_mean", "MSE"), ("bpp_mean", "bits/pixel"))
 SECURITY = (("entropy_mean", "entropy"), ("corr_h_mean", "corr h"), ("corr_v_mean", "corr v"),
@@ -33,7 +33,8 @@ def _bars(rows, panels, title):
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.3, top=0.85, wspace=0.3)
     positions = np.arange(len(rows))
     for axis, (metric, name) in zip(np.atleast_1d(axes), panels, strict=True):
-        axis.bar(positions, [np.nan if r.get(metric) is None else r[metric] for r in rows])
+        axis.bar(positions, [np.nan if r.get(metric) is None else r[metric] for r in rows],
+                 color=[COLORS.get(r["method"], "tab:gray") for r in rows])  # fmt: skip
         axis.set_xticks(positions, [_label(r) for r in rows], rotation=60, ha="right", fontsize=7)
         axis.set_title(name, fontsize=9)
         axis.grid(axis="y", alpha=0.3)

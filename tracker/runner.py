@@ -17,7 +17,7 @@ from imgvault.methods.attack import check_attack_size, learning_attack
 from imgvault.methods.pipeline import jsonable, measure
 from imgvault.methods.preprocess import check_color, check_size, load_pixels
 from imgvault.methods.registry import check_method, make_codec
-from imgvault.methods.render import figure, render_encoded
+from imgvault.methods.render import caption, figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
 from imgvault.store.errors import InvalidParameter
 from imgvault.store.version import imgvault_version
@@ -113,7 +113,8 @@ def _encode_one(pixels: np.ndarray, method: str, k: int | None, random_state: in
     shown = None
     if with_figure:
         encrypted = render_encoded(method, measured.encoded, pixels.shape)
-        shown = figure(measured.original, encrypted, measured.reconstruction)
+        shown = figure(measured.original, encrypted, measured.reconstruction, method=method,
+                       title=caption(method, k, measured.metrics, pixels.shape))  # fmt: skip
     return measured, shown
 
 
@@ -280,8 +281,9 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
                                method=method)  # fmt: skip
             shown = None
             if index < config.figures:
+                title = caption(method, k, measured.metrics, one.shape) + " · one model for all"
                 shown = figure(measured.original, render_encoded(method, measured.encoded, one.shape),
-                               measured.reconstruction)  # fmt: skip
+                               measured.reconstruction, method=method, title=title)  # fmt: skip
             results.append((measured, shown))
             done(index, results[-1])
         return results, model, codec.get_params()
