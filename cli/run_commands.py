@@ -206,6 +206,7 @@ def ui(ctx: Context, port: int) -> None:
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--artifacts-destination",
                str(home / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
     click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
     raise SystemExit(serve(command))
 
 

@@ -89,3 +89,14 @@ def store(home):
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def migrated_tracking_db(tmp_path_factory):
+    """An MLflow sqlite database with its schema, made once (migrations take seconds) and copied per test."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+    return path
+

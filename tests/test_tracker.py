@@ -3,7 +3,6 @@
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import skimage.data
 from PIL import Image
+from servers import free_port
 
 from imgvault.cli import cli
 from imgvault.store import ConfigError, InvalidParameter
@@ -21,16 +21,6 @@ from imgvault.tracker.runner import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
 PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
-
-
-@pytest.fixture(scope="session")
-def migrated_tracking_db(tmp_path_factory):
-    """An MLflow sqlite database with its schema, made once (migrations take seconds) and copied per test."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
-    MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
-    return path
 
 
 @pytest.fixture
@@ -223,17 +213,11 @@ def test_compare_of_a_collection_without_runs_is_an_error(photos, runner):
         1, "Error: no finished runs for collection(s): photos (run: imgvault run -c NAME)\n")  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
     store, _ = photos
     run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(2,), **SMALL))
     store.close()
-    port = _free_port()
+    port = free_port()
     env = {"IMGVAULT_HOME": str(home), "PATH": "/usr/bin:/bin"}
     # A session of its own, so that the test can always clean up everything the server started.
     server = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "ui", "--port", str(port)], env=env,

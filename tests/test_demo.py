@@ -1,0 +1,134 @@
+"""`imgvault demo --quick` from an empty folder, and its runs looked at in the MLflow UI in a real browser."""
+
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+from PIL import Image
+from servers import free_port, serving
+
+from imgvault.cli import cli
+from imgvault.store import Settings, Store
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 30}
+RUNS = ["pca k=4", "pca k=8", "kmeans k=4", "kmeans k=8", "gmm k=4", "gmm k=8", "aes"]
+CLEAN = {name: None for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
+                                 "MLFLOW_TRACKING_URI")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, migrated_tracking_db):
+    """A home where `imgvault demo --quick` ran once, from nothing; and what it printed."""
+    home = tmp_path_factory.mktemp("demo") / "imgvault-data"
+    home.mkdir()
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")  # MLflow's own migrations take seconds; not ours
+    result = CliRunner(env=CLEAN).invoke(cli, ["--home", str(home), "demo", "--quick", "-j", "2"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return home, result
+
+
+def _children(home: Path) -> dict[str, list]:
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    out = {}
+    for name in COLLECTIONS:
+        experiment = client.get_experiment_by_name(f"imgvault/{name}")
+        out[name] = client.search_runs([experiment.experiment_id], "tags.`imgvault.kind` = 'child'")
+    return out
+
+
+def test_the_demo_stores_collections_runs_every_method_and_prints_how_to_open_the_ui(demo):
+    home, result = demo
+    with Store.open(settings=Settings.resolve(home, environ={})) as store:
+        assert {c.name: c.images for c in store.collections()} == COLLECTIONS
+        assert {image.metadata["source"] for image in store.images("demo-faces")} == {"imgvault demo"}
+    for name, runs in _children(home).items():
+        assert sorted(run.info.run_name for run in runs) == sorted(RUNS), name
+        assert {run.info.status for run in runs} == {"FINISHED"}
+    faces = {run.info.run_name: run.data.metrics for run in _children(home)["demo-faces"]}
+    assert "attack_ssim" in faces["pca k=8"]  # the faces collection is large enough for the learning attack
+    out = result.stdout
+    assert "demo-photos: 6 images (6 added)" in out
+    assert "Security of the encrypted images" in out and out.count("demo-tiles   kmeans") == 4  # both tables
+    report = (home / "demo-report.html").read_text()
+    assert all(f'<section id="{name}">' in report for name in COLLECTIONS)
+    assert len(re.findall(r'src="data:image/png;base64,', report)) >= 7
+    assert out.rstrip().splitlines()[-1] == f"  imgvault --home {home} ui"
+
+
+def test_every_child_run_has_labelled_figures_of_its_images(demo):
+    home, _ = demo
+    [run] = [r for r in _children(home)["demo-faces"] if r.info.run_name == "kmeans k=8"]
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    pngs = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
+    assert len(pngs) == 10  # --figures 10 for the faces
+    with Image.open(client.download_artifacts(run.info.run_id, pngs[0])) as shown:
+        # Four panels of 25x25 pixels enlarged 6 times, with a label row above and a caption below.
+        assert shown.width == 4 * 150 + 3 * 6 and shown.height > 150 + 18 + 16
+
+
+def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_browser(demo, tmp_path):
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium) to run the browser test")
+    from playwright.sync_api import expect, sync_playwright
+
+    home, _ = demo
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)]
+    with serving(command, f"http://127.0.0.1:{port}/health", env), sync_playwright() as playwright:
+        # Flags for a closed network: no background fetches that would fail over and over.
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                  "--disable-background-networking", "--disable-component-update"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            # MLflow 3 opens on its GenAI pages; a person picks "Model training" to see runs.
+            page.get_by_text("Model training", exact=True).click()
+            page.get_by_role("link", name="Experiments").first.click()
+            page.get_by_role("link", name="imgvault/demo-faces").click()
+            parent = page.locator("[role=row]", has_text="demo-faces · collection fit").first
+            expect(parent).to_be_visible()
+            parent.locator("button[data-component-id*=runnamecellrenderer]").click()  # unfold the child runs
+            for name in RUNS:
+                expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+            page.get_by_role("link", name="kmeans k=8", exact=True).click()
+            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("images", exact=True).click()
+            page.get_by_text("original-encrypted-decrypted-error+step+0+").filter(has_text=".png").first.click()
+            figure = page.locator("img[alt^='images/original-encrypted-decrypted-error+step+0+']")
+            expect(figure).to_be_visible()
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
+            width, height = figure.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            page.screenshot(path=tmp_path / "mlflow-ui-figure.png")
+        finally:
+            browser.close()
+    # The browser decoded the very figure that was logged.
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    [run] = [r for r in _children(home)["demo-faces"] if r.info.run_name == "kmeans k=8"]
+    [logged] = [a.path for a in client.list_artifacts(run.info.run_id, "images") if "+step+0+" in a.path
+                and a.path.endswith(".png")]  # fmt: skip
+    with Image.open(client.download_artifacts(run.info.run_id, logged, str(tmp_path))) as shown:
+        assert (width, height) == shown.size
+    assert (tmp_path / "mlflow-ui-figure.png").stat().st_size > 10_000
+
+
+def test_a_second_demo_reuses_the_collections_and_adds_new_runs(demo):
+    home, _ = demo
+    result = CliRunner(env=CLEAN).invoke(cli, ["--home", str(home), "demo", "--quick", "-j", "2"])
+    assert result.exit_code == 0, result.output
+    assert "demo-faces: 30 images (0 added, 30 already stored)" in result.stdout
+    with Store.open(settings=Settings.resolve(home, environ={})) as store:
+        assert {c.name: c.images for c in store.collections()} == COLLECTIONS
+    assert {name: len(runs) for name, runs in _children(home).items()} == dict.fromkeys(COLLECTIONS, 2 * len(RUNS))
