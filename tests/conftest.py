@@ -1,6 +1,8 @@
 """Fixtures: real stores on tmp_path and real images from skimage.data and scikit-learn, in many formats."""
 
 import io
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,47 @@ from sklearn.datasets import load_sample_images
 from imgvault.store import Settings, Store
 
 SKIMAGE_DATA = Path(skimage.data.__file__).parent
+
+# The store's suites run on SQLite, and on PostgreSQL too when this names a database the tests may use,
+# e.g. postgresql+psycopg://imgvault:imgvault@127.0.0.1:5432/imgvault_test (.ci/run sets it).
+PG_URL = os.environ.get("IMGVAULT_TEST_PG_URL")
+BOTH_BACKENDS = {"test_store", "test_encoding", "test_cli", "test_schema", "test_processes"}
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" not in metafunc.fixturenames:
+        return
+    if metafunc.module.__name__ in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only"):
+        skip = pytest.mark.skipif(not PG_URL, reason="set IMGVAULT_TEST_PG_URL to run the store tests on PostgreSQL")
+        metafunc.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=skip)], indirect=True)
+    else:
+        metafunc.parametrize("backend", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def backend(request) -> str:
+    """``sqlite`` or ``postgresql``: where the store of a test lives."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def db_url(backend, clean_env, monkeypatch):
+    """For PostgreSQL: a schema of its own for this test, as IMGVAULT_DB_URL; dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    import sqlalchemy
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(PG_URL, poolclass=sqlalchemy.pool.NullPool)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
+    monkeypatch.setenv("IMGVAULT_DB_URL", url)
+    yield url
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    engine.dispose()
 
 
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -73,8 +116,8 @@ def clean_env(monkeypatch):
 
 
 @pytest.fixture
-def home(tmp_path, clean_env, monkeypatch) -> Path:
-    """The home folder of a store not created yet, set as IMGVAULT_HOME."""
+def home(tmp_path, clean_env, db_url, monkeypatch) -> Path:
+    """The home folder of a store not created yet, set as IMGVAULT_HOME (with IMGVAULT_DB_URL on PostgreSQL)."""
     path = tmp_path / "vault"
     monkeypatch.setenv("IMGVAULT_HOME", str(path))
     return path

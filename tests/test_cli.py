@@ -7,9 +7,10 @@ import json
 import click
 import pytest
 from PIL import Image
+from rawdb import tamper
 
 from imgvault.cli import cli
-from imgvault.store import Store
+from imgvault.store import Settings, Store, schema
 from imgvault.store.schema import SCHEMA_REVISION
 
 IMAGE_FIELDS = {"id", "name", "collection", "format", "width", "height", "bytes"}
@@ -32,14 +33,14 @@ def test_init_creates_home_key_file_and_store(home, runner):
     assert result.exit_code == 0
     assert f"Created an imgvault store in {home}" in result.stdout
     assert (home / "keyset.json").stat().st_mode & 0o777 == 0o600
-    assert (home / "store.db").exists()
+    assert Store.exists(Settings.resolve(home))
 
 
 def test_init_refuses_to_overwrite_an_existing_store(initialised, runner):
     key_before = (initialised / "keyset.json").read_bytes()
     result = runner.invoke(cli, ["init"])
     assert result.exit_code == 1
-    assert result.stderr == f"Error: a store already exists in {initialised / 'store.db'}\n"
+    assert result.stderr == f"Error: a store already exists in {Settings.resolve(initialised).describe_db()}\n"
     assert (initialised / "keyset.json").read_bytes() == key_before
 
 
@@ -178,14 +179,8 @@ def test_get_of_an_unknown_id_is_an_error(initialised, runner, tmp_path):
 
 
 def test_get_of_a_tampered_image_fails_and_writes_nothing(initialised, runner, image_dir, tmp_path):
-    import sqlite3
-
     [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
-    with sqlite3.connect(initialised / "store.db") as connection:
-        connection.execute(
-            "UPDATE images SET data = CAST(substr(data, 1, length(data) - 1) || x'00' AS BLOB) WHERE id = ?",
-            (image["id"],),
-        )
+    tamper(initialised, schema.images, image["id"], "data", lambda blob: blob[:-1] + b"\x00")
     result = runner.invoke(cli, ["get", image["id"], "-o", str(tmp_path / "out.jpg")])
     assert result.exit_code == 1
     assert result.stderr == (
@@ -219,11 +214,12 @@ def test_key_rotate_keeps_every_image_readable(initialised, runner, image_dir):
             assert store.get(image.id) == (image_dir / image.name).read_bytes()
 
 
-def test_commands_before_init_say_to_run_init(home, runner):
+def test_commands_before_init_say_to_run_init(home, backend, runner):
     for args in (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"]):
         result = runner.invoke(cli, args)
         assert result.exit_code == 1, args
-        assert result.stderr == f'Error: no imgvault store in {home} (run "imgvault init" first)\n', args
+        where = home if backend == "sqlite" else Settings.resolve(home).describe_db()
+        assert result.stderr == f'Error: no imgvault store in {where} (run "imgvault init" first)\n', args
 
 
 def test_debug_shows_the_traceback(home, runner):

@@ -3,17 +3,18 @@
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+from rawdb import raw_engine, tamper
+from sqlalchemy import select
 
 from imgvault.cli import cli
 from imgvault.methods import decode_image, encode_image
-from imgvault.store import EncodedNotFound, IntegrityError, Store
+from imgvault.store import EncodedNotFound, IntegrityError, Store, schema
 
 
 @pytest.fixture
@@ -50,12 +51,7 @@ def test_a_stored_encoding_decodes_identically_after_the_process_restarts(store,
 
 def test_a_tampered_model_is_detected(store, home, astronaut, runner):
     encoding = encode_image(store, astronaut.id, method="kmeans", k=4, size=32)
-    with sqlite3.connect(home / "store.db") as connection:
-        connection.execute(
-            "UPDATE codec_models SET data = CAST(substr(data, 1, 40) || x'ff' || substr(data, 42) AS BLOB)"
-            " WHERE id = ?",
-            (encoding.info.model_id,),
-        )
+    tamper(home, schema.codec_models, encoding.info.model_id, "data", lambda blob: blob[:40] + b"\xff" + blob[41:])
     with pytest.raises(IntegrityError, match=f"model.data {encoding.info.model_id} failed its integrity check"):
         decode_image(store, encoding.info.id)
     result = runner.invoke(cli, ["decode", encoding.info.id, "-o", "-"])
@@ -67,9 +63,12 @@ def test_a_tampered_model_is_detected(store, home, astronaut, runner):
 def test_a_model_swapped_onto_another_encoding_is_detected(store, home, astronaut):
     first = encode_image(store, astronaut.id, method="kmeans", k=4, size=32)
     second = encode_image(store, astronaut.id, method="kmeans", k=4, size=32)
-    with sqlite3.connect(home / "store.db") as connection:
-        (blob,) = connection.execute("SELECT data FROM codec_models WHERE id = ?", (first.info.model_id,)).fetchone()
-        connection.execute("UPDATE codec_models SET data = ? WHERE id = ?", (blob, second.info.model_id))
+    engine = raw_engine(home)
+    with engine.begin() as connection:
+        models = schema.codec_models
+        blob = connection.execute(select(models.c.data).where(models.c.id == first.info.model_id)).scalar_one()
+        connection.execute(models.update().where(models.c.id == second.info.model_id).values(data=blob))
+    engine.dispose()
     with pytest.raises(IntegrityError):
         decode_image(store, second.info.id)
 

@@ -3,7 +3,6 @@
 import io
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import skimage.data
 from PIL import Image
+from rawdb import raw_engine
 
 from imgvault.store import Store
 
@@ -37,12 +37,13 @@ def write_tiles(folder: Path, count: int, prefix: str) -> list[Path]:
 
 
 def imgvault(*args: str, home: Path, **popen) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGVAULT_")}
+    """``imgvault ARGS`` in a process of its own, on the store of ``home`` (and IMGVAULT_DB_URL, if set)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGVAULT_") or k == "IMGVAULT_DB_URL"}
     env["IMGVAULT_HOME"] = str(home)
     return subprocess.Popen([sys.executable, "-m", "imgvault.cli", *args], env=env, **popen)
 
 
-def test_several_processes_putting_at_once_lose_nothing(tmp_path, clean_env):
+def test_several_processes_putting_at_once_lose_nothing(tmp_path, db_url):
     home = tmp_path / "vault"
     Store.init(home).close()
     folders = []
@@ -76,22 +77,25 @@ def test_several_processes_putting_at_once_lose_nothing(tmp_path, clean_env):
             assert store.get(image.id) == (folder / image.name).read_bytes()
 
 
-def test_a_put_killed_mid_batch_leaves_only_complete_records(tmp_path, clean_env):
+def test_a_put_killed_mid_batch_leaves_only_complete_records(tmp_path, db_url):
     home = tmp_path / "vault"
     Store.init(home).close()
     sources = {p.name: p for p in write_tiles(tmp_path / "in", 3000, "tile")}
     writer = imgvault("put", str(tmp_path / "in"), home=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                       start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 120
+    engine = raw_engine(home)
     while time.monotonic() < deadline:
-        with sqlite3.connect(home / "store.db", timeout=30) as connection:
-            if connection.execute("SELECT count(*) FROM images").fetchone()[0] >= 300:
+        with engine.connect() as connection:
+            if connection.exec_driver_sql("SELECT count(*) FROM images").scalar() >= 300:
                 break
         time.sleep(0.02)
     os.killpg(writer.pid, signal.SIGKILL)
     writer.wait()
-    with sqlite3.connect(home / "store.db") as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if db_url is None:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    engine.dispose()
     with Store.open(home) as store:
         images = list(store.images())
         assert 300 <= len(images) < 3000, "the put was not killed mid-way"

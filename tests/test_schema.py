@@ -1,8 +1,10 @@
 """The Alembic migrations and the schema the code uses must describe the same tables."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from rawdb import raw_engine
+from sqlalchemy import inspect
 
 from imgvault.store import Store, schema
 from imgvault.store.engine import current_revision
@@ -17,6 +19,7 @@ def test_the_store_records_its_schema_revision(store):
     assert current_revision(store.engine) == schema.SCHEMA_REVISION
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_is_set_up_for_concurrent_use(store, home):
     with store.engine.connect() as connection:
         pragma = {name: connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in
@@ -26,7 +29,7 @@ def test_sqlite_is_set_up_for_concurrent_use(store, home):
 
 def test_a_store_from_a_newer_schema_is_refused(store, home):
     store.close()
-    engine = create_engine(f"sqlite:///{home / 'store.db'}")
+    engine = raw_engine(home)
     with engine.begin() as connection:
         connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
         assert inspect(connection).has_table("images")

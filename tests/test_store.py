@@ -3,11 +3,11 @@
 import hashlib
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, update
+from rawdb import flip_bit, raw_engine, tamper
+from sqlalchemy import update
 
 from imgvault.store import (
     CollectionNotFound,
@@ -103,6 +103,7 @@ def test_unknown_image_id_is_not_found(store):
         store.get("01JD3Z8R8C6WQ3M1V0B5E3N9XK")
 
 
+@pytest.mark.sqlite_only  # removes the database file
 def test_init_refuses_to_overwrite_an_existing_store_or_key(store, home):
     store.close()
     with pytest.raises(ConfigError, match="a store already exists"):
@@ -175,11 +176,7 @@ def test_a_blob_moved_to_another_row_is_detected(store, home, image_dir):
 def test_a_tampered_stored_image_is_detected_never_returned(store, home, image_dir):
     image = store.put(image_dir / "china.jpg")
     store.close()
-    with sqlite3.connect(home / "store.db") as connection:
-        (blob,) = connection.execute("SELECT data FROM images WHERE id = ?", (image.id,)).fetchone()
-        tampered = bytearray(blob)
-        tampered[len(blob) // 2] ^= 1
-        connection.execute("UPDATE images SET data = ? WHERE id = ?", (bytes(tampered), image.id))
+    tamper(home, schema.images, image.id, "data", flip_bit(-100))  # inside the ciphertext
     with Store.open(home) as reopened, pytest.raises(IntegrityError):
         reopened.get(image.id)
 
@@ -196,7 +193,7 @@ def test_rotation_reseals_every_record_and_retires_the_old_key(store, home, imag
     assert [k["key_id"] for k in keyset["keys"]] == [report.new_key_id]
     assert (home / "keyset.json").stat().st_mode & 0o777 == 0o600
     store.close()
-    engine = create_engine(f"sqlite:///{home / 'store.db'}")
+    engine = raw_engine(home)
     with engine.connect() as connection:
         rows = connection.execute(schema.images.select()).all()
     engine.dispose()
