@@ -61,9 +61,13 @@ def _psnr(metrics: dict) -> str:
 @click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
               help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
 @click.option("--attack", is_flag=True, help="Also run the learning attack (needs at least 10 images).")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS",
+              help="Run the per-image work on this Dask scheduler's cluster (tls://host:8786; also "
+                   "DASK_SCHEDULER_ADDRESS). Results come back here; this process writes the store and "
+                   "MLflow.")  # fmt: skip
 @json_option
 @pass_context
-def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack,
+def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack, scheduler,
         as_json) -> None:  # fmt: skip
     """Run methods over a whole collection; store every result sealed; track it all in MLflow.
 
@@ -76,13 +80,17 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
       imgvault run -c photos
       imgvault run -c photos --methods pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
       imgvault run -c faces --attack
+      imgvault run -c scans --scheduler tls://dask.internal:8786
     """
     if collection is None:
         raise click.UsageError("which collection? give -c NAME")
     from imgvault.tracker.runner import BatchConfig, run_batch
 
+    if scheduler:
+        warn_if_unencrypted(scheduler)
     config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
-                         experiment=experiment, random_state=seed, figures=figures, attack=attack)  # fmt: skip
+                         experiment=experiment, random_state=seed, figures=figures, attack=attack,
+                         scheduler=scheduler or None)  # fmt: skip
     with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
         result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     if as_json:
@@ -100,6 +108,20 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     print_failures(result)
     if result.failures:
         sys.exit(1)
+
+
+def warn_if_unencrypted(address: str) -> None:
+    """A warning on stderr for a plain tcp:// scheduler beyond this machine: images and pickles in clear."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    host = ""
+    with contextlib.suppress(ValueError):
+        host = parts.hostname or ""
+    scheme = parts.scheme
+    if scheme != "tls" and host not in ("127.0.0.1", "localhost", "::1"):
+        click.echo(f"Warning: {address} is not encrypted: images and tasks (pickles, which run code) cross the "
+                   "network in clear; use tls:// (see the README)", err=True)  # fmt: skip
 
 
 def print_failures(result, prefix: str = "") -> None:

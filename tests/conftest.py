@@ -142,4 +142,3 @@ def migrated_tracking_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
     return path
-

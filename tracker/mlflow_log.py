@@ -51,6 +51,7 @@ class RunLogger:
         params = {"collection": collection, "methods": ",".join(config.methods),
                   "k": ",".join(str(k) for k in config.ks), "size": config.size, "color": config.color,
                   "fit": config.fit, "n_images": n_images, "jobs": config.jobs,
+                  "scheduler": config.scheduler or "local",
                   "random_state": config.random_state, "imgvault_version": version}  # fmt: skip
         self._log(run.info.run_id, params=params.items(), tags=[("imgvault.collection_digest", digest)])
         return run.info.run_id

@@ -8,7 +8,8 @@ store (one transaction per child run) and MLflow (batched calls).
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +20,8 @@ from imgvault.methods.preprocess import check_color, check_size, load_pixels
 from imgvault.methods.registry import check_method, make_codec
 from imgvault.methods.render import caption, figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
-from imgvault.store.errors import InvalidParameter
+from imgvault.store.engine import first_line
+from imgvault.store.errors import ConfigError, InvalidParameter
 from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client
@@ -45,6 +47,7 @@ class BatchConfig:
     random_state: int = 0
     figures: int = DEFAULT_FIGURES
     attack: bool = False
+    scheduler: str | None = None  # a Dask scheduler's address: per-image work runs on its cluster
 
     def configurations(self) -> list[tuple[str, int | None]]:
         return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
@@ -137,6 +140,11 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     if config.attack:
         check_attack_size(len(images), f'collection "{collection}"')
     pixels = np.stack([load_pixels(store.get(image.id), size=size, color=color) for image in images])
+    with dask_backend(config.scheduler):  # before any run starts: an unreachable scheduler fails fast
+        return _batch(store, client, collection, images, pixels, config, advance, started)
+
+
+def _batch(store, client, collection, images, pixels, config, advance, started) -> BatchResult:
     configurations = config.configurations()
     started(len(images) * len(configurations))
 
@@ -177,6 +185,33 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
             logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
+
+
+@contextmanager
+def dask_backend(address: str | None) -> Iterator[None]:
+    """Within: joblib runs the per-image work on the Dask cluster at ``address`` (nothing changes if None).
+
+    Only the work travels: results come back to this process, which alone writes the store and MLflow.
+    """
+    if not address:
+        yield
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("--scheduler needs Dask's distributed package: pip install 'imgvault[dask]'") from None
+    from joblib import parallel_config
+
+    try:
+        # TLS settings (tls:// addresses) come from Dask's configuration, e.g. DASK_DISTRIBUTED__COMM__TLS__*.
+        client = Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler {address}: {first_line(exc)}") from None
+    try:
+        with parallel_config(backend="dask", client=client):
+            yield
+    finally:
+        client.close()
 
 
 def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance,
