@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 bucket = os.environ["S3_BUCKET"]
 s3 = boto3.client("s3", endpoint_url=os.environ["MLFLOW_S3_ENDPOINT_URL"])
-for attempt in range(30):
+for _attempt in range(30):
     try:
         s3.head_bucket(Bucket=bucket)
         print(f"bucket {bucket} exists")

@@ -28,8 +28,6 @@ def pytest_generate_tests(metafunc):
     if metafunc.module.__name__ in BOTH_BACKENDS and not metafunc.definition.get_closest_marker("sqlite_only"):
         skip = pytest.mark.skipif(not PG_URL, reason="set IMGVAULT_TEST_PG_URL to run the store tests on PostgreSQL")
         metafunc.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=skip)], indirect=True)
-    else:
-        metafunc.parametrize("backend", ["sqlite"], indirect=True)
 
 
 @pytest.fixture

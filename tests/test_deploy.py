@@ -56,7 +56,7 @@ def test_every_variable_is_documented_in_env_example_and_no_secret_is_committed(
     for name in SECRETS:
         assert example[name] == "", f"{name} must be empty in .env.example"
         assert any(m["name"] == name and m["op"] == ":?" for m in VARIABLE.finditer(text)), f"{name} is not required"
-    with pytest.raises(ValueError, match="set POSTGRES_PASSWORD in .env"):
+    with pytest.raises(ValueError, match=r"set POSTGRES_PASSWORD in \.env"):
         interpolate(text, example)  # as committed, compose refuses to start
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
