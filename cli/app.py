@@ -80,13 +80,14 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
 
     \b
     Example:
+      imgvault demo                     # the whole product on bundled images
       imgvault init
       imgvault put photos/ -c holidays
       imgvault ls -c holidays
       imgvault get 01JD3Z8R8C6WQ3M1V0B5E3N9XK -o copy.jpg
 
-    Configuration: IMGVAULT_HOME, IMGVAULT_DB_URL, IMGVAULT_KEY_FILE, IMGVAULT_PASSPHRASE
-    (see the README).
+    Configuration: IMGVAULT_HOME, IMGVAULT_DB_URL, IMGVAULT_KEY_FILE, IMGVAULT_PASSPHRASE,
+    MLFLOW_TRACKING_URI, DASK_SCHEDULER_ADDRESS (see the README).
     """
     ctx.obj = Context(home=home, debug=debug)
 

@@ -196,7 +196,12 @@ def collections(ctx: Context, as_json: bool) -> None:
 
 @cli.group()
 def key() -> None:
-    """Manage the store's encryption key."""
+    """Manage the store's encryption key.
+
+    \b
+    Example:
+      imgvault key rotate
+    """
 
 
 @key.command()
@@ -221,7 +226,12 @@ def rotate(ctx: Context) -> None:
 
 @cli.group()
 def db() -> None:
-    """Manage the store's database schema."""
+    """Manage the store's database schema.
+
+    \b
+    Example:
+      imgvault db upgrade
+    """
 
 
 @db.command()

@@ -263,7 +263,7 @@ def _all_commands(group: click.Group, prefix=()):
             yield from _all_commands(command, (*prefix, name))
 
 
-@pytest.mark.parametrize("path", [p for p, c in _all_commands(cli) if not isinstance(c, click.Group)], ids=" ".join)
+@pytest.mark.parametrize("path", [(), *(p for p, _ in _all_commands(cli))], ids=lambda p: " ".join(p) or "imgvault")
 def test_every_command_has_help_with_an_example(runner, path):
     result = runner.invoke(cli, [*path, "--help"])
     assert result.exit_code == 0
