@@ -47,19 +47,11 @@ def open_client(home: Path):
     return client
 
 
-# MLflow 3's UI opens an experiment on its GenAI (traces) pages unless the experiment says it holds
-# model-development runs; ours do, so that the UI opens on the runs table.
-EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-
-
 def experiment_id(client, name: str, home: Path) -> str:
     """The id of experiment ``name``, created (with our artifact location) if new."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             raise ConfigError(f'MLflow experiment "{name}" is deleted; restore it in the MLflow UI or choose another')
-        if EXPERIMENT_KIND[0] not in experiment.tags:
-            client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location(home, name),
-                                    tags=dict([EXPERIMENT_KIND]))  # fmt: skip
+    return client.create_experiment(name, artifact_location=artifact_location(home, name))
