@@ -92,7 +92,9 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
         )  # fmt: skip
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            # The runs table renders after its data arrives; a busy 2-core machine needs more than 5 s.
             page.set_default_timeout(30_000)
+            expect.set_options(timeout=30_000)
             page.goto(f"http://127.0.0.1:{port}/")
             # MLflow 3 opens on its GenAI pages; a person picks "Model training" to see runs.
             page.get_by_text("Model training", exact=True).click()
