@@ -28,3 +28,25 @@ def flip_bit(at: int):
         return bytes(out)
 
     return change
+
+
+def stored_bytes(home) -> bytes:
+    """Everything the database holds, as an attacker with a copy of it sees it.
+
+    SQLite: the bytes of the database file and its WAL. PostgreSQL: every value of every row of the
+    store's tables.
+    """
+    from imgvault.store import schema
+
+    settings = Settings.resolve(home)
+    if settings.sqlite_path is not None:
+        folder, name = settings.sqlite_path.parent, settings.sqlite_path.name
+        return b"".join(path.read_bytes() for path in sorted(folder.iterdir()) if path.name.startswith(name))
+    engine = raw_engine(home)
+    values = []
+    with engine.connect() as connection:
+        for table in schema.metadata.sorted_tables:
+            for row in connection.execute(table.select()):
+                values += [bytes(v) if isinstance(v, bytes | memoryview) else str(v).encode() for v in row]
+    engine.dispose()
+    return b"\n".join(values)
