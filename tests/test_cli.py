@@ -297,6 +297,7 @@ def test_an_unreachable_database_server_is_one_line_without_the_password(home, r
     assert "hunter2" not in result.output
 
 
+@pytest.mark.sqlite_only  # sets its own SQLite URL
 def test_the_store_database_can_live_anywhere_sqlalchemy_reaches(home, runner, monkeypatch, tmp_path, image_dir):
     monkeypatch.setenv("IMGVAULT_DB_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     assert runner.invoke(cli, ["init"]).exit_code == 0
