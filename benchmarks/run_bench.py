@@ -40,10 +40,11 @@ def untracked(pixels, k: int) -> float:
     return time.perf_counter() - started
 
 
-def tracked(store, collection: str, k: int, jobs: int, label: str) -> float:
+def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: str | None = None) -> float:
+    """Seconds of one tracked batch (METHODS at ``k``): local joblib processes, or a Dask ``scheduler``'s cluster."""
     from imgvault.tracker.runner import BatchConfig, run_batch
 
-    config = BatchConfig(methods=METHODS, ks=(k,), jobs=jobs, experiment=f"bench/{label}")
+    config = BatchConfig(methods=METHODS, ks=(k,), jobs=jobs, experiment=f"bench/{label}", scheduler=scheduler)
     started = time.perf_counter()
     result = run_batch(store, collection, config)
     elapsed = time.perf_counter() - started

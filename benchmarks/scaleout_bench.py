@@ -29,18 +29,6 @@ from run_bench import tracked
 from store_bench import print_figures, write_images
 
 
-def dask_tracked(store, collection: str, k: int, address: str, label: str) -> float:
-    from imgvault.tracker.runner import BatchConfig, run_batch
-
-    config = BatchConfig(methods=("pca", "kmeans", "gmm"), ks=(k,), scheduler=address, experiment=f"bench/{label}")
-    started = time.perf_counter()
-    result = run_batch(store, collection, config)
-    elapsed = time.perf_counter() - started
-    if result.failures:
-        raise SystemExit(f"benchmark images failed: {result.failures}")
-    return elapsed
-
-
 def put_and_get(settings, paths) -> tuple[float, float]:
     """(seconds to put every path, median seconds of a get) on a new store with ``settings``."""
     from imgvault.store import Store
@@ -84,13 +72,13 @@ def main() -> None:
         list(store.put_many(write_images(tmp / "batch", args.n, seed=1), collection="batch"))
         list(store.put_many(write_images(tmp / "warm", 8, seed=3), collection="warm"))
         tracked(store, "warm", args.k, 2, "warm-local")  # imports, MLflow's schema, joblib's pool
-        dask_tracked(store, "warm", args.k, cluster.scheduler_address, "warm-dask")  # the workers' imports
+        tracked(store, "warm", args.k, -1, "warm-dask", cluster.scheduler_address)  # the workers' imports
         puts = write_images(tmp / "puts", args.puts, seed=4)
 
         rounds, store_rounds = [], []
         for n in range(args.rounds):
             local = tracked(store, "batch", args.k, 2, f"local-{n}")
-            remote = dask_tracked(store, "batch", args.k, cluster.scheduler_address, f"dask-{n}")
+            remote = tracked(store, "batch", args.k, -1, f"dask-{n}", cluster.scheduler_address)
             rounds.append((local, remote))
             if pg_url:
                 sqlite = put_and_get(Settings.resolve(tmp / f"sqlite-{n}", environ={}), puts)
