@@ -8,7 +8,7 @@ import click
 
 from .app import Context, cli, pass_context
 from .output import progress_bar, write_output
-from .run_commands import print_comparison, print_failures
+from .run_commands import print_comparison, print_failures, print_notes
 
 
 @cli.command()
@@ -65,6 +65,7 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
             failed += result.failures
             click.echo(f"{one.name}: {len(result.runs)} configurations over {result.n_images} images, "
                        f"MLflow experiment {result.experiment_id}, parent run {result.parent_run_id}")  # fmt: skip
+            print_notes(result, prefix=f"{one.name}: ")
             print_failures(result, prefix=f"{one.name}: ")
     names = [one.name for one in demos]
     click.echo()

@@ -61,19 +61,24 @@ def _psnr(metrics: dict) -> str:
 @click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
               help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
 @click.option("--attack", is_flag=True, help="Also run the learning attack (needs at least 10 images).")
+@click.option("--plaintext-figures", is_flag=True,
+              help="Log the per-image figures (which show the images) even to an MLflow artifact store that "
+                   "does not seal them; a warning says where they go.")  # fmt: skip
 @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS",
               help="Run the per-image work on this Dask scheduler's cluster (tls://host:8786; also "
                    "DASK_SCHEDULER_ADDRESS). Results come back here; this process writes the store and "
                    "MLflow.")  # fmt: skip
 @json_option
 @pass_context
-def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack, scheduler,
-        as_json) -> None:  # fmt: skip
+def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack,
+        plaintext_figures, scheduler, as_json) -> None:  # fmt: skip
     """Run methods over a whole collection; store every result sealed; track it all in MLflow.
 
     One MLflow parent run per batch and one child run per (method, k), with per-image metric series,
     summaries, a per-image table and figures. The tracking store is MLFLOW_TRACKING_URI, else
-    $IMGVAULT_HOME/mlflow.db. Exit code 1 if any image failed (the rest still run).
+    $IMGVAULT_HOME/mlflow.db, with its artifacts sealed. Images appear in MLflow by id and step, never by
+    name. If the artifact store does not seal artifacts, the per-image figures are left out unless
+    --plaintext-figures is given. Exit code 1 if any image failed (the rest still run).
 
     \b
     Example:
@@ -90,9 +95,10 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
         warn_if_unencrypted(scheduler)
     config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
                          experiment=experiment, random_state=seed, figures=figures, attack=attack,
-                         scheduler=scheduler or None)  # fmt: skip
+                         scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
     with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
         result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
+    print_notes(result)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -122,6 +128,11 @@ def warn_if_unencrypted(address: str) -> None:
     if scheme != "tls" and host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: {address} is not encrypted: images and tasks (pickles, which run code) cross the "
                    "network in clear; use tls:// (see the README)", err=True)  # fmt: skip
+
+
+def print_notes(result, prefix: str = "") -> None:
+    for note in result.notes:
+        click.echo(f"Warning: {prefix}{note}", err=True)
 
 
 def print_failures(result, prefix: str = "") -> None:

@@ -23,9 +23,12 @@ def _chunks(items: list, size: int):
 
 
 class RunLogger:
-    def __init__(self, client, experiment_id: str):
+    """Logs a batch's runs. Artifacts go through ``writer`` (an :class:`ArtifactWriter`), from memory."""
+
+    def __init__(self, client, experiment_id: str, writer):
         self.client = client
         self.experiment_id = experiment_id
+        self.writer = writer
 
     def _log(self, run_id: str, metrics=(), params=(), tags=()) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -60,11 +63,11 @@ class RunLogger:
         rows = [{"method": r.method, "k": r.k, "run_id": r.run_id, "failed_images": len(r.failures),
                  **{name: r.metrics.get(f"{name}_mean") for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
-        self.client.log_table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
-        self.client.log_figure(run_id, comparison_figure(runs), "comparison.png")
-        self.client.log_figure(run_id, security_figure(runs), "security.png")
+        self.writer.table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
+        self.writer.figure(run_id, comparison_figure(runs), "comparison.png")
+        self.writer.figure(run_id, security_figure(runs), "security.png")
         if len(config.ks) > 1:
-            self.client.log_figure(run_id, ssim_vs_bpp_figure(runs), "ssim_vs_bpp.png")
+            self.writer.figure(run_id, ssim_vs_bpp_figure(runs), "ssim_vs_bpp.png")
         failed = sum(len(r.failures) for r in runs)
         self._log(run_id, tags=[("imgvault.failed_images", failed)])
         self.end(run_id, "FINISHED")
@@ -91,7 +94,7 @@ class RunLogger:
 
     def log_figure(self, run_id: str, step: int, shown) -> None:
         """original | encrypted | decrypted | error of image ``step``, under one key the UI steps through."""
-        self.client.log_image(run_id, shown, key="original-encrypted-decrypted-error", step=step)
+        self.writer.image(run_id, shown, key="original-encrypted-decrypted-error", step=step)
 
     def log_child(self, run_id, images, by_image, failures, values, summary) -> None:
         now = int(time.time() * 1000)
@@ -117,7 +120,8 @@ class RunLogger:
             tags.append(("imgvault.first_failure", failures[0][1][:4000]))
         self._log(run_id, metrics=series + summary_metrics, tags=tags)
         errors = dict(failures)
-        table = {"step": [], "image_id": [], "name": [], "encoded_id": [], "model_id": [], "error": []}
+        # Images are named by id and step only: file names and metadata stay sealed in the store.
+        table = {"step": [], "image_id": [], "encoded_id": [], "model_id": [], "error": []}
         metric_names = [name for name in values if any(v is not None for v in values[name])]
         for name in metric_names:
             table[name] = []
@@ -125,11 +129,10 @@ class RunLogger:
             info = by_image.get(image.id)
             table["step"].append(step)
             table["image_id"].append(image.id)
-            table["name"].append(image.name)
             table["encoded_id"].append(info.id if info else None)
             table["model_id"].append(info.model_id if info else None)
             table["error"].append(errors.get(image.id))
             for name in metric_names:
                 value = info.metrics.get(name) if info else None
                 table[name].append(value)
-        self.client.log_table(run_id, table, "images.json")
+        self.writer.table(run_id, table, "images.json")

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from imgvault.store.engine import first_line
 from imgvault.store.errors import ConfigError, InvalidParameter
 from imgvault.store.version import imgvault_version
 
-from .tracking import experiment_id, open_client
+from .tracking import experiment_id, open_client, tracking_uri
 
 SECURITY = ("entropy", "corr_h", "corr_v", "corr_d", "chi2", "npcr", "uaci", "visual_ssim", "key_ssim")
 SERIES = ("mse", "psnr", "ssim", "bpp", *SECURITY)
@@ -48,6 +48,7 @@ class BatchConfig:
     figures: int = DEFAULT_FIGURES
     attack: bool = False
     scheduler: str | None = None  # a Dask scheduler's address: per-image work runs on its cluster
+    plaintext_figures: bool = False  # log per-image figures even to an artifact store that does not seal
 
     def configurations(self) -> list[tuple[str, int | None]]:
         return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
@@ -74,6 +75,7 @@ class BatchResult:
     collection: str
     n_images: int
     runs: list[ChildRun]
+    notes: list[str] = field(default_factory=list)  # warnings for the user (figures not logged, ...)
 
     @property
     def failures(self) -> int:
@@ -82,7 +84,7 @@ class BatchResult:
     def to_dict(self) -> dict:
         return {"experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
                 "collection": self.collection, "n_images": self.n_images,
-                "runs": [run.to_dict() for run in self.runs]}  # fmt: skip
+                "runs": [run.to_dict() for run in self.runs], "notes": self.notes}  # fmt: skip
 
 
 def summarise(values: dict[str, list[float]]) -> dict[str, float]:
@@ -133,7 +135,7 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     size, color = check_size(config.size), check_color(config.color)
     if config.fit not in ("image", "collection"):
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
-    client = open_client(store.settings.home)  # before any work: a dead tracking store fails fast
+    client = open_client(store.settings.home, store)  # before any work: a dead tracking store fails fast
     images = list(store.images(collection))
     if not images:
         raise InvalidParameter(f'collection "{collection}" has no images')
@@ -148,10 +150,21 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
     configurations = config.configurations()
     started(len(images) * len(configurations))
 
+    from .artifact_writer import ArtifactWriter, artifact_sealing
     from .mlflow_log import RunLogger
 
-    logger = RunLogger(client, experiment_id(client, config.experiment or f"imgvault/{collection}",
-                                             store.settings.home))  # fmt: skip
+    uri = tracking_uri(store.settings.home)
+    experiment = experiment_id(client, config.experiment or f"imgvault/{collection}", store.settings.home)
+    sealed, where = artifact_sealing(client, experiment, uri)
+    notes = []
+    if not sealed and config.figures:
+        if config.plaintext_figures:
+            notes.append(f"per-image figures are stored in plaintext at {where}: they show the images' pixels")
+        else:
+            notes.append(f"per-image figures are not logged: the artifact store {where} does not seal them "
+                         "(numbers are; --plaintext-figures logs the figures anyway)")  # fmt: skip
+            config = replace(config, figures=0)
+    logger = RunLogger(client, experiment, ArtifactWriter(client, uri))
     digest = hashlib.sha256("\n".join(image.id for image in images).encode()).hexdigest()[:16]
     parent = logger.start_parent(collection, config, len(images), digest, imgvault_version())
     runs: list[ChildRun] = []
@@ -184,7 +197,7 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
                 future.exception()
             logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
-    return BatchResult(logger.experiment_id, parent, collection, len(images), runs)
+    return BatchResult(logger.experiment_id, parent, collection, len(images), runs, notes)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Where runs are tracked: an MLflow tracking store, reached before any work starts.
 
 ``MLFLOW_TRACKING_URI`` if set (a server works too), else ``sqlite:///$IMGVAULT_HOME/mlflow.db`` with
-artifacts under ``$IMGVAULT_HOME/mlartifacts``.
+artifacts sealed under ``$IMGVAULT_HOME/mlartifacts`` (``imgvault+file://...``, see
+:mod:`imgvault.tracker.sealed_artifacts`).
 """
 
 import logging
@@ -16,21 +17,36 @@ def tracking_uri(home: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(home) / 'mlflow.db'}"
 
 
+def artifact_root(home: Path) -> Path:
+    """The folder of the embedded default's artifacts (each experiment has a folder in it)."""
+    return Path(home) / "mlartifacts"
+
+
 def artifact_location(home: Path, experiment: str) -> str | None:
-    """Where a new experiment keeps artifacts: a folder of its own under home for the local store; the
-    server's choice when ``MLFLOW_TRACKING_URI`` names one."""
+    """Where a new experiment keeps artifacts: for the local store, a folder of its own under home, sealed
+    (``imgvault+file://``); the server's choice when ``MLFLOW_TRACKING_URI`` names one."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
+    from .sealed_artifacts import sealed_uri
+
     folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
-    return (Path(home) / "mlartifacts" / folder).as_uri()
+    return sealed_uri(str(artifact_root(home) / folder))
 
 
-def open_client(home: Path):
-    """An ``MlflowClient`` on the tracking store, checked to answer; a :class:`ConfigError` if it does not."""
+def open_client(home: Path, store=None):
+    """An ``MlflowClient`` on the tracking store, checked to answer; a :class:`ConfigError` if it does not.
+
+    With ``store``, sealed artifacts are sealed and opened with that store's keyset in this process.
+    """
     # Fail in seconds rather than after MLflow's default minutes of retries against a dead server.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     from mlflow import MlflowClient
+
+    if store is not None:
+        from .sealed_artifacts import use_store
+
+        use_store(store)
 
     # After the import: MLflow sets up its own logging then, at INFO.
     for name in ("mlflow", "alembic"):

@@ -1,0 +1,224 @@
+"""A sealing MLflow artifact repository: every artifact is AES-256-GCM ciphertext where it is stored.
+
+MLflow picks an artifact repository by the scheme of an artifact URI. imgvault registers (through the
+``mlflow.artifact_repository`` entry points in ``pyproject.toml``) the schemes ``imgvault+file``,
+``imgvault+s3``, ``imgvault+gs`` and the others in :data:`INNER_SCHEMES`. Each wraps MLflow's own
+repository for the inner location (``imgvault+s3://bucket/prefix`` wraps ``s3://bucket/prefix``):
+
+- writing seals the bytes with the store's keyset before the inner repository sees them;
+- reading opens them, in memory; a tampered, truncated or moved artifact, or a wrong key, raises
+  :class:`~imgvault.store.IntegrityError`, never returns garbage;
+- listing reports the plaintext sizes.
+
+The associated data of an artifact binds the store id and the artifact's full inner location
+(``file:///home/me/imgvault-data/mlartifacts/1/<run>/artifacts/images/x.png``), so an artifact copied to
+another path, run or store fails to open.
+
+Where the key comes from: in a process that has opened a store (``imgvault run``, the demo), that store's
+keyset (:func:`use_store`); elsewhere, such as in ``mlflow server``, the store named by the environment
+(``IMGVAULT_HOME``, ``IMGVAULT_DB_URL``, ``IMGVAULT_KEY_FILE`` or ``IMGVAULT_PASSPHRASE``), opened once
+and reloaded when it meets a key it does not hold (after a rotation).
+"""
+
+import os
+import posixpath
+import secrets
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+
+from mlflow.entities import FileInfo
+from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUploadMixin
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+
+from imgvault.store.crypto import HEADER, MAGIC, TAG_SIZE, blob_key_id
+from imgvault.store.errors import IntegrityError
+
+PREFIX = "imgvault+"
+# The inner schemes that the entry points in pyproject.toml register as imgvault+<scheme>.
+INNER_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "r2", "b2", "hdfs", "viewfs", "ftp", "sftp")
+OVERHEAD = HEADER.size + TAG_SIZE  # bytes that sealing adds to an artifact
+KIND = "artifact"
+RELOAD_SECONDS = 60.0  # a server re-reads the keyset this often, so that it seals with the current key
+
+_lock = threading.Lock()
+_store = None  # the store whose keyset seals artifacts in this process
+_env_store = None
+_env_loaded_at = 0.0
+
+
+def use_store(store) -> None:
+    """Seal and open artifacts in this process with ``store``'s keyset (it follows the store's rotations)."""
+    global _store
+    _store = store
+
+
+def _sealer(*, reload: bool = False):
+    global _env_store, _env_loaded_at
+    if _store is not None and not _store_closed(_store):
+        return _store.sealer
+    with _lock:
+        stale = time.monotonic() - _env_loaded_at > RELOAD_SECONDS
+        if _env_store is None or reload or stale:
+            from imgvault.store.config import Settings
+            from imgvault.store.store import Store
+
+            store = Store.open(settings=Settings.resolve())
+            if _env_store is not None:
+                _env_store.close()
+            _env_store, _env_loaded_at = store, time.monotonic()
+        return _env_store.sealer
+
+
+def _store_closed(store) -> bool:
+    return getattr(store, "engine", None) is None
+
+
+def is_sealed_uri(uri: str | None) -> bool:
+    return bool(uri) and uri.startswith(PREFIX)
+
+
+def sealed_uri(inner: str) -> str:
+    """``imgvault+<inner>``; a local path becomes ``imgvault+file:///abs/path``."""
+    if "://" not in inner and not inner.startswith("file:"):
+        inner = Path(inner).absolute().as_uri()
+    return PREFIX + inner
+
+
+def seal(place: str, data: bytes) -> bytes:
+    return _sealer().seal(KIND, place, data)
+
+
+def open_sealed(place: str, blob: bytes) -> bytes:
+    """The plaintext of the artifact at ``place``; reloads the keyset once if the blob's key is unknown."""
+    sealer = _sealer()
+    try:
+        known = blob_key_id(blob) in sealer.keyset.keys
+    except IntegrityError:
+        raise IntegrityError(f"artifact {place} is not sealed: it was not written by imgvault, or was replaced") from None
+    if not known and _store is None:
+        sealer = _sealer(reload=True)
+    try:
+        return sealer.open(KIND, place, blob)
+    except IntegrityError:
+        raise IntegrityError(
+            f"artifact {place} failed its integrity check: the key is wrong, or the file was altered, truncated or moved"
+        ) from None
+
+
+def looks_sealed(data: bytes) -> bool:
+    return len(data) >= OVERHEAD and data[:4] == MAGIC
+
+
+class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
+    """MLflow artifact repository for ``imgvault+<inner URI>``: ciphertext at the inner location."""
+
+    def __init__(self, artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None):
+        if not artifact_uri.startswith(PREFIX):
+            raise ValueError(f"not an imgvault sealed artifact URI: {artifact_uri}")
+        # Imported here: MLflow loads this module while its registry module is still being initialised.
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        super().__init__(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
+        self.inner_uri = artifact_uri[len(PREFIX) :]
+        self.inner = get_artifact_repository(self.inner_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
+        parsed = urllib.parse.urlparse(self.inner_uri)
+        self._scheme, self._netloc, self._path = parsed.scheme or "file", parsed.netloc, parsed.path or "/"
+        self._local = self.inner.artifact_dir if isinstance(self.inner, LocalArtifactRepository) else None
+
+    # -- where an artifact is, and what it is bound to -------------------------------------------
+
+    def _relative(self, artifact_path: str | None) -> str:
+        path = posixpath.normpath((artifact_path or "").replace(os.sep, "/")).lstrip("/")
+        if path == ".":
+            return ""
+        if path == ".." or path.startswith("../"):
+            raise ValueError(f"artifact path {artifact_path!r} leaves the artifact root")
+        return path
+
+    def place(self, artifact_path: str) -> str:
+        """The artifact's full inner location, bound into its associated data."""
+        path = posixpath.normpath(posixpath.join(self._path, self._relative(artifact_path)))
+        return f"{self._scheme}://{self._netloc}{path}"
+
+    # -- bytes in, bytes out ----------------------------------------------------------------------
+
+    def write_bytes(self, artifact_path: str, data: bytes) -> None:
+        """Seal ``data`` and store it as ``artifact_path`` (relative to this repository's URI)."""
+        path = self._relative(artifact_path)
+        if not path:
+            raise ValueError("an artifact needs a file name")
+        blob = seal(self.place(path), bytes(data))
+        if self._local is not None:
+            write_file_atomically(Path(self._local, path), blob)
+            return
+        head, tail = posixpath.split(path)
+        with tempfile.TemporaryDirectory() as folder:  # ciphertext only
+            Path(folder, tail).write_bytes(blob)
+            self.inner.log_artifact(os.path.join(folder, tail), head or None)
+
+    def read_raw(self, artifact_path: str) -> bytes:
+        """The stored bytes of ``artifact_path``, sealed as they are."""
+        path = self._relative(artifact_path)
+        if self._local is not None:
+            return Path(self._local, path).read_bytes()
+        with tempfile.TemporaryDirectory() as folder:  # ciphertext only
+            return Path(self.inner.download_artifacts(path, folder)).read_bytes()
+
+    def read_bytes(self, artifact_path: str) -> bytes:
+        """The plaintext of ``artifact_path``, opened in memory."""
+        path = self._relative(artifact_path)
+        return open_sealed(self.place(path), self.read_raw(path))
+
+    # -- MLflow's ArtifactRepository ----------------------------------------------------------------
+
+    def log_artifact(self, local_file, artifact_path=None):
+        name = os.path.basename(local_file)
+        self.write_bytes(posixpath.join(self._relative(artifact_path), name), Path(local_file).read_bytes())
+
+    def log_artifacts(self, local_dir, artifact_path=None):
+        base = self._relative(artifact_path)
+        for root, _dirs, files in os.walk(local_dir):
+            relative = os.path.relpath(root, local_dir)
+            for name in files:
+                target = posixpath.join(base, "" if relative == "." else relative.replace(os.sep, "/"), name)
+                self.write_bytes(target, Path(root, name).read_bytes())
+
+    def list_artifacts(self, path=None):
+        infos = self.inner.list_artifacts(self._relative(path) or None)
+        return [
+            FileInfo(info.path, info.is_dir, None if info.is_dir or info.file_size is None else
+                     max(info.file_size - OVERHEAD, 0))  # fmt: skip
+            for info in infos
+        ]
+
+    def _download_file(self, remote_file_path, local_path):
+        write_file_atomically(Path(local_path), self.read_bytes(remote_file_path), mode=0o600)
+
+    def delete_artifacts(self, artifact_path=None):
+        self.inner.delete_artifacts(self._relative(artifact_path) or None)
+
+    def log_artifact_from_stream(self, stream, artifact_file_name, artifact_path=None):
+        name = posixpath.basename(artifact_file_name)
+        self.write_bytes(posixpath.join(self._relative(artifact_path), name), stream.read())
+
+    async def log_artifact_from_async_stream(self, chunks, artifact_file_name, artifact_path=None):
+        parts = [chunk async for chunk in chunks]
+        name = posixpath.basename(artifact_file_name)
+        self.write_bytes(posixpath.join(self._relative(artifact_path), name), b"".join(parts))
+
+
+def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` through a temporary file in the same folder, so that no reader sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
