@@ -229,21 +229,29 @@ def ui(ctx: Context, port: int) -> None:
     Example:
       imgvault ui --port 5000     # then open http://127.0.0.1:5000
     """
-    from imgvault.tracker.tracking import tracking_uri
+    from imgvault.tracker.sealed_artifacts import sealed_uri
+    from imgvault.tracker.tracking import artifact_root, tracking_uri
 
-    home = ctx.settings().home
+    settings = ctx.settings()
+    home = settings.home
     uri = tracking_uri(home)
     if uri.startswith(("http://", "https://")):
         raise click.ClickException(f"MLFLOW_TRACKING_URI already names a server: open {uri} in a browser")
     # One worker: this UI serves one person on loopback (MLflow's default of 4 costs ~1 GB).
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--artifacts-destination",
-               str(home / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    # imgvault's app: MLflow's server that opens sealed artifacts in memory, with this store's key.
+    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri", uri,
+               "--artifacts-destination", sealed_uri(str(artifact_root(home))), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]  # fmt: skip
     click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
     click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
-    raise SystemExit(serve(command))
+    with ctx.open_store():  # a missing store or a wrong key is one Error line here, not a failed server
+        pass
+    # The server finds the store (and so the key) as this command did.
+    raise SystemExit(serve(command, {**os.environ, "IMGVAULT_HOME": str(home), "IMGVAULT_DB_URL": settings.db_url,
+                                     "IMGVAULT_KEY_FILE": str(settings.key_file)}))  # fmt: skip
 
 
-def serve(command: list[str]) -> int:
+def serve(command: list[str], env: dict | None = None) -> int:
     """Run a server in a process group of its own and stop the whole group when we are stopped.
 
     ``mlflow server`` starts uvicorn and its workers as further processes; a signal to us alone would
@@ -251,7 +259,7 @@ def serve(command: list[str]) -> int:
     """
     import signal
 
-    server = subprocess.Popen(command, env=os.environ.copy(), start_new_session=True)
+    server = subprocess.Popen(command, env=os.environ.copy() if env is None else env, start_new_session=True)
 
     def stop(signum, _frame) -> None:
         with contextlib.suppress(ProcessLookupError):

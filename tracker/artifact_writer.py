@@ -48,7 +48,8 @@ def artifact_sealing(client, experiment_id: str, tracking_uri: str) -> tuple[boo
             answer = {}
         if answer.get("sealed") is True:
             return True, f"{tracking_uri} (artifacts sealed by the server)"
-        return False, f"{tracking_uri} (its artifacts are not sealed: it does not run --app-name imgvault with an imgvault+ destination)"  # noqa: E501
+        reason = "the server does not seal them (it needs --app-name imgvault and an imgvault+ destination)"
+        return False, f"{tracking_uri} ({reason})"
     return False, location
 
 

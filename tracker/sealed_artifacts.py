@@ -22,58 +22,66 @@ and reloaded when it meets a key it does not hold (after a rotation).
 
 import os
 import posixpath
-import secrets
 import tempfile
 import threading
 import time
 import urllib.parse
+import weakref
 from pathlib import Path
 
 from mlflow.entities import FileInfo
 from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUploadMixin
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
-from imgvault.store.crypto import HEADER, MAGIC, TAG_SIZE, blob_key_id
+from imgvault.store.crypto import blob_key_id
 from imgvault.store.errors import IntegrityError
 
-PREFIX = "imgvault+"
+from .artifact_files import KIND, OVERHEAD, PREFIX, write_file_atomically
+
 # The inner schemes that the entry points in pyproject.toml register as imgvault+<scheme>.
 INNER_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "r2", "b2", "hdfs", "viewfs", "ftp", "sftp")
-OVERHEAD = HEADER.size + TAG_SIZE  # bytes that sealing adds to an artifact
-KIND = "artifact"
 RELOAD_SECONDS = 60.0  # a server re-reads the keyset this often, so that it seals with the current key
 
 _lock = threading.Lock()
-_store = None  # the store whose keyset seals artifacts in this process
-_env_store = None
+_stores: list[weakref.ref] = []  # stores opened in this process whose keysets seal and open artifacts
+_env_store = None  # the store named by the environment, for processes that did not open one
+_env_settings = None
 _env_loaded_at = 0.0
 
 
 def use_store(store) -> None:
-    """Seal and open artifacts in this process with ``store``'s keyset (it follows the store's rotations)."""
-    global _store
-    _store = store
+    """Seal artifacts in this process with ``store``'s keyset (it follows the store's rotations); artifacts
+    are opened with whichever used store holds the key that sealed them."""
+    with _lock:
+        _stores[:] = [ref for ref in _stores if ref() is not None and ref() is not store]
+        _stores.append(weakref.ref(store))
 
 
-def _sealer(*, reload: bool = False):
-    global _env_store, _env_loaded_at
-    if _store is not None and not _store_closed(_store):
-        return _store.sealer
+def _used_sealers() -> list:
+    return [store.sealer for store in (ref() for ref in reversed(_stores)) if store is not None]
+
+
+def _env_sealer(*, reload: bool = False):
+    global _env_store, _env_settings, _env_loaded_at
+    from imgvault.store.config import Settings
+
+    settings = Settings.resolve()
     with _lock:
         stale = time.monotonic() - _env_loaded_at > RELOAD_SECONDS
-        if _env_store is None or reload or stale:
-            from imgvault.store.config import Settings
+        if _env_store is None or reload or stale or settings != _env_settings:
             from imgvault.store.store import Store
 
-            store = Store.open(settings=Settings.resolve())
+            store = Store.open(settings=settings)
             if _env_store is not None:
                 _env_store.close()
-            _env_store, _env_loaded_at = store, time.monotonic()
+            _env_store, _env_settings, _env_loaded_at = store, settings, time.monotonic()
         return _env_store.sealer
 
 
-def _store_closed(store) -> bool:
-    return getattr(store, "engine", None) is None
+def _sealer():
+    """The sealer new artifacts are sealed with: the store used last in this process, else the environment's."""
+    used = _used_sealers()
+    return used[0] if used else _env_sealer()
 
 
 def is_sealed_uri(uri: str | None) -> bool:
@@ -92,24 +100,25 @@ def seal(place: str, data: bytes) -> bytes:
 
 
 def open_sealed(place: str, blob: bytes) -> bytes:
-    """The plaintext of the artifact at ``place``; reloads the keyset once if the blob's key is unknown."""
-    sealer = _sealer()
+    """The plaintext of the artifact at ``place``, opened with the keyset that holds its key (the environment's
+    store is reloaded once if none does: a rotation may have made a new key)."""
     try:
-        known = blob_key_id(blob) in sealer.keyset.keys
+        key_id = blob_key_id(blob)
     except IntegrityError:
-        raise IntegrityError(f"artifact {place} is not sealed: it was not written by imgvault, or was replaced") from None
-    if not known and _store is None:
-        sealer = _sealer(reload=True)
+        raise IntegrityError(f"artifact {place} is not sealed: imgvault did not write it, or it was replaced") from None
+    holders = [sealer for sealer in _used_sealers() if key_id in sealer.keyset.keys]
+    if holders:
+        sealer = holders[0]
+    else:
+        sealer = _env_sealer()
+        if key_id not in sealer.keyset.keys:
+            sealer = _env_sealer(reload=True)
     try:
         return sealer.open(KIND, place, blob)
     except IntegrityError:
         raise IntegrityError(
-            f"artifact {place} failed its integrity check: the key is wrong, or the file was altered, truncated or moved"
+            f"artifact {place} failed its integrity check: wrong key, or the file was altered, truncated or moved"
         ) from None
-
-
-def looks_sealed(data: bytes) -> bool:
-    return len(data) >= OVERHEAD and data[:4] == MAGIC
 
 
 class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
@@ -188,11 +197,8 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
     def list_artifacts(self, path=None):
         infos = self.inner.list_artifacts(self._relative(path) or None)
-        return [
-            FileInfo(info.path, info.is_dir, None if info.is_dir or info.file_size is None else
-                     max(info.file_size - OVERHEAD, 0))  # fmt: skip
-            for info in infos
-        ]
+        sizes = [None if info.is_dir or info.file_size is None else max(info.file_size - OVERHEAD, 0) for info in infos]
+        return [FileInfo(info.path, info.is_dir, size) for info, size in zip(infos, sizes, strict=True)]
 
     def _download_file(self, remote_file_path, local_path):
         write_file_atomically(Path(local_path), self.read_bytes(remote_file_path), mode=0o600)
@@ -208,17 +214,3 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         parts = [chunk async for chunk in chunks]
         name = posixpath.basename(artifact_file_name)
         self.write_bytes(posixpath.join(self._relative(artifact_path), name), b"".join(parts))
-
-
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``path`` through a temporary file in the same folder, so that no reader sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
