@@ -237,16 +237,30 @@ def db() -> None:
 @db.command()
 @pass_context
 def upgrade(ctx: Context) -> None:
-    """Upgrade the store's schema to this version of imgvault (Alembic migrations).
+    """Upgrade the store's schema to this version of imgvault (Alembic migrations), and seal in place the
+    MLflow artifacts that earlier versions wrote in plaintext under the home (run it after every upgrade).
 
     \b
     Example:
       imgvault db upgrade
     """
     from imgvault.store import Store
+    from imgvault.tracker.artifact_files import seal_home
+    from imgvault.tracker.tracking import artifact_root, tracking_uri
 
-    before, after = Store.upgrade_schema(ctx.settings())
+    settings = ctx.settings()
+    before, after = Store.upgrade_schema(settings)
     if before == after:
         click.echo(f"The schema is already at revision {after}.")
     else:
         click.echo(f"Upgraded the schema from revision {before} to {after}.")
+    with Store.open(settings=settings) as store:
+        report = seal_home(store.sealer, settings.home, tracking_uri(settings.home))
+    click.echo(f"MLflow artifacts under {artifact_root(settings.home)}: sealed {report.sealed:,} plaintext files in"
+               f" place, re-sealed {report.resealed:,} under the current key; {report.locations:,} experiment and"
+               " run locations now point at the sealed repository.")  # fmt: skip
+    for path in report.damaged:
+        click.echo(f"Error: artifact {path} failed its integrity check (wrong key, or altered or moved); left as is",
+                   err=True)  # fmt: skip
+    if report.damaged:
+        sys.exit(1)

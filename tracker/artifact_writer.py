@@ -75,10 +75,14 @@ class ArtifactWriter:
         if isinstance(repo, SealedArtifactRepository):
             repo.write_bytes(path, data)
         elif isinstance(repo, HttpArtifactRepository):
+            from mlflow.utils.mime_type_utils import _guess_mime_type
             from mlflow.utils.rest_utils import augmented_raise_for_status, http_request
 
-            endpoint = posixpath.join("/", repo.path, path)
-            augmented_raise_for_status(http_request(repo._host_creds, endpoint, "PUT", data=data))
+            # As HttpArtifactRepository.log_artifact sends a file (its host credentials hold the run's
+            # artifact URL), but from memory.
+            headers = {"Content-Type": _guess_mime_type(path)}
+            reply = http_request(repo._host_creds, posixpath.join("/", path), "PUT", data=data, extra_headers=headers)
+            augmented_raise_for_status(reply)
         else:
             head, tail = posixpath.split(path)
             with tempfile.TemporaryDirectory() as folder:

@@ -1,4 +1,8 @@
-"""A self-contained HTML report of one collection: quality and security by method, readable without MLflow."""
+"""A self-contained HTML report of one collection: quality and security by method, readable without MLflow.
+
+The report is an export that leaves the encrypted store: it holds aggregate numbers and charts of them, no
+image pixels and no file names, and says so at its top.
+"""
 
 import base64
 import html
@@ -103,7 +107,11 @@ th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
 .note {{ color: #555; max-width: 60em; }}
+.export {{ border: 1px solid #888; background: #f4f4f4; padding: 0.5em 0.8em; max-width: 60em; }}
 </style></head><body>
+<p class="export" id="export-notice"><strong>This report contains no image pixels</strong> and no file names:
+only collection names, methods, their settings, aggregate metrics and charts of them. It is an export: it
+leaves the encrypted store, so keep it as you keep those numbers.</p>
 <h1>{title}</h1>
 <p class="note">Generated {generated}.
 Quality is measured on 8-bit pixels (0-255). PCA, K-Means and GMM are lossy codecs, not ciphers: the security

@@ -1,0 +1,254 @@
+"""MLflow artifacts sealed at rest: nothing readable outside the store, and every figure still shows."""
+
+import json
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+from leaks import leaks, original_panel, pixel_runs
+from mlflow import MlflowClient
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from servers import free_port, serving
+
+from imgvault.cli import cli
+from imgvault.methods import load_pixels, to_uint8
+from imgvault.store import IntegrityError, Settings, Store
+from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.sealed_artifacts import SealedArtifactRepository, sealed_uri, use_store
+
+pytestmark = pytest.mark.slow
+PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
+SMALL = {"size": 32, "jobs": 1, "figures": 3}
+STORE_FILES = ("store.db", "store.db-wal", "store.db-shm", "keyset.json")
+
+
+@pytest.fixture
+def photos(store, home, migrated_tracking_db, monkeypatch):
+    """A store with real photos (with metadata) and a fresh copy of the migrated MLflow store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    folder = Path(skimage.data.__file__).parent
+    for name in PHOTOS:
+        store.put(folder / name, collection="photos", metadata={"patient": "Jane Roe"})
+    return store
+
+
+def mlflow_client(home: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+
+
+def figures_of(client: MlflowClient, run_id: str) -> list[str]:
+    return sorted(a.path for a in client.list_artifacts(run_id, "images") if a.path.endswith(".png"))
+
+
+def step_of(path: str) -> int:
+    return int(path.split("+step+")[1].split("+")[0])
+
+
+def test_a_repository_seals_what_it_writes_and_opens_it_in_memory(store, tmp_path):
+    use_store(store)
+    repo = SealedArtifactRepository(sealed_uri(str(tmp_path / "artifacts")))
+    repo.write_bytes("images/x.png", b"pixels of a private scan")
+    stored = (tmp_path / "artifacts" / "images" / "x.png").read_bytes()
+    assert b"pixels" not in stored and stored[:4] == b"IVLT"
+    assert repo.read_bytes("images/x.png") == b"pixels of a private scan"
+    [listed] = repo.list_artifacts("images")
+    assert (listed.path, listed.file_size) == ("images/x.png", len(b"pixels of a private scan"))
+    with pytest.raises(ValueError, match="leaves the artifact root"):
+        repo.write_bytes("../escape.png", b"x")
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "move", "plaintext", "other store"])
+def test_a_damaged_moved_or_foreign_artifact_is_an_integrity_error(store, tmp_path, damage):
+    use_store(store)
+    repo = SealedArtifactRepository(sealed_uri(str(tmp_path / "artifacts")))
+    repo.write_bytes("a.png", b"figure a")
+    repo.write_bytes("b.png", b"figure b")
+    path = tmp_path / "artifacts" / "a.png"
+    blob = path.read_bytes()
+    if damage == "flip":
+        for index in range(len(blob)):  # every byte, as tests/test_crypto.py does for blobs
+            path.write_bytes(blob[:index] + bytes([blob[index] ^ 0x01]) + blob[index + 1 :])
+            with pytest.raises(IntegrityError):
+                repo.read_bytes("a.png")
+        return
+    if damage == "truncate":
+        path.write_bytes(blob[:-1])
+    elif damage == "move":
+        path.write_bytes((tmp_path / "artifacts" / "b.png").read_bytes())
+    elif damage == "plaintext":
+        path.write_bytes(b"\x89PNG not sealed")
+    else:
+        with Store.init(settings=Settings.resolve(tmp_path / "other", environ={})) as other:
+            use_store(other)
+            SealedArtifactRepository(sealed_uri(str(tmp_path / "elsewhere"))).write_bytes("a.png", b"figure a")
+            path.write_bytes((tmp_path / "elsewhere" / "a.png").read_bytes())
+            use_store(store)
+    with pytest.raises(IntegrityError, match="a.png"):
+        repo.read_bytes("a.png")
+
+
+def test_a_batch_leaves_no_image_no_file_name_and_no_pixels_outside_the_store(photos, home):
+    run_batch(photos, "photos", BatchConfig(methods=("pca", "kmeans", "aes"), ks=(4,), **SMALL))
+    runs = pixel_runs(photos, "photos", size=32, color="gray")
+    names = [*PHOTOS, "Jane Roe"]
+    assert list((home / "mlartifacts").rglob("*.png")), "the run logged no figure to look at"
+    assert leaks(home, names, runs, skip=STORE_FILES) == []
+    # The check can fail: the same walk over a plaintext copy of one figure finds it.
+    client = mlflow_client(home)
+    child = client.search_runs([client.get_experiment_by_name("imgvault/photos").experiment_id],
+                               "tags.`imgvault.kind` = 'child'")[0]  # fmt: skip
+    shown = Path(client.download_artifacts(child.info.run_id, figures_of(client, child.info.run_id)[0], str(home)))
+    assert leaks(home, names, runs, skip=STORE_FILES) == [f"{shown}: opens as an image"]
+
+
+def test_figures_and_tables_read_back_through_mlflow_show_the_stored_images(photos, home):
+    result = run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(8,), **SMALL))
+    client = mlflow_client(home)
+    run_id = result.runs[0].run_id
+    with open(client.download_artifacts(run_id, "images.json")) as handle:
+        table = json.load(handle)
+    assert "name" not in table["columns"]  # images are named by id and step only
+    ids = [row[table["columns"].index("image_id")] for row in table["data"]]
+    for path in figures_of(client, run_id):
+        with open(client.download_artifacts(run_id, path), "rb") as handle:
+            panel = original_panel(handle.read(), 32)
+        expected = to_uint8(load_pixels(photos.get(ids[step_of(path)]), size=32))
+        assert np.array_equal(panel[:, :, 0], expected)
+
+
+def test_the_ui_serves_sealed_figures_from_memory_and_refuses_a_wrong_key(photos, home, tmp_path):
+    result = run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(4,), **SMALL))
+    run_id = result.runs[0].run_id
+    client = mlflow_client(home)
+    figure = figures_of(client, run_id)[0]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+
+    def fetch(port: int) -> tuple[int, bytes]:
+        query = urllib.parse.urlencode({"path": figure, "run_uuid": run_id})
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/get-artifact?{query}") as reply:
+                return reply.status, reply.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    port = free_port()
+    command = [sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)]
+    with serving(command, f"http://127.0.0.1:{port}/health", env):
+        status, body = fetch(port)
+    assert status == 200
+    ids = [image.id for image in photos.images("photos")]
+    assert np.array_equal(original_panel(body, 32)[:, :, 0],
+                          to_uint8(load_pixels(photos.get(ids[step_of(figure)]), size=32)))  # fmt: skip
+    assert list((tmp_path / "tmp").rglob("*")) == []  # no plaintext copy in a temporary folder
+
+    # Another store's key on the same runs: an error, never garbage.
+    other = tmp_path / "other"
+    Store.init(settings=Settings.resolve(other, environ={})).close()
+    port = free_port()
+    command = [sys.executable, "-m", "imgvault.cli", "--home", str(other), "ui", "--port", str(port)]
+    with serving(command, f"http://127.0.0.1:{port}/health", {**env, "MLFLOW_TRACKING_URI": client.tracking_uri}):
+        status, body = fetch(port)
+    assert status == 500 and json.loads(body)["error_code"] == "DATA_LOSS"
+    assert "integrity check" in json.loads(body)["message"]
+
+    # A flipped byte in the sealed file: detected by the client as well.
+    path = next((home / "mlartifacts").rglob(Path(figure).name))
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    path.write_bytes(bytes(blob))
+    repo = get_artifact_repository(client.get_run(run_id).info.artifact_uri)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(IntegrityError, match="integrity check"):
+        repo.read_bytes(figure)
+    with pytest.raises(Exception, match="failed its integrity check"):  # MLflow gathers its files' errors
+        repo.download_artifacts(figure, str(tmp_path / "out"))
+    # MLflow's client turns it into its own "failed to download"; nothing is written either way.
+    with pytest.raises(Exception, match="Failed to download"):
+        client.download_artifacts(run_id, figure, str(tmp_path / "out"))
+    assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_a_server_with_imgvault_app_stores_only_ciphertext(photos, home, migrated_tracking_db, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    port = free_port()
+    backend = tmp_path / "server.db"
+    shutil.copy(migrated_tracking_db, backend)
+    artifacts = tmp_path / "server-artifacts"
+    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri",
+               f"sqlite:///{backend}", "--serve-artifacts", "--artifacts-destination", sealed_uri(str(artifacts)),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "IMGVAULT_HOME": str(home)}  # the key, from a file
+    with serving(command, f"http://127.0.0.1:{port}/health", env):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        result = run_batch(photos, "photos", BatchConfig(methods=("kmeans", "aes"), ks=(4,), **SMALL))
+        assert result.notes == []
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        run_id = result.runs[0].run_id
+        figures = figures_of(client, run_id)
+        assert len(figures) == 3
+        with open(client.download_artifacts(run_id, figures[0], str(tmp_path)), "rb") as handle:
+            panel = original_panel(handle.read(), 32)
+    ids = [image.id for image in photos.images("photos")]
+    assert np.array_equal(panel[:, :, 0], to_uint8(load_pixels(photos.get(ids[step_of(figures[0])]), size=32)))
+    runs = pixel_runs(photos, "photos", size=32, color="gray")
+    assert len(list(artifacts.rglob("images/*.png"))) == 6 and leaks(artifacts, PHOTOS, runs) == []
+    assert leaks(tmp_path, PHOTOS, set(), skip=STORE_FILES + ("mlflow.db", "server.db")) == [
+        f"{tmp_path / Path(figures[0]).name}: opens as an image"  # only the copy downloaded above
+    ]
+    assert not (home / "mlartifacts").exists()
+
+
+def test_a_server_that_does_not_seal_gets_numbers_but_no_figures_unless_asked(photos, migrated_tracking_db, tmp_path,
+                                                                               monkeypatch):  # fmt: skip
+    port = free_port()
+    backend = tmp_path / "server.db"
+    shutil.copy(migrated_tracking_db, backend)
+    artifacts = tmp_path / "plain-artifacts"
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{backend}",
+               "--serve-artifacts", "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]  # fmt: skip
+    with serving(command, f"http://127.0.0.1:{port}/health"):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+        quiet = run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(4,), **SMALL))
+        loud = run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(4,), plaintext_figures=True, **SMALL))
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        assert client.get_run(quiet.runs[0].run_id).data.metrics["ssim_mean"] > 0
+        assert figures_of(client, quiet.runs[0].run_id) == []
+        assert len(figures_of(client, loud.runs[0].run_id)) == 3
+    assert "per-image figures are not logged" in quiet.notes[0] and "--plaintext-figures" in quiet.notes[0]
+    assert "plaintext" in loud.notes[0]
+
+
+def test_db_upgrade_seals_an_old_homes_plaintext_artifacts_in_place(photos, home, runner, tmp_path):
+    # What earlier versions wrote: plaintext figures and tables naming the files, at file:// locations.
+    client = mlflow_client(home)
+    experiment = client.create_experiment("imgvault/photos", artifact_location=(home / "mlartifacts" / "old").as_uri())
+    run_id = client.create_run(experiment).info.run_id
+    image = next(iter(photos.images("photos")))
+    figure = to_uint8(load_pixels(photos.get(image.id), size=32))
+    client.log_image(run_id, np.repeat(figure[:, :, None], 3, axis=2), key="original", step=0)
+    client.log_table(run_id, {"image_id": [image.id], "name": [image.name]}, "images.json")
+    runs = pixel_runs(photos, "photos", size=32, color="gray")
+    before = leaks(home, PHOTOS, runs, skip=STORE_FILES)
+    assert any("opens as an image" in line for line in before) and any("astronaut.png" in line for line in before)
+
+    result = runner.invoke(cli, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "sealed 3 plaintext files in place" in result.output  # the figure, its thumbnail and the table
+    assert "2 experiment and run locations" in result.output
+    assert leaks(home, PHOTOS, runs, skip=STORE_FILES) == []
+    # MLflow reads them through the sealing repository now.
+    assert client.get_run(run_id).info.artifact_uri.startswith("imgvault+file:")
+    with open(client.download_artifacts(run_id, "images.json")) as handle:
+        assert json.load(handle)["data"] == [[image.id, image.name]]
+    again = runner.invoke(cli, ["db", "upgrade"])
+    assert "sealed 0 plaintext files" in again.output and "re-sealed 0" in again.output
