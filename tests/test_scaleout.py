@@ -1,5 +1,6 @@
 """Scale-out with real engines: batch runs on a Dask cluster, runs tracked on a real MLflow server."""
 
+import os
 import shutil
 import sys
 import time
@@ -100,10 +101,12 @@ def test_runs_and_artifacts_go_to_a_real_mlflow_server(photos, migrated_tracking
     backend = tmp_path / "server.db"
     shutil.copy(migrated_tracking_db, backend)
     artifacts = tmp_path / "server-artifacts"
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{backend}",
-               "--serve-artifacts", "--artifacts-destination", artifacts.as_uri(), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]  # fmt: skip
-    with serving(command, f"http://127.0.0.1:{port}/health"):
+    # imgvault's app with a sealed destination, holding the store's key (tests/test_sealed_artifacts.py has more).
+    command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri",
+               f"sqlite:///{backend}", "--serve-artifacts", "--artifacts-destination", "imgvault+" + artifacts.as_uri(),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    env = {**os.environ, "IMGVAULT_HOME": str(photos.settings.home)}
+    with serving(command, f"http://127.0.0.1:{port}/health", env):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
         result = run_batch(photos, "photos", BatchConfig(methods=("kmeans", "aes"), ks=(4,), size=32, figures=2))
         rows = compare(photos.settings.home, ["photos"])
