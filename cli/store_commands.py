@@ -8,7 +8,8 @@ import click
 
 from .app import Context, cli, pass_context
 from .options import collection_option, json_option, output_option
-from .output import JsonList, plain_table, progress_bar, write_output
+from .output import JsonList, plain_table, progress_bar
+from .outputs import safe_file_name, write_output
 
 
 @cli.command()
@@ -102,10 +103,14 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
 
 @cli.command()
 @click.argument("image_id")
-@output_option("its original name, in the current folder (never overwritten).")
+@output_option("its original name, made safe (no folders, no leading dot or dash), in the current folder.")
 @pass_context
-def get(ctx: Context, image_id: str, output: str | None) -> None:
+def get(ctx: Context, image_id: str, output: str | None, force: bool) -> None:
     """Write an image's original bytes, exactly as they were put.
+
+    The output is a new regular file: an existing path is refused unless --force is given, and even
+    then only a regular file is replaced (never a symlink, FIFO, device or directory). The file
+    appears complete or not at all. '-o -' writes to stdout.
 
     \b
     Example:
@@ -114,8 +119,14 @@ def get(ctx: Context, image_id: str, output: str | None) -> None:
     """
     with ctx.open_store() as store:
         data = store.get(image_id)
-        name = output or Path(store.info(image_id).name).name
-    write_output(name, data, overwrite=output is not None)
+        if output is None:
+            info = store.info(image_id)
+            fallback = f"image-{info.id}{_SUFFIXES.get(info.format, '')}"
+            output = safe_file_name(info.name, fallback)
+    write_output(output, data, force=force)
+
+
+_SUFFIXES = {"BMP": ".bmp", "GIF": ".gif", "JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}
 
 
 @cli.command("ls")
