@@ -8,7 +8,7 @@ import click
 
 from .app import Context, cli, pass_context
 from .options import collection_option, json_option, output_option
-from .output import JsonList, plain_table, progress_bar
+from .output import JsonList, plain_table, printable, progress_bar
 from .outputs import safe_file_name, write_output
 
 
@@ -46,12 +46,19 @@ def init(ctx: Context, exist_ok: bool) -> None:
 
 
 def _parse_meta(_ctx, _param, values):
+    from imgvault.store.errors import InvalidMetadata
+    from imgvault.store.validate import check_metadata
+
     metadata = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE")
         metadata[key] = value
+    try:
+        check_metadata(metadata)
+    except InvalidMetadata as exc:
+        raise click.ClickException(str(exc)) from None
     return metadata
 
 
@@ -59,7 +66,11 @@ def _parse_meta(_ctx, _param, values):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @collection_option("Collection to put the images in (created if new).", default="default")
 @click.option(
-    "--meta", "metadata", multiple=True, callback=_parse_meta, help="KEY=VALUE stored sealed with each image."
+    "--meta",
+    "metadata",
+    multiple=True,
+    callback=_parse_meta,
+    help="KEY=VALUE stored sealed with each image (at most 64 KiB in all, as JSON).",
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes that validate images (default: all cores).")
 @json_option
@@ -81,22 +92,25 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
 
     stored = failed = 0
     show = sys.stderr.isatty()
-    with ctx.open_store() as store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
-        if show:
-            bar.start(sum(1 for _ in iter_files(paths)))
-        for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
-            bar.advance()
-            if result.error:
-                failed += 1
-                click.echo(f"Error: {result.error}", err=True)
-            else:
-                stored += 1
-                if as_json:
-                    out.append(result.image.to_dict())
+    try:
+        with ctx.open_store() as store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+            if show:
+                bar.start(sum(1 for _ in iter_files(paths)))
+            for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
+                bar.advance()
+                if result.error:
+                    failed += 1
+                    click.echo(f"Error: {printable(result.error)}", err=True)
                 else:
-                    click.echo(f"{result.image.id}  {result.path}")
-    click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
-               + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
+                    stored += 1
+                    if as_json:
+                        out.append(result.image.to_dict())
+                    else:
+                        click.echo(f"{result.image.id}  {printable(str(result.path))}")
+    finally:
+        # Also when the store itself fails (a full disk): what was committed is said before the error.
+        click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
+                   + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
     if failed:
         sys.exit(1)
 
