@@ -92,8 +92,9 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
 
     stored = failed = 0
     show = sys.stderr.isatty()
+    store = ctx.open_store()
     try:
-        with ctx.open_store() as store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+        with store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
             for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
