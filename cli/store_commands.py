@@ -78,9 +78,14 @@ def _parse_meta(_ctx, _param, values):
 def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, as_json: bool) -> None:
     """Store image files, and every file below each directory, encrypted.
 
-    Each file is fully decoded before it is stored; files that are not images the store accepts are
-    reported on stderr, one line each, and the rest are stored anyway (exit code 1 if any failed).
-    The stored bytes are the file's bytes, untouched.
+    Each file is fully decoded before it is stored, every frame of it. Files that are not images the
+    store accepts, FIFOs and devices (never opened) and folders that cannot be read are reported on
+    stderr, one "Error: PATH: reason" line each, and the rest are stored anyway; a summary line
+    follows (exit code 1 if any failed). The stored bytes are the file's bytes, untouched.
+
+    Limits: 256 MiB per file; 89,478,485 pixels per frame or page, at most 1,000 frames and
+    178,956,970 pixels for all frames together (checked before decoding); metadata at most 64 KiB
+    as JSON.
 
     \b
     Example:
