@@ -4,6 +4,7 @@ Nothing heavy is imported here: ``imgvault --help`` must start fast, so each com
 it calls when it runs.
 """
 
+import errno
 import sys
 from dataclasses import dataclass
 
@@ -48,17 +49,37 @@ class ImgVaultGroup(click.Group):
         except Exception as exc:
             if _debug(ctx):
                 raise
-            from imgvault.store.errors import ImgVaultError
+            from .output import printable
 
-            if isinstance(exc, ImgVaultError):
-                raise click.ClickException(str(exc)) from None
-            if isinstance(exc, OSError) and exc.filename is not None:
-                raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
-            # Database errors carry the driver's own error, and hints on further lines: one line only.
-            message = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
-            raise click.ClickException(
-                f"unexpected {type(exc).__name__}: {message[0]} (run with --debug for the traceback)"
-            ) from None
+            raise click.ClickException(printable(describe_error(exc))) from None
+
+
+def describe_error(exc: Exception) -> str:
+    """The one line that an error which reached the command line is shown as."""
+    from imgvault.store.errors import ImgVaultError
+
+    if isinstance(exc, ImgVaultError):
+        return str(exc)
+    if _disk_full(exc):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"the disk holding the store's database is full ({reason}); nothing of the failed write was stored"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"{exc.filename}: no space left on device" if exc.filename else "no space left on device"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    # Database errors carry the driver's own error, and hints on further lines: one line only.
+    message = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""]
+    return f"unexpected {type(exc).__name__}: {message[0]} (run with --debug for the traceback)"
+
+
+def _disk_full(exc: Exception) -> bool:
+    """A database error that says the disk is full: SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100)."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL" or "database or disk is full" in str(orig):
+        return True
+    return getattr(orig, "sqlstate", None) == "53100" or getattr(orig, "pgcode", None) == "53100"
 
 
 def _debug(ctx: click.Context) -> bool:

@@ -7,7 +7,8 @@ import sys
 import click
 
 from .app import Context, cli, pass_context
-from .output import progress_bar, write_output
+from .output import progress_bar
+from .outputs import write_output
 from .run_commands import print_comparison, print_failures, print_notes
 
 
@@ -72,7 +73,7 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
     print_comparison(compare(settings.home, names))
     click.echo()
     path = report_path or str(settings.home / "demo-report.html")
-    write_output(path, render_report(settings.home, names).encode(), overwrite=True)
+    write_output(path, render_report(settings.home, names).encode(), force=True)
     uri = tracking_uri(settings.home)
     click.echo()
     if uri.startswith(("http://", "https://")):

@@ -8,7 +8,8 @@ from imgvault.methods.registry import METHOD_NAMES
 
 from .app import Context, cli, pass_context
 from .options import json_option, output_option
-from .output import plain_table, write_output
+from .output import plain_table
+from .outputs import safe_file_name, write_output
 
 
 def _format_metric(value) -> str:
@@ -59,12 +60,14 @@ def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, c
 
 @cli.command()
 @click.argument("encoded_id")
-@output_option("ENCODED_ID.png in the current folder (never overwritten).")
+@output_option("ENCODED_ID.png in the current folder.")
 @pass_context
-def decode(ctx: Context, encoded_id: str, output: str | None) -> None:
+def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> None:
     """Decode ("decrypt") an encoded image with its stored model; write the reconstruction as PNG.
 
-    For aes the PNG holds exactly the pixels that were encrypted.
+    For aes the PNG holds exactly the pixels that were encrypted. The output is a new regular file:
+    an existing path is refused unless --force is given, and even then only a regular file is
+    replaced (never a symlink, FIFO, device or directory). '-o -' writes to stdout.
 
     \b
     Example:
@@ -74,7 +77,7 @@ def decode(ctx: Context, encoded_id: str, output: str | None) -> None:
 
     with ctx.open_store() as store:
         png = to_png(decode_image(store, encoded_id))
-    write_output(output or f"{encoded_id}.png", png, overwrite=output is not None)
+    write_output(output or safe_file_name(f"{encoded_id}.png", "decoded.png"), png, force=force)
 
 
 def list_encoded(store, collection: str | None, as_json: bool) -> None:

@@ -29,10 +29,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 
 
 def output_option(default_help: str):
-    """``-o/--output FILE|-``: where a command writes what it produces."""
-    return click.option(
+    """``-o/--output FILE|-`` and ``--force``: where a command writes what it produces.
+
+    The path is checked when it is written (:func:`imgvault.cli.outputs.write_output`), not by click,
+    so that every refusal is one ``Error:`` line.
+    """
+    output = click.option(
         "-o",
         "--output",
-        type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-        help=f"Where to write it ('-' for stdout). Default: {default_help}",
+        type=click.Path(allow_dash=True, path_type=str),
+        help=f"Where to write it: a new file, or '-' for stdout. Default: {default_help}",
     )
+    force = click.option(
+        "--force",
+        is_flag=True,
+        help="Replace the file if it exists; never a symlink, FIFO, device or directory.",
+    )
+    return lambda command: output(force(command))

@@ -1,12 +1,9 @@
 """Printing for people (aligned tables, progress bars) and for programs (streamed JSON lists)."""
 
 import json
-import os
-import sys
-import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import click
 
@@ -37,7 +34,7 @@ def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
     """Print ``rows`` under ``columns`` (name, width; the last column is not padded), streaming."""
 
     def line(cells) -> str:
-        padded = [str(cell).ljust(width) for cell, (_, width) in zip(cells, columns, strict=True)]
+        padded = [printable(str(cell)).ljust(width) for cell, (_, width) in zip(cells, columns, strict=True)]
         return "  ".join(padded).rstrip()
 
     click.echo(line(name for name, _ in columns))
@@ -74,24 +71,25 @@ def progress_bar(label: str, enabled: bool) -> Iterator[_Bar]:
         yield _Bar(progress, progress.add_task(label, total=None))
 
 
-def write_output(output: str, data: bytes, *, overwrite: bool) -> None:
-    """Write ``data`` to stdout (``-``) or to a file, atomically; without ``overwrite``, never replace one."""
-    if output == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    if not overwrite and os.path.lexists(path):
-        raise click.ClickException(f"{output} already exists (use -o to choose where to write)")
-    try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-    click.echo(f"Wrote {output} ({len(data):,} bytes)", err=True)
+# Characters that reorder or hide what follows them on a terminal (bidirectional overrides and isolates).
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters escaped (``\\n``, ``\\x1b``), and the
+    undecodable bytes of a file name (``os.fsdecode``'s surrogates) shown as ``\\xNN``.
+
+    JSON output does not need it: ``json.dumps`` escapes them and keeps the exact value.
+    """
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Cs"):
+            out.append(repr(ch)[1:-1] if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -214,9 +214,9 @@ def report(ctx: Context, collections: tuple[str, ...], output: str) -> None:
     """
     from imgvault.tracker.report import render_report
 
-    from .output import write_output
+    from .outputs import write_output
 
-    write_output(output, render_report(ctx.settings().home, list(collections)).encode(), overwrite=True)
+    write_output(output, render_report(ctx.settings().home, list(collections)).encode(), force=True)
 
 
 @cli.command()

@@ -8,7 +8,8 @@ import click
 
 from .app import Context, cli, pass_context
 from .options import collection_option, json_option, output_option
-from .output import JsonList, plain_table, progress_bar, write_output
+from .output import JsonList, plain_table, printable, progress_bar
+from .outputs import safe_file_name, write_output
 
 
 @cli.command()
@@ -45,12 +46,19 @@ def init(ctx: Context, exist_ok: bool) -> None:
 
 
 def _parse_meta(_ctx, _param, values):
+    from imgvault.store.errors import InvalidMetadata
+    from imgvault.store.validate import check_metadata
+
     metadata = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE")
         metadata[key] = value
+    try:
+        check_metadata(metadata)
+    except InvalidMetadata as exc:
+        raise click.ClickException(str(exc)) from None
     return metadata
 
 
@@ -58,7 +66,11 @@ def _parse_meta(_ctx, _param, values):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @collection_option("Collection to put the images in (created if new).", default="default")
 @click.option(
-    "--meta", "metadata", multiple=True, callback=_parse_meta, help="KEY=VALUE stored sealed with each image."
+    "--meta",
+    "metadata",
+    multiple=True,
+    callback=_parse_meta,
+    help="KEY=VALUE stored sealed with each image (at most 64 KiB in all, as JSON).",
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes that validate images (default: all cores).")
 @json_option
@@ -66,9 +78,14 @@ def _parse_meta(_ctx, _param, values):
 def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, as_json: bool) -> None:
     """Store image files, and every file below each directory, encrypted.
 
-    Each file is fully decoded before it is stored; files that are not images the store accepts are
-    reported on stderr, one line each, and the rest are stored anyway (exit code 1 if any failed).
-    The stored bytes are the file's bytes, untouched.
+    Each file is fully decoded before it is stored, every frame of it. Files that are not images the
+    store accepts, FIFOs and devices (never opened) and folders that cannot be read are reported on
+    stderr, one "Error: PATH: reason" line each, and the rest are stored anyway; a summary line
+    follows (exit code 1 if any failed). The stored bytes are the file's bytes, untouched.
+
+    Limits: 256 MiB per file; 89,478,485 pixels per frame or page, at most 1,000 frames and
+    178,956,970 pixels for all frames together (checked before decoding); metadata at most 64 KiB
+    as JSON.
 
     \b
     Example:
@@ -80,32 +97,40 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
 
     stored = failed = 0
     show = sys.stderr.isatty()
-    with ctx.open_store() as store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
-        if show:
-            bar.start(sum(1 for _ in iter_files(paths)))
-        for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
-            bar.advance()
-            if result.error:
-                failed += 1
-                click.echo(f"Error: {result.error}", err=True)
-            else:
-                stored += 1
-                if as_json:
-                    out.append(result.image.to_dict())
+    store = ctx.open_store()
+    try:
+        with store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+            if show:
+                bar.start(sum(1 for _ in iter_files(paths)))
+            for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
+                bar.advance()
+                if result.error:
+                    failed += 1
+                    click.echo(f"Error: {printable(result.error)}", err=True)
                 else:
-                    click.echo(f"{result.image.id}  {result.path}")
-    click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
-               + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
+                    stored += 1
+                    if as_json:
+                        out.append(result.image.to_dict())
+                    else:
+                        click.echo(f"{result.image.id}  {printable(str(result.path))}")
+    finally:
+        # Also when the store itself fails (a full disk): what was committed is said before the error.
+        click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
+                   + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
     if failed:
         sys.exit(1)
 
 
 @cli.command()
 @click.argument("image_id")
-@output_option("its original name, in the current folder (never overwritten).")
+@output_option("its original name, made safe (no folders, no leading dot or dash), in the current folder.")
 @pass_context
-def get(ctx: Context, image_id: str, output: str | None) -> None:
+def get(ctx: Context, image_id: str, output: str | None, force: bool) -> None:
     """Write an image's original bytes, exactly as they were put.
+
+    The output is a new regular file: an existing path is refused unless --force is given, and even
+    then only a regular file is replaced (never a symlink, FIFO, device or directory). The file
+    appears complete or not at all. '-o -' writes to stdout.
 
     \b
     Example:
@@ -114,8 +139,14 @@ def get(ctx: Context, image_id: str, output: str | None) -> None:
     """
     with ctx.open_store() as store:
         data = store.get(image_id)
-        name = output or Path(store.info(image_id).name).name
-    write_output(name, data, overwrite=output is not None)
+        if output is None:
+            info = store.info(image_id)
+            fallback = f"image-{info.id}{_SUFFIXES.get(info.format, '')}"
+            output = safe_file_name(info.name, fallback)
+    write_output(output, data, force=force)
+
+
+_SUFFIXES = {"BMP": ".bmp", "GIF": ".gif", "JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp"}
 
 
 @cli.command("ls")

@@ -47,3 +47,7 @@ class InvalidParameter(ImgVaultError, ValueError):
 
     Also a ``ValueError``: for Python callers it is a mistake in the call, as scikit-learn reports it.
     """
+
+
+class InvalidMetadata(ImgVaultError, ValueError):
+    """User metadata the store does not accept (too large, or not JSON text)."""

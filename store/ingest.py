@@ -6,6 +6,7 @@ fixed window of files is in flight. Workers send back the bytes they validated f
 checks the digest, so what is stored is always exactly what was validated.
 """
 
+import hashlib
 import multiprocessing
 import os
 from collections import deque
@@ -16,7 +17,7 @@ from itertools import chain, islice
 from pathlib import Path
 
 from .errors import InvalidImage
-from .validate import ImageFacts, read_image_file
+from .validate import ImageFacts, read_image_file, read_regular_file
 
 CHUNK = 16
 INLINE_BYTES = 256 * 1024
@@ -33,26 +34,65 @@ class Checked:
     error: str | None = None
     data: bytes | None = None
 
+    def bytes_to_store(self) -> tuple[bytes | None, str | None]:
+        """The bytes that were validated, read again if the worker did not send them; or why not.
 
-def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+        A file read again must still be what was validated (same digest), and still a regular file.
+        """
+        if self.error:
+            return None, self.error
+        if self.data is not None:
+            return self.data, None
+        try:
+            data = read_regular_file(self.path)
+        except InvalidImage as exc:
+            return None, str(exc)
+        if hashlib.sha256(data).hexdigest() != self.facts.sha256:
+            return None, f"{self.path}: file changed while it was being stored"
+        return data, None
+
+
+def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Checked]:
     """Every file named, and every file below every directory named, in a stable order.
 
     Hidden files and folders (names starting with ".") inside directories are skipped; a path that
-    does not exist is passed through so that its check reports it.
+    does not exist is passed through so that its check reports it. A folder that cannot be listed is
+    yielded as a :class:`Checked` carrying the error, in its place, so that it is reported like a bad file.
     """
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
             yield path
             continue
-        for folder, subfolders, files in os.walk(path):
+        unreadable: list[OSError] = []
+        for folder, subfolders, files in os.walk(path, onerror=unreadable.append):
+            # os.walk calls onerror when it fails to list a folder, just before it moves on.
+            yield from _unreadable_folders(unreadable)
             subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
             for name in sorted(files):
                 if not name.startswith("."):
                     yield Path(folder, name)
+        yield from _unreadable_folders(unreadable)
 
 
-def _check(path: Path) -> Checked:
+def _unreadable_folders(errors: list[OSError]) -> Iterator[Checked]:
+    while errors:
+        error = errors.pop(0)
+        folder = Path(error.filename)
+        yield Checked(folder, error=f"{folder}: cannot read folder ({error.strerror or error})")
+
+
+def stored_name(path: Path) -> str:
+    """The name an image put from ``path`` is stored under: the file name, always valid UTF-8.
+
+    Bytes of a name that are not UTF-8 (which ``os.fsdecode`` keeps as surrogates) become ``\\xNN``.
+    """
+    return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
+def _check(path: Path | Checked) -> Checked:
+    if isinstance(path, Checked):
+        return path
     try:
         data, facts = read_image_file(path)
     except InvalidImage as exc:
@@ -60,13 +100,16 @@ def _check(path: Path) -> Checked:
     return Checked(path, facts=facts, data=data if len(data) <= INLINE_BYTES else None)
 
 
-def _check_chunk(paths: list[Path]) -> list[tuple]:
+def _check_chunk(paths: list[Path | Checked]) -> list[tuple]:
     # Plain tuples, without the paths the parent already has: pickling is the pool's main cost.
     return [(c.facts, c.error, c.data) for c in map(_check, paths)]
 
 
-def check_files(paths: Iterable[Path], jobs: int | None = None) -> Iterator[Checked]:
-    """Validate ``paths`` in order, in ``jobs`` worker processes (default: one per core)."""
+def check_files(paths: Iterable[Path | Checked], jobs: int | None = None) -> Iterator[Checked]:
+    """Validate ``paths`` in order, in ``jobs`` worker processes (default: one per core).
+
+    Items that are already a :class:`Checked` (a folder that could not be read) pass through in place.
+    """
     jobs = jobs or os.cpu_count() or 1
     paths = iter(paths)
     head = list(islice(paths, POOL_THRESHOLD))
@@ -93,9 +136,9 @@ def check_files(paths: Iterable[Path], jobs: int | None = None) -> Iterator[Chec
                 future.cancel()
 
 
-def _unpack(chunk: list[Path], future) -> Iterator[Checked]:
+def _unpack(chunk: list[Path | Checked], future) -> Iterator[Checked]:
     for path, (facts, error, data) in zip(chunk, future.result(), strict=True):
-        yield Checked(path, facts, error, data)
+        yield path if isinstance(path, Checked) else Checked(path, facts, error, data)
 
 
 def _chunked(items: Iterator, size: int) -> Iterator[list]:

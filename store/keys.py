@@ -35,12 +35,13 @@ def read_key_file(path: Path, store_id: str) -> dict[int, bytes]:
         mode = path.stat().st_mode
     except FileNotFoundError:
         raise ConfigError(f"key file {path} does not exist (set IMGVAULT_KEY_FILE to where the key is kept)") from None
+    _check_regular(path, mode)
     if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             f"key file {path} is accessible by other users (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
         )
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(_read_regular(path))
         if document.get("imgvault_keyset") != KEYSET_FORMAT:
             raise ValueError("unknown keyset format")
         keys = {int(entry["key_id"]): base64.b64decode(entry["key"], validate=True) for entry in document["keys"]}
@@ -52,6 +53,21 @@ def read_key_file(path: Path, store_id: str) -> dict[int, bytes]:
     if file_store_id != store_id:
         raise ConfigError(f"key file {path} belongs to another store (store id {file_store_id}, not {store_id})")
     return keys
+
+
+def _check_regular(path: Path, mode: int) -> None:
+    # A FIFO would block every command until something writes to it; a device is no key file either.
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a special file"
+        raise ConfigError(f"key file {path} is {kind}, not a regular file")
+
+
+def _read_regular(path: Path) -> str:
+    """The text of ``path``, opened without blocking and checked to be a regular file once open."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with open(fd, "rb") as handle:
+        _check_regular(path, os.fstat(handle.fileno()).st_mode)
+        return handle.read(1024 * 1024).decode()
 
 
 def write_key_file(path: Path, store_id: str, keys: dict[int, bytes], *, exclusive: bool = False) -> None:

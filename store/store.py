@@ -5,7 +5,6 @@ record (see :mod:`imgvault.store.crypto`). Writes are transactions: a put that f
 leaves no partial record behind.
 """
 
-import hashlib
 import json
 import secrets
 import time
@@ -22,11 +21,11 @@ from .crypto import Keyset, Sealer, new_key_id
 from .engine import check_revision, create_store_engine, current_revision, read_settings, upgrade, write_transaction
 from .errors import CollectionNotFound, ConfigError, EncodedNotFound, ImageNotFound, IntegrityError, NotFound
 from .ids import new_id
-from .ingest import check_files, iter_files
+from .ingest import check_files, iter_files, stored_name
 from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
 from .names import check_collection_name
 from .records import CollectionInfo, EncodedInfo, ImageInfo, PutResult, RotationReport
-from .validate import ImageFacts, inspect_image, read_image_file
+from .validate import ImageFacts, check_metadata, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -339,6 +338,7 @@ class Store:
         Raises :class:`InvalidImage` (naming the file) when it is not an image the store accepts.
         """
         check_collection_name(collection)
+        check_metadata(metadata)
         if isinstance(source, bytes | bytearray | memoryview):
             data = bytes(source)
             name = name or "image"
@@ -346,7 +346,7 @@ class Store:
         else:
             path = Path(source)
             data, facts = read_image_file(path)
-            name = name or path.name
+            name = name or stored_name(path)
         with self._writing() as connection:
             collection_id = self._collection_id(connection, collection, create=True)
             [image] = self._insert(connection, collection, collection_id, [(name, facts, data, metadata)])
@@ -367,23 +367,15 @@ class Store:
         good ones. Memory does not grow with the number of files.
         """
         check_collection_name(collection)
+        check_metadata(metadata)
         pending: list[tuple[Path, ImageFacts, bytes]] = []
         pending_bytes = 0
         started = 0.0
         for checked in check_files(iter_files(paths), jobs):
-            if checked.error:
-                yield PutResult(checked.path, error=checked.error)
+            data, error = checked.bytes_to_store()
+            if error:
+                yield PutResult(checked.path, error=error)
                 continue
-            data = checked.data
-            if data is None:
-                try:
-                    data = checked.path.read_bytes()
-                except OSError as exc:
-                    yield PutResult(checked.path, error=f"{checked.path}: cannot read ({exc.strerror or exc})")
-                    continue
-                if hashlib.sha256(data).hexdigest() != checked.facts.sha256:
-                    yield PutResult(checked.path, error=f"{checked.path}: file changed while it was being stored")
-                    continue
             if not pending:
                 started = time.monotonic()
             pending.append((checked.path, checked.facts, data))
@@ -405,7 +397,7 @@ class Store:
                 connection,
                 collection,
                 collection_id,
-                [(path.name, facts, data, metadata) for path, facts, data in batch],
+                [(stored_name(path), facts, data, metadata) for path, facts, data in batch],
             )
         return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
 

@@ -5,20 +5,29 @@ Imports only Pillow, so that worker processes that validate files start fast.
 
 import hashlib
 import io
-import struct
+import json
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .errors import InvalidImage
+from .errors import InvalidImage, InvalidMetadata
 
 SUPPORTED_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")
 # Pillow's own decompression-bomb threshold (about 89 megapixels): 1/4 GiB of 24-bit pixels.
 MAX_PIXELS = 89_478_485
 # One image is read, sealed and written as one value, so it must fit in memory several times over.
 MAX_FILE_BYTES = 256 * 1024 * 1024
+# A multi-frame image (animated GIF, WEBP or PNG; multi-page TIFF) is decoded frame by frame: each frame is
+# held to MAX_PIXELS, there are at most MAX_FRAMES of them, and all of them together decode at most
+# MAX_TOTAL_PIXELS (twice one image's limit), all checked from the headers before a frame's pixels are decoded.
+MAX_FRAMES = 1000
+MAX_TOTAL_PIXELS = 2 * MAX_PIXELS
+# User metadata is sealed with each image; as JSON it must not be larger than this.
+MAX_METADATA_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -33,10 +42,19 @@ class ImageFacts:
     sha256: str
 
 
-def inspect_image(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> ImageFacts:
+def inspect_image(
+    data: bytes,
+    label: str,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_frames: int = MAX_FRAMES,
+    max_total_pixels: int = MAX_TOTAL_PIXELS,
+) -> ImageFacts:
     """Decode ``data`` completely (every frame) and return its facts, or raise :class:`InvalidImage`.
 
-    ``label`` names the image in error messages (usually its path).
+    ``label`` names the image in error messages (usually its path). Every frame's size is checked
+    against the limits before its pixels are decoded. Whatever Pillow raises on a hostile file is an
+    :class:`InvalidImage`, and its warnings are not printed.
     """
     if not data:
         raise InvalidImage(f"{label}: empty file (0 bytes)")
@@ -46,20 +64,18 @@ def inspect_image(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> I
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between 1x and 2x its limit; the size check below refuses with the numbers.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about what it skips or repairs (and between 1x and 2x its pixel limit); the
+            # file is judged by whether it decodes within our limits, and a warning printed beside an
+            # "Error:" line only confuses.
+            warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as image:
                 if image.format not in SUPPORTED_FORMATS:
                     raise InvalidImage(
                         f"{label}: unsupported image format {image.format} (supported: {', '.join(SUPPORTED_FORMATS)})"
                     )
                 width, height = image.size
-                if width * height > max_pixels:
-                    raise InvalidImage(_bomb_message(label, width, height, max_pixels))
                 facts = ImageFacts(image.format, width, height, image.mode, len(data), hashlib.sha256(data).hexdigest())
-                for frame in range(getattr(image, "n_frames", 1)):
-                    image.seek(frame)
-                    image.load()
+                _decode_every_frame(image, label, max_pixels, max_frames, max_total_pixels)
                 return facts
     except InvalidImage:
         raise
@@ -67,32 +83,106 @@ def inspect_image(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> I
         raise InvalidImage(f"{label}: not an image file (Pillow cannot identify it)") from None
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"{label}: image is too large to decode safely ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, MemoryError) as exc:
+    except Exception as exc:
+        # Pillow's plugins raise whatever their parsing hits on a hostile file (OSError, SyntaxError,
+        # TypeError from a TIFF page without dimensions, struct.error, MemoryError...): all of it is
+        # this file's fault, never a reason to stop the caller.
         reason = str(exc) or type(exc).__name__
         raise InvalidImage(f"{label}: truncated or corrupt image ({reason})") from None
 
 
-def _bomb_message(label: str, width: int, height: int, max_pixels: int) -> str:
+def _decode_every_frame(image, label: str, max_pixels: int, max_frames: int, max_total_pixels: int) -> None:
+    # Frames are found by seeking one at a time rather than with n_frames, which for a GIF walks the
+    # whole file first, and a header's frame count can lie. Seeking reads a frame's header only.
+    unit = "page" if image.format == "TIFF" else "frame"
+    total = 0
+    for index in range(max_frames + 1):
+        if index:
+            try:
+                image.seek(index)
+            except EOFError:
+                return
+            if index == max_frames:
+                raise InvalidImage(f"{label}: more than {max_frames:,} {unit}s")
+        width, height = image.size
+        pixels = width * height
+        if pixels > max_pixels:
+            raise InvalidImage(_bomb_message(label, width, height, max_pixels, f"{unit} {index + 1}" if index else ""))
+        total += pixels
+        if total > max_total_pixels:
+            raise InvalidImage(
+                f"{label}: {unit} {index + 1} would bring the pixels decoded to {total:,}, more than the limit of"
+                f" {max_total_pixels:,} for all {unit}s (decompression bomb protection)"
+            )
+        image.load()
+
+
+def _bomb_message(label: str, width: int, height: int, max_pixels: int, which: str = "") -> str:
     return (
-        f"{label}: image is {width}x{height} = {width * height:,} pixels, more than the limit of"
+        f"{label}: {which or 'image'} is {width}x{height} = {width * height:,} pixels, more than the limit of"
         f" {max_pixels:,} (decompression bomb protection)"
     )
+
+
+def check_metadata(metadata: dict | None) -> bytes | None:
+    """``metadata`` as the JSON the store seals, or ``None`` for none; :class:`InvalidMetadata` if too large."""
+    if not metadata:
+        return None
+    try:
+        encoded = json.dumps(metadata).encode()
+    except (TypeError, ValueError) as exc:
+        raise InvalidMetadata(f"metadata cannot be stored as JSON ({exc})") from None
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise InvalidMetadata(
+            f"metadata is {len(encoded):,} bytes as JSON, more than the limit of {MAX_METADATA_BYTES:,}"
+        )
+    return encoded
 
 
 def read_image_file(path: Path, label: str | None = None) -> tuple[bytes, ImageFacts]:
     """Read and inspect the file at ``path``; every failure is an :class:`InvalidImage` naming it."""
     label = label or str(path)
+    return (data := read_regular_file(path, label)), inspect_image(data, label)
+
+
+def read_regular_file(path: Path, label: str | None = None) -> bytes:
+    """The bytes of the regular file at ``path`` (a symlink to one is fine), or :class:`InvalidImage`.
+
+    A FIFO, socket or device is refused from its ``stat``, without being opened: opening a FIFO
+    blocks until a writer comes, and opening a device can act on it. The file is opened non-blocking
+    and checked again, in case it was swapped for one of those in between.
+    """
+    label = label or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InvalidImage(f"{label}: file is {size:,} bytes, more than the limit of {MAX_FILE_BYTES:,}")
-        data = path.read_bytes()
+        _check_regular(os.stat(path).st_mode, label)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        with open(fd, "rb") as handle:
+            found = os.fstat(handle.fileno())
+            _check_regular(found.st_mode, label)
+            if found.st_size > MAX_FILE_BYTES:
+                raise InvalidImage(
+                    f"{label}: file is {found.st_size:,} bytes, more than the limit of {MAX_FILE_BYTES:,}"
+                )
+            return handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InvalidImage(f"{label}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidImage(f"{label}: is a directory") from None
     except PermissionError:
         raise InvalidImage(f"{label}: permission denied") from None
     except OSError as exc:
         raise InvalidImage(f"{label}: cannot read ({exc.strerror or exc})") from None
-    return data, inspect_image(data, label)
+
+
+_NOT_REGULAR = (
+    (stat.S_ISDIR, "is a directory"),
+    (stat.S_ISFIFO, "is a FIFO, not a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a regular file"),
+    (stat.S_ISCHR, "is a character device, not a regular file"),
+    (stat.S_ISBLK, "is a block device, not a regular file"),
+)
+
+
+def _check_regular(mode: int, label: str) -> None:
+    if stat.S_ISREG(mode):
+        return
+    reason = next((text for test, text in _NOT_REGULAR if test(mode)), "is not a regular file")
+    raise InvalidImage(f"{label}: {reason}")

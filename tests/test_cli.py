@@ -168,7 +168,7 @@ def test_get_writes_the_original_name_and_never_overwrites_it(initialised, runne
     second = runner.invoke(cli, ["get", image["id"]])
     assert (second.exit_code, second.stderr) == (
         1,
-        "Error: flower.bmp already exists (use -o to choose where to write)\n",
+        "Error: flower.bmp already exists (use --force to replace it, or -o to write elsewhere)\n",
     )
 
 

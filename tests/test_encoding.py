@@ -149,7 +149,7 @@ def test_decode_writes_a_png_of_the_exact_pixels_for_aes(put_id, runner, tmp_pat
     again = runner.invoke(cli, ["decode", encoded_id])
     assert (again.exit_code, again.stderr) == (
         1,
-        f"Error: {encoded_id}.png already exists (use -o to choose where to write)\n",
+        f"Error: {encoded_id}.png already exists (use --force to replace it, or -o to write elsewhere)\n",
     )
     stdout = runner.invoke(cli, ["decode", encoded_id, "-o", "-"]).stdout_bytes
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(stdout))), expected)
