@@ -19,6 +19,7 @@ The key: the store named by the environment (``IMGVAULT_HOME``, ``IMGVAULT_DB_UR
 or ``IMGVAULT_PASSPHRASE``), checked when the server starts when the artifacts destination is sealed.
 """
 
+import logging
 import os
 import posixpath
 
@@ -132,6 +133,18 @@ def _install(fastapi_app) -> None:
     routes[:0] = ours
 
 
+def _check_key() -> None:
+    """A sealed destination needs the store's key: a wrong one stops the server at its start. A store not
+    created yet (a new deployment, before ``imgvault init``) is only a warning: the key is read when needed."""
+    from imgvault.store.config import Settings
+    from imgvault.store.store import Store
+
+    if Store.exists(Settings.resolve()):
+        _env_sealer()
+    else:
+        logging.getLogger("imgvault").warning("no imgvault store yet: artifacts cannot be sealed until `imgvault init`")
+
+
 _install(app)
 if _destination_sealed():
-    _env_sealer()  # no key, no server: fail at start rather than on the first figure
+    _check_key()
