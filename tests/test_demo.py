@@ -1,18 +1,22 @@
 """`imgvault demo --quick` from an empty folder, and its runs looked at in the MLflow UI in a real browser."""
 
+import json
 import os
 import re
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from leaks import leaks, original_panel, pixel_runs
 from mlflow import MlflowClient
 from PIL import Image
 from servers import free_port, serving
 
 from imgvault.cli import cli
+from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import Settings, Store
 
 pytestmark = pytest.mark.slow
@@ -113,6 +117,9 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
             expect(figure).to_be_visible()
             page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
             width, height = figure.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            # The bytes the browser shows, as it fetched them from the UI (decrypted by the server, in memory).
+            shown_bytes = bytes(figure.evaluate(
+                "async img => Array.from(new Uint8Array(await (await fetch(img.src)).arrayBuffer()))"))  # fmt: skip
             page.screenshot(path=tmp_path / "mlflow-ui-figure.png")
         finally:
             browser.close()
@@ -123,7 +130,35 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
                 and a.path.endswith(".png")]  # fmt: skip
     with Image.open(client.download_artifacts(run.info.run_id, logged, str(tmp_path))) as shown:
         assert (width, height) == shown.size
+    # Its "original" panel is the stored image of step 0, as every method sees it (25x25 gray).
+    with open(client.download_artifacts(run.info.run_id, "images.json", str(tmp_path))) as handle:
+        table = json.load(handle)
+    first = table["data"][0][table["columns"].index("image_id")]
+    with Store.open(settings=Settings.resolve(home, environ={})) as store:
+        expected = to_uint8(load_pixels(store.get(first), size=25))
+    assert np.array_equal(original_panel(shown_bytes, 25)[:, :, 0], expected)
     assert (tmp_path / "mlflow-ui-figure.png").stat().st_size > 10_000
+
+
+def test_the_demo_leaves_no_image_no_file_name_and_no_pixels_outside_the_store(demo):
+    home, _ = demo
+    settings = Settings.resolve(home, environ={})
+    runs, names = set(), []
+    with Store.open(settings=settings) as store:
+        for collection, size, color in (
+            ("demo-photos", 50, "rgb"),
+            ("demo-tiles", 50, "gray"),
+            ("demo-faces", 25, "gray"),
+        ):  # what --quick runs
+            runs |= pixel_runs(store, collection, size=size, color=color)
+            names += [image.name for image in store.images(collection)]
+    assert len(names) == sum(COLLECTIONS.values()) and len(runs) > 10_000
+    assert len(list((home / "mlartifacts").rglob("*.png"))) > 100
+    # Only the store's database and key file hold what the images hold (sealed); MLflow's database and
+    # artifacts, and the report, hold no image, no file name and no run of pixels.
+    assert leaks(home, names, runs, skip=("store.db", "store.db-wal", "store.db-shm", "keyset.json")) == []
+    report = (home / "demo-report.html").read_text()
+    assert "This report contains no image pixels" in report
 
 
 def test_a_second_demo_reuses_the_collections_and_adds_new_runs(demo):
