@@ -39,6 +39,15 @@ def demo(tmp_path_factory, migrated_tracking_db):
     return home, result
 
 
+@pytest.fixture(autouse=True)
+def demo_key(request, monkeypatch):
+    """MLflow clients in this process open the demo's sealed artifacts with its store's key, found through
+    IMGVAULT_HOME as every imgvault process finds it."""
+    if "demo" in request.fixturenames:
+        home, _ = request.getfixturevalue("demo")
+        monkeypatch.setenv("IMGVAULT_HOME", str(home))
+
+
 def _children(home: Path) -> dict[str, list]:
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     out = {}
