@@ -10,6 +10,9 @@
                           untracked (fit, encode, decode, metrics only), both with --jobs 1  (target <= 1.5)
   speedup_2_jobs          the tracked path with --jobs 1 over --jobs 2                       (target >= 1.5)
   scaling_200_over_100    the tracked path on 200 images over 100 images, --jobs 1           (target <= 2.2)
+  sealing_overhead        the tracked path with its MLflow artifacts sealed (the default) over the same
+                          run into a plain file:// artifact location with --plaintext-figures,
+                          --jobs 1: what sealing adds to tracked_over_untracked        (target <= 1.03)
 
 Worker processes and imports are warmed up first, so the figures compare steady-state work.
 """
@@ -40,11 +43,23 @@ def untracked(pixels, k: int) -> float:
     return time.perf_counter() - started
 
 
-def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: str | None = None) -> float:
-    """Seconds of one tracked batch (METHODS at ``k``): local joblib processes, or a Dask ``scheduler``'s cluster."""
+def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: str | None = None,
+            sealed: bool = True) -> float:  # fmt: skip
+    """Seconds of one tracked batch (METHODS at ``k``): local joblib processes, or a Dask ``scheduler``'s cluster.
+
+    ``sealed=False``: into an experiment whose artifact location is a plain folder, figures in plaintext.
+    """
     from imgvault.tracker.runner import BatchConfig, run_batch
 
-    config = BatchConfig(methods=METHODS, ks=(k,), jobs=jobs, experiment=f"bench/{label}", scheduler=scheduler)
+    experiment = f"bench/{label}"
+    if not sealed:
+        from imgvault.tracker.tracking import artifact_root, open_client
+
+        client = open_client(store.settings.home)
+        location = (artifact_root(store.settings.home) / f"plain-{label}").as_uri()
+        client.create_experiment(experiment, artifact_location=location)
+    config = BatchConfig(methods=METHODS, ks=(k,), jobs=jobs, experiment=experiment, scheduler=scheduler,
+                         plaintext_figures=not sealed)  # fmt: skip
     started = time.perf_counter()
     result = run_batch(store, collection, config)
     elapsed = time.perf_counter() - started
@@ -79,6 +94,7 @@ def main() -> None:
         list(store.put_many(warm, collection="warm"))
         tracked(store, "warm", args.k, 1, "warm-1")
         tracked(store, "warm", args.k, 2, "warm-2")
+        tracked(store, "warm", args.k, 1, "warm-plain", sealed=False)
 
         # Rounds interleave the measurements, so that each ratio compares runs made under the same
         # machine conditions (a shared 2-core machine varies); the median of each ratio is reported.
@@ -88,13 +104,15 @@ def main() -> None:
             tracked_1 = tracked(store, "small", args.k, 1, f"small-1-{n}")
             tracked_2 = tracked(store, "small", args.k, 2, f"small-2-{n}")
             tracked_large = tracked(store, "large", args.k, 1, f"large-1-{n}")
-            rounds.append((untracked_s, tracked_1, tracked_2, tracked_large))
+            tracked_plain = tracked(store, "small", args.k, 1, f"small-plain-{n}", sealed=False)
+            rounds.append((untracked_s, tracked_1, tracked_2, tracked_large, tracked_plain))
         store.close()
 
     def median(values):
         return float(np.median(values))
 
-    untracked_s, tracked_1, tracked_2, tracked_large = (median(column) for column in zip(*rounds, strict=True))
+    columns = [median(column) for column in zip(*rounds, strict=True)]
+    untracked_s, tracked_1, tracked_2, tracked_large, tracked_plain = columns
     figures = {
         "n_images": args.n,
         "methods": list(METHODS),
@@ -109,6 +127,10 @@ def main() -> None:
         "speedup_2_jobs": round(median([r[1] / r[2] for r in rounds]), 3),
         f"scaling_{2 * args.n}_over_{args.n}": round(median([r[3] / r[1] for r in rounds]), 3),
         "speedup_2_jobs_all_rounds": [round(r[1] / r[2], 3) for r in rounds],
+        "tracked_seconds_unsealed": round(tracked_plain, 2),
+        "tracked_over_untracked_unsealed": round(median([r[4] / r[0] for r in rounds]), 3),
+        "sealing_overhead": round(median([r[1] / r[4] for r in rounds]), 3),
+        "sealing_overhead_all_rounds": [round(r[1] / r[4], 3) for r in rounds],
     }
     print_figures(figures, args.json)
 
