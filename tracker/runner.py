@@ -340,7 +340,9 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
     tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
              for index, one in enumerate(pixels))  # fmt: skip
     results = []
-    for index, result in enumerate(Parallel(n_jobs=config.jobs, return_as="generator")(tasks)):
+    # max_nbytes=None: joblib would otherwise hand a large image to its workers through a memory-mapped
+    # file in a temporary folder, plaintext pixels on disk.
+    for index, result in enumerate(Parallel(n_jobs=config.jobs, return_as="generator", max_nbytes=None)(tasks)):
         results.append(result)
         done(index, result)
     return results, None, make_codec(method, k=k, fit="image", random_state=config.random_state).get_params()
