@@ -177,6 +177,28 @@ def test_the_ui_serves_sealed_figures_from_memory_and_refuses_a_wrong_key(photos
     assert not list((tmp_path / "out").rglob("*.png"))
 
 
+def test_a_plain_mlflow_server_refuses_sealed_figures_rather_than_write_them_to_a_temp_file(photos, home, tmp_path):
+    result = run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(4,), **SMALL))
+    run_id = result.runs[0].run_id
+    figure = figures_of(mlflow_client(home), run_id)[0]
+    (tmp_path / "tmp").mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TMPDIR": str(tmp_path / "tmp"),
+        "IMGVAULT_HOME": str(home),
+    }
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    with serving(command, f"http://127.0.0.1:{port}/health", env):
+        query = urllib.parse.urlencode({"path": figure, "run_uuid": run_id})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/get-artifact?{query}")
+    assert "--app-name imgvault" in refused.value.read().decode()
+    assert [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()] == []
+
+
 def test_a_server_with_imgvault_app_stores_only_ciphertext(photos, home, migrated_tracking_db, tmp_path,
                                                             monkeypatch):  # fmt: skip
     port = free_port()

@@ -201,6 +201,16 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         return [FileInfo(info.path, info.is_dir, size) for info, size in zip(infos, sizes, strict=True)]
 
     def _download_file(self, remote_file_path, local_path):
+        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.host_policy import is_tracking_server_process
+
+        if is_tracking_server_process():
+            # MLflow's own server handlers download into a temporary folder to send a file: plaintext on
+            # disk. imgvault's app serves sealed artifacts from memory instead.
+            raise MlflowException(
+                f"{remote_file_path} is sealed: serve it with `mlflow server --app-name imgvault` (or `imgvault"
+                " ui`), which opens it in memory, not through a plaintext temporary file"
+            )
         write_file_atomically(Path(local_path), self.read_bytes(remote_file_path), mode=0o600)
 
     def delete_artifacts(self, artifact_path=None):
@@ -211,6 +221,9 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         self.write_bytes(posixpath.join(self._relative(artifact_path), name), stream.read())
 
     async def log_artifact_from_async_stream(self, chunks, artifact_file_name, artifact_path=None):
+        import asyncio
+
         parts = [chunk async for chunk in chunks]
         name = posixpath.basename(artifact_file_name)
-        self.write_bytes(posixpath.join(self._relative(artifact_path), name), b"".join(parts))
+        path = posixpath.join(self._relative(artifact_path), name)
+        await asyncio.to_thread(self.write_bytes, path, b"".join(parts))  # sealing and storing block
