@@ -1,8 +1,13 @@
 """What the store hands back: images, collections, put outcomes and rotation reports."""
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC datetime the store's timestamps are kept in."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def iso_utc(moment: datetime) -> str:
