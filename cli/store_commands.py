@@ -212,6 +212,9 @@ def rotate(ctx: Context) -> None:
     Records are re-sealed in small batches; the store stays readable and writable throughout, and an
     interrupted rotation can be run again. Back up the key file afterwards: the old key is destroyed.
 
+    One rotation runs on a store at a time: a second one does not wait, it fails at once with
+    "another key rotation is in progress" (run it again when the first has finished).
+
     \b
     Example:
       imgvault key rotate

@@ -47,3 +47,7 @@ class InvalidParameter(ImgVaultError, ValueError):
 
     Also a ``ValueError``: for Python callers it is a mistake in the call, as scikit-learn reports it.
     """
+
+
+class RotationInProgress(ImgVaultError):
+    """Another key rotation holds the store: rotations run one at a time, and a second one fails fast."""

@@ -16,7 +16,8 @@ from .config import Settings
 from .crypto import Keyset, Sealer, new_key_id
 from .engine import read_settings, write_transaction
 from .errors import ConfigError, IntegrityError
-from .keys import derive_key, new_kdf_params, read_key_file
+from .keys import derive_key, new_kdf_params, read_key_file, write_key_file
+from .locks import key_file_lock_path, leftover_key_files, try_file_lock
 from .records import utc_now as _now
 
 _KEY_CHECK = b"imgvault key check"
@@ -37,7 +38,7 @@ class Keyring:
         return self._sealer
 
     def _load_keys(self, connection: Connection) -> None:
-        primary_id = int(read_settings(connection)["primary_key_id"])
+        primary_id = _primary_key_id(read_settings(connection))
         rows = connection.execute(select(schema.keys)).all()
         if self.key_source == "passphrase":
             if not self.settings.passphrase:
@@ -45,7 +46,12 @@ class Keyring:
             keys = {}
             for row in rows:
                 if row.kdf not in self._derived:
-                    self._derived[row.kdf] = derive_key(self.settings.passphrase, json.loads(row.kdf))
+                    try:
+                        params = json.loads(row.kdf)
+                        self._derived[row.kdf] = derive_key(self.settings.passphrase, params)
+                    except (ValueError, TypeError, KeyError, AttributeError):
+                        altered = f"the key derivation parameters of key {row.key_id} were altered"
+                        raise IntegrityError(altered) from None
                 keys[row.key_id] = self._derived[row.kdf]
             wrong_key = "IMGVAULT_PASSPHRASE is not this store's passphrase (the key it gives does not open it)"
         else:
@@ -95,9 +101,50 @@ class Keyring:
         write lock and the keys reloaded when it moved.
         """
         with write_transaction(self.engine) as connection:
+            # FOR SHARE (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers already): a rotation
+            # installing a new primary waits for this transaction to commit, so no record sealed here
+            # with the old primary can commit after the rotation started re-sealing.
+            table = schema.settings
             primary = connection.execute(
-                select(schema.settings.c.value).where(schema.settings.c.name == "primary_key_id")
-            ).scalar_one()
-            if int(primary) != self._sealer.keyset.primary_id:
+                select(table.c.value).where(table.c.name == "primary_key_id").with_for_update(read=True)
+            ).scalar()
+            if _primary_key_id({"primary_key_id": primary}) != self._sealer.keyset.primary_id:
                 self._load_keys(connection)
             yield connection
+
+    def _tidy_key_file(self, connection: Connection) -> None:
+        """Finish what a killed rotation left in the key file, unless a rotation is running now.
+
+        Removes temporary key files (they hold keys, some of them retired), and drops from the key file
+        the keys the store does not have: a retired key, or a new key the store never installed. No
+        record can be sealed with either.
+        """
+        key_file = self.settings.key_file
+        with try_file_lock(key_file_lock_path(key_file)) as held:
+            if not held:
+                return  # a rotation is running (these are its files), or nothing can be written there
+            for leftover in leftover_key_files(key_file):
+                leftover.unlink(missing_ok=True)
+            file_keys = read_key_file(key_file, self.store_id)
+            in_store = set(connection.execute(select(schema.keys.c.key_id)).scalars())
+            kept = {key_id: key for key_id, key in file_keys.items() if key_id in in_store}
+            if kept and len(kept) < len(file_keys):
+                write_key_file(key_file, self.store_id, kept)
+
+
+def _primary_key_id(settings: dict[str, str]) -> int:
+    value = settings.get("primary_key_id")
+    if value is None or not value.isdigit():
+        raise IntegrityError("the store's settings were altered: primary_key_id is missing or not a key id")
+    return int(value)
+
+
+def read_store_settings(connection: Connection) -> tuple[str, str]:
+    """The store id and key source from the settings table, checked to be of the right shape."""
+    settings = read_settings(connection)
+    store_id, key_source = settings.get("store_id"), settings.get("key_source")
+    if not store_id:
+        raise IntegrityError("the store's settings were altered: store_id is missing")
+    if key_source not in ("file", "passphrase"):
+        raise IntegrityError('the store\'s settings were altered: key_source is neither "file" nor "passphrase"')
+    return store_id, key_source

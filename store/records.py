@@ -64,6 +64,8 @@ class RotationReport:
     new_key_id: int
     retired_key_ids: list[int]
     resealed: dict[str, int]
+    # What the ``before_retire`` callback of :meth:`Store.rotate_key` re-sealed outside the store.
+    resealed_artifacts: int = 0
 
     @property
     def resealed_images(self) -> int:

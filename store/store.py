@@ -18,9 +18,10 @@ from . import schema
 from .config import Settings
 from .crypto import Sealer
 from .encodings import Encodings
-from .engine import check_revision, create_store_engine, current_revision, read_settings, upgrade, write_transaction
+from .engine import check_revision, create_store_engine, current_revision, upgrade, write_transaction
 from .errors import ConfigError
 from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION
+from .keyring import read_store_settings
 from .keys import write_key_file
 from .rotation import Rotation
 
@@ -105,9 +106,10 @@ class Store(Encodings, Rotation):
         try:
             check_revision(engine, where)
             with engine.connect() as connection:
-                values = read_settings(connection)
-                store = cls(settings, engine, values["store_id"], values["key_source"])
+                store = cls(settings, engine, *read_store_settings(connection))
                 store._load_keys(connection)
+                if store.key_source == "file":
+                    store._tidy_key_file(connection)
             return store
         except BaseException:
             engine.dispose()

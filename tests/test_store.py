@@ -6,7 +6,7 @@ import os
 
 import pytest
 from rawdb import flip_bit, raw_engine, stored_bytes, tamper
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from imgvault.store import (
     CollectionNotFound,
@@ -14,6 +14,7 @@ from imgvault.store import (
     ImageNotFound,
     IntegrityError,
     InvalidImage,
+    RotationInProgress,
     Settings,
     Store,
     schema,
@@ -239,6 +240,79 @@ def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again
         assert len(report.retired_key_ids) == 2
     with Store.open(home) as reopened:
         assert all(reopened.get(image.id) for image in images)
+
+
+def _key_ids(home) -> tuple[set[int], set[int]]:
+    """The key ids in the key file and in the store's keys table."""
+    in_file = {k["key_id"] for k in json.loads((home / "keyset.json").read_text())["keys"]}
+    engine = raw_engine(home)
+    with engine.connect() as connection:
+        in_store = set(connection.execute(select(schema.keys.c.key_id)).scalars())
+    engine.dispose()
+    return in_file, in_store
+
+
+@pytest.mark.parametrize("key_source", ["file", "passphrase"])
+def test_a_second_rotation_while_one_runs_is_refused_and_the_first_completes(key_source, home, image_dir,
+                                                                            monkeypatch):  # fmt: skip
+    if key_source == "passphrase":
+        monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    store = Store.init(home)
+    images = [store.put(p) for p in sorted(image_dir.iterdir())[:4]]
+    original_reseal, original_writing, calls, writes, refused = store._reseal, store._writing, 0, 0, []
+
+    def reseal_counting(*args):
+        nonlocal calls
+        calls += 1
+        assert calls <= 8, "the re-seal loop does not end"
+        return original_reseal(*args)
+
+    def writing_while_another_rotation_starts():
+        # The second write transaction of a rotation is its first batch of re-sealing: start another
+        # rotation just before it, between two of the first rotation's transactions.
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            with Store.open(home) as other:
+                try:
+                    other.rotate_key()
+                except RotationInProgress as exc:
+                    refused.append(str(exc))
+        return original_writing()
+
+    store._reseal, store._writing = reseal_counting, writing_while_another_rotation_starts
+    report = store.rotate_key(batch_size=2)
+    store.close()
+    assert refused == [
+        "another key rotation is in progress on this store; run imgvault key rotate again when it has finished"
+    ]
+    assert report.resealed_images == 4
+    if key_source == "file":
+        assert _key_ids(home) == ({report.new_key_id}, {report.new_key_id})
+    with Store.open(home) as reopened:
+        for image, path in zip(images, sorted(image_dir.iterdir())[:4], strict=True):
+            assert reopened.get(image.id) == path.read_bytes()
+
+
+def test_before_retire_sees_old_and_new_keys_and_its_count_is_reported(store, home, image_dir):
+    store.put(image_dir / "china.jpg")
+    old_key = store.sealer.keyset.primary_id
+    artifact = store.sealer.seal("artifact", "runs/1/model.npz", b"an artifact")
+    resealed = {}
+
+    def reseal_the_artifact(sealer) -> int:
+        assert old_key in sealer.keyset.keys and sealer.keyset.primary_id != old_key
+        resealed["blob"] = sealer.seal("artifact", "runs/1/model.npz", sealer.open("artifact", "runs/1/model.npz",
+                                                                                    artifact))  # fmt: skip
+        return 1
+
+    report = store.rotate_key(before_retire=reseal_the_artifact)
+    assert (report.resealed_artifacts, report.retired_key_ids) == (1, [old_key])
+    assert blob_key_id(resealed["blob"]) == report.new_key_id
+    assert store.sealer.open("artifact", "runs/1/model.npz", resealed["blob"]) == b"an artifact"
+    with pytest.raises(IntegrityError):
+        store.sealer.open("artifact", "runs/1/model.npz", artifact)
+    assert store.rotate_key().resealed_artifacts == 0
 
 
 def test_passphrase_store_derives_its_key_and_rejects_a_wrong_passphrase(tmp_path, clean_env, monkeypatch, image_dir):
