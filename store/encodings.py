@@ -5,7 +5,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import insert, select
 
-from . import schema
+from . import bindings, schema
+from .bindings import encoded_context, model_context
 from .errors import EncodedNotFound, ImageNotFound, NotFound
 from .ids import new_id
 from .images import Images
@@ -18,17 +19,16 @@ class Encodings(Images):
 
     def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
         model_id = new_id()
+        values = {"collection_id": collection_id, "image_id": image_id, "method": method,
+                  "params": json.dumps(params, sort_keys=True)}  # fmt: skip
         connection.execute(
             insert(schema.codec_models).values(
                 id=model_id,
-                collection_id=collection_id,
-                image_id=image_id,
-                method=method,
-                params=json.dumps(params, sort_keys=True),
+                **values,
                 key_id=self._sealer.keyset.primary_id,
                 bytes=len(data),
                 created_at=_now(),
-                data=self._sealer.seal("model.data", model_id, data),
+                data=self._sealer.seal("model.data", model_id, data, context=model_context(values)),
             )
         )
         return model_id
@@ -90,18 +90,19 @@ class Encodings(Images):
                 elif model_id not in known:
                     raise NotFound(f"codec model {model_id} not found")
                 encoded_id, created = new_id(), _now()
+                values = {"image_id": row.id, "model_id": model_id, "method": method,
+                          "params": json.dumps(params, sort_keys=True)}  # fmt: skip
+                bound = encoded_context(values)
+                metrics = json.dumps(item["metrics"], sort_keys=True).encode()
                 encoded_rows.append(
                     {
                         "id": encoded_id,
-                        "image_id": row.id,
-                        "model_id": model_id,
-                        "method": method,
-                        "params": json.dumps(params, sort_keys=True),
-                        "metrics": json.dumps(item["metrics"], sort_keys=True),
+                        **values,
                         "key_id": self._sealer.keyset.primary_id,
                         "bytes": len(item["encoded"]),
                         "created_at": created,
-                        "data": self._sealer.seal("encoded.data", encoded_id, item["encoded"]),
+                        "data": self._sealer.seal("encoded.data", encoded_id, item["encoded"], context=bound),
+                        "metrics": self._sealer.seal("encoded.metrics", encoded_id, metrics, context=bound),
                     }
                 )
                 results.append(
@@ -123,11 +124,12 @@ class Encodings(Images):
             .join(c, c.c.id == i.c.collection_id)
         )  # fmt: skip
 
-    @staticmethod
-    def _encoded_info(row) -> EncodedInfo:
+    def _encoded_info(self, row) -> EncodedInfo:
+        # The metrics open first: they authenticate the links and parameters before these are used.
+        metrics = self._sealer.open("encoded.metrics", row.id, row.metrics, context=encoded_context(row._mapping))
         return EncodedInfo(
             id=row.id, image_id=row.image_id, model_id=row.model_id, collection=row.collection, method=row.method,
-            params=json.loads(row.params), metrics=json.loads(row.metrics), bytes=row.bytes, created=row.created_at,
+            params=json.loads(row.params), metrics=json.loads(metrics), bytes=row.bytes, created=row.created_at,
         )  # fmt: skip
 
     def encoded_images(self, collection: str | None = None) -> Iterator[EncodedInfo]:
@@ -149,15 +151,15 @@ class Encodings(Images):
             ).scalar()
         if row is None:
             raise EncodedNotFound(f"encoded image {encoded_id} not found")
-        return self._encoded_info(row), self._sealer.open("encoded.data", encoded_id, blob)
+        payload = self._sealer.open("encoded.data", encoded_id, blob, context=encoded_context(row._mapping))
+        return self._encoded_info(row), payload
 
     def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
         """A codec model's method, parameters and payload."""
         table = schema.codec_models
         with self.engine.connect() as connection:
-            row = connection.execute(
-                select(table.c.method, table.c.params, table.c.data).where(table.c.id == model_id)
-            ).first()
+            row = connection.execute(bindings.sealed_rows("model").where(table.c.id == model_id)).first()
         if row is None:
             raise NotFound(f"codec model {model_id} not found")
-        return row.method, json.loads(row.params), self._sealer.open("model.data", model_id, row.data)
+        data = self._sealer.open("model.data", model_id, row.data, context=model_context(row._mapping))
+        return row.method, json.loads(row.params), data

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, delete, func, insert, select
 
 from . import schema
+from .bindings import image_columns, image_context
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
 from .ingest import check_files, iter_files
@@ -162,6 +163,9 @@ class Images(Keyring):
         rows, images = [], []
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
+            bound = image_context({"collection_id": collection_id, "collection": collection, "format": facts.format,
+                                   "width": facts.width, "height": facts.height, "mode": facts.mode,
+                                   "bytes": facts.bytes})  # fmt: skip
             rows.append(
                 {
                     "id": image_id,
@@ -173,9 +177,13 @@ class Images(Keyring):
                     "mode": facts.mode,
                     "bytes": facts.bytes,
                     "created_at": created,
-                    "name": seal("image.name", image_id, name.encode()),
-                    "metadata": seal("image.metadata", image_id, json.dumps(metadata).encode()) if metadata else None,
-                    "data": seal("image.data", image_id, data),
+                    "name": seal("image.name", image_id, name.encode(), context=bound),
+                    "metadata": (
+                        seal("image.metadata", image_id, json.dumps(metadata).encode(), context=bound)
+                        if metadata
+                        else None
+                    ),
+                    "data": seal("image.data", image_id, data, context=bound),
                 }
             )
             images.append(
@@ -197,25 +205,27 @@ class Images(Keyring):
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
+        images = schema.images
         with self.engine.connect() as connection:
-            blob = connection.execute(select(schema.images.c.data).where(schema.images.c.id == image_id)).scalar()
-        if blob is None:
+            row = connection.execute(image_columns().add_columns(images.c.data).where(images.c.id == image_id)).first()
+        if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        return self._sealer.open("image.data", image_id, blob)
+        return self._sealer.open("image.data", image_id, row.data, context=image_context(row._mapping))
 
     def _info_query(self):
-        i, c = schema.images, schema.collections
-        return select(
-            i.c.id, c.c.name.label("collection"), i.c.format, i.c.width, i.c.height, i.c.mode, i.c.bytes,
-            i.c.created_at, i.c.name, i.c.metadata,
-        ).join(c, c.c.id == i.c.collection_id)  # fmt: skip
+        i = schema.images
+        return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
 
     def _info(self, row) -> ImageInfo:
-        open_ = self._sealer.open
-        metadata = json.loads(open_("image.metadata", row.id, row.metadata)) if row.metadata is not None else {}
+        bound = image_context(row._mapping)
+
+        def open_(kind: str, blob: bytes) -> bytes:
+            return self._sealer.open(kind, row.id, blob, context=bound)
+
+        metadata = json.loads(open_("image.metadata", row.metadata)) if row.metadata is not None else {}
         return ImageInfo(
             id=row.id,
-            name=open_("image.name", row.id, row.name).decode(),
+            name=open_("image.name", row.name).decode(),
             collection=row.collection,
             format=row.format,
             width=row.width,

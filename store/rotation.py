@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection, delete, select, update
 
-from . import schema
+from . import bindings, schema
 from .crypto import Keyset, Sealer
 from .keyring import Keyring
 from .keys import read_key_file, write_key_file
@@ -85,7 +85,7 @@ class Rotation(Keyring):
         if self._sealer.keyset.primary_id != new_primary:
             raise RuntimeError("the primary key changed during a key rotation")  # the rotation lock prevents it
         table, columns = schema.SEALED[kind]
-        query = select(table.c.id, *(table.c[c] for c in columns)).where(table.c.key_id != new_primary)
+        query = bindings.sealed_rows(kind).where(table.c.key_id != new_primary)
         if after is not None:
             query = query.where(table.c.id > after).order_by(table.c.id).limit(limit)
         rows = connection.execute(query).all()
@@ -113,11 +113,12 @@ class Rotation(Keyring):
         return retired
 
     def _reseal(self, kind: str, columns: tuple[str, ...], row) -> dict:
-        sealer = self._sealer
+        sealer, bound = self._sealer, bindings.CONTEXT[kind](row._mapping)
         values = {"key_id": sealer.keyset.primary_id}
         for column in columns:
             blob = getattr(row, column)
             if blob is not None:
                 place = f"{kind}.{column}"
-                values[column] = sealer.seal(place, row.id, sealer.open(place, row.id, blob))
+                plain = sealer.open(place, row.id, blob, context=bound)
+                values[column] = sealer.seal(place, row.id, plain, context=bound)
         return values

@@ -115,9 +115,12 @@ class Store(Encodings, Rotation):
             engine.dispose()
             raise
 
-    @staticmethod
-    def upgrade_schema(settings: Settings) -> tuple[str, str]:
-        """Migrate an existing store's schema to this version; returns the revisions before and after."""
+    @classmethod
+    def upgrade_schema(cls, settings: Settings) -> tuple[str, str]:
+        """Migrate an existing store's schema to this version; returns the revisions before and after.
+
+        Migrations may re-seal records (0003 does), so the store's key is loaded first.
+        """
         if settings.sqlite_path is not None and not settings.sqlite_path.exists():
             raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
         engine = create_store_engine(settings.db_url)
@@ -126,7 +129,12 @@ class Store(Encodings, Rotation):
             if before is None:
                 raise ConfigError(f'no imgvault store in {settings.describe_db()} (run "imgvault init" first)')
             with write_transaction(engine) as connection:
-                upgrade(connection)
+                sealer = None
+                if before != schema.SCHEMA_REVISION:
+                    store = cls(settings, engine, *read_store_settings(connection))
+                    store._load_keys(connection)
+                    sealer = store.sealer
+                upgrade(connection, sealer)
             return before, current_revision(engine)
         finally:
             engine.dispose()

@@ -213,7 +213,7 @@ def test_a_rotation_killed_while_writing_the_key_file_leaves_nothing_behind_afte
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
     [leftover] = home.glob(".keyset.json.*.tmp")  # what a killed rotation leaves: it holds keys
     lister = imgvault("ls", home=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = lister.communicate(timeout=60)
+    _, err = lister.communicate(timeout=60)
     assert lister.returncode == 0, err.decode()
     assert not leftover.exists()
     in_file, in_store = key_ids(home)
