@@ -10,7 +10,10 @@ leaves no partial record behind.
 encoded images).
 """
 
+import contextlib
+import os
 import secrets
+from pathlib import Path
 
 from sqlalchemy import insert
 
@@ -56,6 +59,7 @@ class Store(Encodings, Rotation):
         """
         settings = settings or Settings.resolve(home)
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private_file(settings.sqlite_path)
         engine = create_store_engine(settings.db_url)
         try:
             if current_revision(engine) is not None:
@@ -148,6 +152,18 @@ class Store(Encodings, Rotation):
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _create_private_file(path: Path | None) -> None:
+    """Create the SQLite database file empty with mode 0600 before SQLite does (with 0644 less the umask).
+
+    SQLite creates the -wal and -shm files with the mode of the database file, so they are private too.
+    """
+    if path is None or not path.parent.is_dir():
+        return
+    # An existing file (a store, refused below, or an empty file someone made) keeps its mode.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
 
 
 __all__ = ["BATCH_BYTES", "BATCH_IMAGES", "BATCH_SECONDS", "DEFAULT_COLLECTION", "Store"]

@@ -7,7 +7,7 @@ import json
 import click
 import pytest
 from PIL import Image
-from rawdb import tamper
+from rawdb import raw_engine, tamper
 
 from imgvault.cli import cli
 from imgvault.store import Settings, Store, schema
@@ -313,4 +313,30 @@ def test_get_into_a_missing_folder_names_the_target(initialised, runner, image_d
     assert (result.exit_code, result.stderr) == (
         1,
         f"Error: cannot write {tmp_path / 'no' / 'x.jpg'}: No such file or directory\n",
+    )
+
+
+def test_an_altered_settings_row_or_parameters_give_a_specific_error_line(initialised, runner, image_dir):
+    from imgvault.methods import encode_image
+
+    with Store.open(initialised) as store:
+        image = store.put(image_dir / "china.jpg")
+        encoded = encode_image(store, image.id, method="kmeans", k=4, size=32).info
+    engine = raw_engine(initialised)
+    with engine.begin() as connection:
+        connection.execute(schema.encoded_images.update().values(params="{not json"))
+    result = runner.invoke(cli, ["ls", "--encoded"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: encoded.metrics {encoded.id} failed its integrity check: the key is wrong, or the stored data was"
+        " altered or moved\n"
+    )
+    with engine.begin() as connection:
+        table = schema.settings
+        connection.execute(table.update().where(table.c.name == "primary_key_id").values(value="x"))
+    engine.dispose()
+    result = runner.invoke(cli, ["ls"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: the store's settings were altered: primary_key_id is missing or not a key id\n",
     )

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import sqlalchemy
 from rawdb import flip_bit, raw_engine, stored_bytes, tamper
 from sqlalchemy import select, update
 
@@ -112,6 +113,20 @@ def test_init_refuses_to_overwrite_an_existing_store_or_key(store, home):
     os.remove(home / "store.db")
     with pytest.raises(ConfigError, match=r"keyset.json already exists; refusing to overwrite a key"):
         Store.init(home)
+
+
+@pytest.mark.sqlite_only  # about SQLite's files
+def test_the_database_and_its_wal_and_shm_files_are_private(home, image_dir):
+    umask = os.umask(0o022)
+    try:
+        with Store.init(home) as store:
+            store.put(image_dir / "china.jpg")
+            files = sorted(path.name for path in home.glob("store.db*"))
+            assert files == ["store.db", "store.db-shm", "store.db-wal"]
+            modes = {name: (home / name).stat().st_mode & 0o777 for name in files}
+    finally:
+        os.umask(umask)
+    assert modes == dict.fromkeys(files, 0o600)
 
 
 def test_the_key_file_is_private_and_opening_refuses_a_readable_one(store, home):
@@ -333,6 +348,36 @@ def test_passphrase_store_derives_its_key_and_rejects_a_wrong_passphrase(tmp_pat
         assert report.resealed_images == 1
     with Store.open(tmp_path / "p") as store:
         assert store.get(image.id) == (image_dir / "china.jpg").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("primary_key_id", "not a number", "primary_key_id is missing or not a key id"),
+        ("key_source", "rsa", 'key_source is neither "file" nor "passphrase"'),
+        ("store_id", "", "store_id is missing"),
+    ],
+)
+def test_an_altered_settings_row_is_an_integrity_error(store, home, name, value, message):
+    store.close()
+    engine = raw_engine(home)
+    with engine.begin() as connection:
+        table = schema.settings
+        connection.execute(update(table).where(table.c.name == name).values(value=value))
+    engine.dispose()
+    with pytest.raises(IntegrityError, match=f"the store's settings were altered: {message}"):
+        Store.open(home)
+
+
+def test_altered_key_derivation_parameters_are_an_integrity_error(tmp_path, clean_env, monkeypatch):
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    Store.init(tmp_path / "p").close()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'p' / 'store.db'}")
+    with engine.begin() as connection:
+        connection.execute(update(schema.keys).values(kdf='{"kdf": "scrypt"'))
+    engine.dispose()
+    with pytest.raises(IntegrityError, match=r"the key derivation parameters of key \d+ were altered"):
+        Store.open(tmp_path / "p")
 
 
 def test_a_key_file_store_refuses_a_passphrase(store, home, monkeypatch):
