@@ -242,6 +242,9 @@ def db() -> None:
 def upgrade(ctx: Context) -> None:
     """Upgrade the store's schema to this version of imgvault (Alembic migrations).
 
+    Some migrations re-seal the store's records (revision 0003 binds each record's links into its
+    sealed blobs), so the store's key file or passphrase must be at hand, as for any other command.
+
     \b
     Example:
       imgvault db upgrade
