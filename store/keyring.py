@@ -134,7 +134,7 @@ class Keyring:
 
 def _primary_key_id(settings: dict[str, str]) -> int:
     value = settings.get("primary_key_id")
-    if value is None or not value.isdigit():
+    if value is None or not (value.isascii() and value.isdigit()):
         raise IntegrityError("the store's settings were altered: primary_key_id is missing or not a key id")
     return int(value)
 

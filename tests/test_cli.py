@@ -246,7 +246,7 @@ def test_db_upgrade_brings_an_older_store_up_to_date_keeping_its_images(initiali
 
     [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
     with Store.open(initialised) as store, write_transaction(store.engine) as connection:
-        command.downgrade(migration_config(connection), "0001")
+        command.downgrade(migration_config(connection, store.sealer), "0001")
     refused = runner.invoke(cli, ["ls"])
     assert refused.exit_code == 1
     assert f"has schema revision 0001 and this imgvault needs {SCHEMA_REVISION}" in refused.stderr

@@ -1,5 +1,7 @@
 """The Alembic migrations and the schema the code uses must describe the same tables."""
 
+import json
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -125,3 +127,27 @@ def test_upgrading_a_revision_0002_store_reseals_its_records_with_their_links_bo
     raw.dispose()
     with Store.open(home) as store, pytest.raises(IntegrityError):
         store.get_encoded("E1")
+
+
+def test_downgrading_to_0002_and_upgrading_again_keeps_every_record(store, home, image_dir):
+    from alembic import command
+
+    from imgvault.methods import decode_image, encode_image
+    from imgvault.store import Settings
+    from imgvault.store.engine import migration_config, write_transaction
+
+    image = store.put(image_dir / "astronaut-rgb.png", collection="faces", metadata={"who": "astronaut"})
+    encoding = encode_image(store, image.id, method="kmeans", k=4, size=32)
+    with write_transaction(store.engine) as connection:
+        command.downgrade(migration_config(connection, store.sealer), "0002")
+    store.close()
+    raw = raw_engine(home)
+    with raw.connect() as connection:
+        row = connection.exec_driver_sql("SELECT data, metrics FROM encoded_images").first()
+    raw.dispose()
+    assert (bytes(row.data)[4], json.loads(row.metrics)) == (1, encoding.info.metrics)
+    assert Store.upgrade_schema(Settings.resolve(home)) == ("0002", schema.SCHEMA_REVISION)
+    with Store.open(home) as reopened:
+        assert reopened.info(image.id) == image
+        assert reopened.get_encoded(encoding.info.id)[0] == encoding.info
+        assert (decode_image(reopened, encoding.info.id) == encoding.reconstruction).all()

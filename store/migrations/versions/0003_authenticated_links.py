@@ -10,6 +10,8 @@ Create Date: 2026-11-25
 """
 
 import json
+import os
+import struct
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -41,56 +43,95 @@ encoded_images = sa.table(
 )  # fmt: skip
 
 
-def _reseal_table(connection, sealer, kind: str, table, query, bound: tuple[str, ...], columns: tuple[str, ...],
-                  extra=None) -> None:  # fmt: skip
+def _rewrite(connection, table, query, change) -> None:
+    """``UPDATE`` every row of ``query`` with ``change(row)``, in id order, a batch at a time."""
     after = ""
     while True:
         rows = connection.execute(query.where(table.c.id > after).order_by(table.c.id).limit(BATCH)).all()
         for row in rows:
-            values_of = row._mapping
-            ctx = {name: values_of[name] for name in bound}
-            values = {"key_id": sealer.keyset.primary_id}
-            for column in columns:
-                blob = values_of[column]
-                if blob is not None:
-                    place = f"{kind}.{column}"
-                    plain = sealer.open(place, row.id, bytes(blob))  # format 1: no context
-                    values[column] = sealer.seal(place, row.id, plain, context=ctx)
-            if extra is not None:
-                values.update(extra(row, ctx))
-            connection.execute(table.update().where(table.c.id == row.id).values(values))
+            connection.execute(table.update().where(table.c.id == row.id).values(change(row)))
         if len(rows) < BATCH:
             return
         after = rows[-1].id
 
 
-def _sealed_metrics(sealer):
-    def extra(row, ctx) -> dict:
-        metrics = json.dumps(json.loads(row.metrics), sort_keys=True).encode()
-        return {"sealed_metrics": sealer.seal("encoded.metrics", row.id, metrics, context=ctx)}
+def _to_format_2(sealer, kind: str, bound: tuple[str, ...], columns: tuple[str, ...], metrics: bool = False):
+    def change(row) -> dict:
+        context = {name: row._mapping[name] for name in bound}
+        values = {"key_id": sealer.keyset.primary_id}
+        for column in columns:
+            blob = row._mapping[column]
+            if blob is not None:
+                plain = sealer.open(f"{kind}.{column}", row.id, bytes(blob))  # format 1: no context
+                values[column] = sealer.seal(f"{kind}.{column}", row.id, plain, context=context)
+        if metrics:
+            plain = json.dumps(json.loads(row.metrics), sort_keys=True).encode()
+            values["sealed_metrics"] = sealer.seal("encoded.metrics", row.id, plain, context=context)
+        return values
 
-    return extra
+    return change
+
+
+def _seal_format_1(sealer, kind: str, record_id: str, data: bytes) -> bytes:
+    # Format 1, frozen here: header (magic, version 1, key id, nonce); AAD = header + store id + kind + id.
+    def field(text: str) -> bytes:
+        return struct.pack(">H", len(text.encode())) + text.encode()
+
+    key_id = sealer.keyset.primary_id
+    header = struct.pack(">4sBI12s", b"IVLT", 1, key_id, os.urandom(12))
+    aad = header + field(sealer.store_id) + field(kind) + field(record_id)
+    return header + sealer.keyset.aead(key_id).encrypt(header[9:], data, aad)
+
+
+def _to_format_1(sealer, kind: str, bound: tuple[str, ...], columns: tuple[str, ...], metrics: bool = False):
+    def change(row) -> dict:
+        context = {name: row._mapping[name] for name in bound}
+        values = {"key_id": sealer.keyset.primary_id}
+        for column in columns:
+            blob = row._mapping[column]
+            if blob is not None:
+                plain = sealer.open(f"{kind}.{column}", row.id, bytes(blob), context=context)
+                values[column] = _seal_format_1(sealer, f"{kind}.{column}", row.id, plain)
+        if metrics:
+            plain = sealer.open("encoded.metrics", row.id, bytes(row.sealed_metrics), context=context)
+            values["metrics"] = plain.decode()
+        return values
+
+    return change
+
+
+def _sealer_for_records(connection):
+    """The store's sealer, if there are records to re-seal (an empty store, as ``init`` makes, needs none)."""
+    records = sum(connection.execute(sa.select(sa.func.count()).select_from(t)).scalar()
+                  for t in (images, codec_models, encoded_images))  # fmt: skip
+    if not records:
+        return None
+    sealer = context.config.attributes.get("sealer")
+    if sealer is None:
+        from imgvault.store.errors import ConfigError
+
+        raise ConfigError("this migration re-seals the store's records and needs its key: run imgvault db upgrade")
+    return sealer
+
+
+IMAGE_QUERY = sa.select(images, collections.c.name.label("collection")).join(
+    collections, collections.c.id == images.c.collection_id
+)
+
+
+def _rewrite_all(connection, convert) -> None:
+    _rewrite(connection, images, IMAGE_QUERY, convert("image", IMAGE, ("name", "metadata", "data")))
+    _rewrite(connection, codec_models, sa.select(codec_models), convert("model", MODEL, ("data",)))
+    _rewrite(connection, encoded_images, sa.select(encoded_images), convert("encoded", ENCODED, ("data",), True))
 
 
 def upgrade() -> None:
     connection = op.get_bind()
     with op.batch_alter_table("encoded_images") as batch:
         batch.add_column(sa.Column("sealed_metrics", sa.LargeBinary(), nullable=True))
-    records = sum(connection.execute(sa.select(sa.func.count()).select_from(t)).scalar()
-                  for t in (images, codec_models, encoded_images))  # fmt: skip
-    if records:
-        sealer = context.config.attributes.get("sealer")
-        if sealer is None:
-            from imgvault.store.errors import ConfigError
-
-            raise ConfigError("this upgrade re-seals the store's records and needs its key: run imgvault db upgrade")
-        image_query = sa.select(images, collections.c.name.label("collection")).join(
-            collections, collections.c.id == images.c.collection_id
-        )
-        _reseal_table(connection, sealer, "image", images, image_query, IMAGE, ("name", "metadata", "data"))
-        _reseal_table(connection, sealer, "model", codec_models, sa.select(codec_models), MODEL, ("data",))
-        _reseal_table(connection, sealer, "encoded", encoded_images, sa.select(encoded_images), ENCODED, ("data",),
-                      _sealed_metrics(sealer))  # fmt: skip
+    sealer = _sealer_for_records(connection)
+    if sealer is not None:
+        _rewrite_all(connection, lambda *args: _to_format_2(sealer, *args))
     with op.batch_alter_table("encoded_images") as batch:
         batch.drop_column("metrics")
         batch.alter_column("sealed_metrics", new_column_name="metrics", existing_type=sa.LargeBinary(),
@@ -98,4 +139,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("format 2 blobs are not turned back into format 1; restore a backup instead")
+    connection = op.get_bind()
+    with op.batch_alter_table("encoded_images") as batch:
+        batch.alter_column("metrics", new_column_name="sealed_metrics", existing_type=sa.LargeBinary(),
+                           nullable=True)  # fmt: skip
+    with op.batch_alter_table("encoded_images") as batch:  # a batch of its own: the old name is free only now
+        batch.add_column(sa.Column("metrics", sa.Text(), nullable=True))
+    sealer = _sealer_for_records(connection)
+    if sealer is not None:
+        _rewrite_all(connection, lambda *args: _to_format_1(sealer, *args))
+    with op.batch_alter_table("encoded_images") as batch:
+        batch.drop_column("sealed_metrics")
+        batch.alter_column("metrics", existing_type=sa.Text(), nullable=False)
