@@ -5,9 +5,9 @@ record (see :mod:`imgvault.store.crypto`). Writes are transactions: a put that f
 leaves no partial record behind.
 
 :class:`Store` is the facade; each concern lives in a module of its own, as a part the facade is made of:
-:mod:`.keyring` (keys, the primary key, write transactions), :mod:`.rotation` (key rotation),
-:mod:`.images` (collections and images, put and put_many) and :mod:`.encodings` (codec models and
-encoded images).
+:mod:`.keyring` (keys, the primary key, write transactions), :mod:`.rotation` (key rotation, one at a
+time: :mod:`.locks`), :mod:`.images` (collections and images, put and put_many) and :mod:`.encodings`
+(codec models and encoded images). What each sealed blob is bound to is in :mod:`.bindings`.
 """
 
 import contextlib
