@@ -243,6 +243,9 @@ def rotate(ctx: Context) -> None:
     Records are re-sealed in small batches; the store stays readable and writable throughout, and an
     interrupted rotation can be run again. Back up the key file afterwards: the old key is destroyed.
 
+    One rotation runs on a store at a time: a second one does not wait, it fails at once with
+    "another key rotation is in progress" (run it again when the first has finished).
+
     \b
     Example:
       imgvault key rotate
@@ -270,6 +273,9 @@ def db() -> None:
 def upgrade(ctx: Context) -> None:
     """Upgrade the store's schema to this version of imgvault (Alembic migrations), and seal in place the
     MLflow artifacts that earlier versions wrote in plaintext under the home (run it after every upgrade).
+
+    Some migrations re-seal the store's records (revision 0003 binds each record's links into its
+    sealed blobs), so the store's key file or passphrase must be at hand, as for any other command.
 
     \b
     Example:

@@ -10,11 +10,16 @@ A sealed blob is self-describing::
         21   n+16 AES-256-GCM ciphertext and tag
 
 The associated data is the 21-byte header followed by the store id, the record kind and the record id,
-each length-prefixed. A blob copied to another row, another kind of record or another store therefore
-fails its tag check, as a blob under the wrong key does. This is an on-disk format: changing it means a
-new version constant and a reader for the old one.
+each length-prefixed (2 bytes), then the record's context with a 4-byte length prefix. The context is
+what the blob is bound to besides its place: the plaintext columns of its record that must not change
+under it (an encoded image's source image, model, method and parameters; an image's collection and
+size...), given as bytes or as a mapping (encoded as canonical JSON). A blob copied to another row,
+another kind of record or another store, or whose record's bound columns were edited, therefore fails
+its tag check, as a blob under the wrong key does. This is an on-disk format: changing it means a new
+version constant and a reader for the old one.
 """
 
+import json
 import os
 import secrets
 import struct
@@ -28,7 +33,11 @@ from .errors import IntegrityError
 MAGIC = b"IVLT"
 # Format versions:
 #   1 -- AES-256-GCM, 96-bit random nonce, AAD = header + store id + kind + record id (first version).
-VERSION = 1
+#        Still opened, but only where no context is asked for (migration 0003 re-seals them as 2).
+#   2 -- as 1, and the AAD ends with the record's context (4-byte length, then the bytes), which binds
+#        the blob to the record's plaintext columns. An empty context is allowed.
+VERSION = 2
+VERSION_1 = 1
 HEADER = struct.Struct(">4sBI12s")
 NONCE_SIZE = 12
 TAG_SIZE = 16
@@ -108,17 +117,24 @@ class Sealer:
         self.store_id = store_id
         self._store_field = _field(store_id)
 
-    def _associated_data(self, header: bytes, kind: str, record_id: str) -> bytes:
-        return b"".join((header, self._store_field, _field(kind), _field(record_id)))
+    def _associated_data(self, header: bytes, kind: str, record_id: str, context: bytes | None) -> bytes:
+        parts = [header, self._store_field, _field(kind), _field(record_id)]
+        if context is not None:
+            parts += [struct.pack(">I", len(context)), context]
+        return b"".join(parts)
 
-    def seal(self, kind: str, record_id: str, data: bytes) -> bytes:
-        """Encrypt and authenticate ``data`` as the payload of record ``record_id`` of kind ``kind``."""
+    def seal(self, kind: str, record_id: str, data: bytes, *, context: bytes | Mapping | None = None) -> bytes:
+        """Encrypt and authenticate ``data`` as the payload of record ``record_id`` of kind ``kind``.
+
+        ``context`` (bytes, or a mapping of JSON values) binds the blob to more of its record: :meth:`open`
+        must be given the same context.
+        """
         key_id = self.keyset.primary_id
         header = HEADER.pack(MAGIC, VERSION, key_id, os.urandom(NONCE_SIZE))
-        aad = self._associated_data(header, kind, record_id)
+        aad = self._associated_data(header, kind, record_id, context_bytes(context))
         return header + self.keyset.aead(key_id).encrypt(header[9:], data, aad)
 
-    def open(self, kind: str, record_id: str, blob: bytes) -> bytes:
+    def open(self, kind: str, record_id: str, blob: bytes, *, context: bytes | Mapping | None = None) -> bytes:
         """Return the plaintext of ``blob``, or raise :class:`IntegrityError` whatever is wrong with it."""
         error = IntegrityError(
             f"{kind} {record_id} failed its integrity check: the key is wrong, or the stored data was altered or moved"
@@ -127,10 +143,26 @@ class Sealer:
             raise error
         magic, version, key_id, nonce = HEADER.unpack_from(blob)
         aead = self.keyset.aead(key_id)
-        if magic != MAGIC or version != VERSION or aead is None:
+        context = context_bytes(context)
+        if version == VERSION_1 and not context:
+            context = None  # a version 1 blob binds no context; it cannot stand in where one is asked for
+        elif version != VERSION:
+            raise error
+        if magic != MAGIC or aead is None:
             raise error
         header = blob[: HEADER.size]
         try:
-            return aead.decrypt(nonce, blob[HEADER.size :], self._associated_data(header, kind, record_id))
+            return aead.decrypt(nonce, blob[HEADER.size :], self._associated_data(header, kind, record_id, context))
         except InvalidTag:
             raise error from None
+
+
+def context_bytes(context: bytes | Mapping | None) -> bytes:
+    """A context as the bytes bound into the associated data: mappings as canonical JSON."""
+    if context is None:
+        return b""
+    if isinstance(context, bytes):
+        return context
+    if isinstance(context, Mapping):
+        return json.dumps(dict(context), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    raise TypeError(f"a context is bytes or a mapping, not {type(context).__name__}")

@@ -94,24 +94,26 @@ def check_revision(engine: Engine, where: str) -> None:
         )
 
 
-def upgrade(connection: Connection) -> None:
+def upgrade(connection: Connection, sealer=None, revision: str = "head") -> None:
     """Bring the schema to this version's revision with Alembic, in the caller's transaction.
 
-    Creates the schema in an empty database. Alembic is imported only here: it is slow to import and
-    no other command needs it.
+    Creates the schema in an empty database. Migrations that re-seal records use ``sealer`` (the
+    store's :class:`~imgvault.store.crypto.Sealer`). Alembic is imported only here: it is slow to
+    import and no other command needs it.
     """
     from alembic import command
 
-    command.upgrade(migration_config(connection), "head")
+    command.upgrade(migration_config(connection, sealer), revision)
 
 
-def migration_config(connection: Connection):
+def migration_config(connection: Connection, sealer=None):
     """Alembic's configuration for our migrations, running on ``connection``."""
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.attributes["connection"] = connection
+    config.attributes["sealer"] = sealer
     return config
 
 

@@ -51,3 +51,7 @@ class InvalidParameter(ImgVaultError, ValueError):
 
 class InvalidMetadata(ImgVaultError, ValueError):
     """User metadata the store does not accept (too large, or not JSON text)."""
+
+
+class RotationInProgress(ImgVaultError):
+    """Another key rotation holds the store: rotations run one at a time, and a second one fails fast."""

@@ -1,8 +1,13 @@
 """What the store hands back: images, collections, put outcomes and rotation reports."""
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+
+
+def utc_now() -> datetime:
+    """Now, as the naive UTC datetime the store's timestamps are kept in."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def iso_utc(moment: datetime) -> str:
@@ -59,6 +64,8 @@ class RotationReport:
     new_key_id: int
     retired_key_ids: list[int]
     resealed: dict[str, int]
+    # What the ``before_retire`` callback of :meth:`Store.rotate_key` re-sealed outside the store.
+    resealed_artifacts: int = 0
 
     @property
     def resealed_images(self) -> int:

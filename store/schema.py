@@ -7,7 +7,7 @@ blob (see :mod:`imgvault.store.crypto`); everything else is plaintext that the d
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
 
 # The Alembic revision this code reads and writes; bumped with every migration.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -80,7 +80,8 @@ codec_models = Table(
     Column("data", LargeBinary, nullable=False),
 )
 
-# An "encrypted image": the method's output for one image, sealed, with its quality metrics.
+# An "encrypted image": the method's output for one image, sealed, with its quality metrics (sealed JSON;
+# a plain column before revision 0003).
 encoded_images = Table(
     "encoded_images",
     metadata,
@@ -89,17 +90,17 @@ encoded_images = Table(
     Column("model_id", String(26), ForeignKey("codec_models.id"), nullable=False, index=True),
     Column("method", String(32), nullable=False),
     Column("params", Text, nullable=False),
-    Column("metrics", Text, nullable=False),
     Column("key_id", BigInteger, nullable=False, index=True),
     Column("bytes", BigInteger, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    Column("metrics", LargeBinary, nullable=False),
 )
 
 # Every table with sealed columns, with those columns: what key rotation re-seals. The seal kind of a
-# column is "<kind>.<column>".
+# column is "<kind>.<column>"; what each record's blobs are bound to is in ``bindings``.
 SEALED = {
     "image": (images, ("name", "metadata", "data")),
     "model": (codec_models, ("data",)),
-    "encoded": (encoded_images, ("data",)),
+    "encoded": (encoded_images, ("data", "metrics")),
 }

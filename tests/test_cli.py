@@ -7,7 +7,7 @@ import json
 import click
 import pytest
 from PIL import Image
-from rawdb import tamper
+from rawdb import raw_engine, tamper
 
 from imgvault.cli import cli
 from imgvault.store import Settings, Store, schema
@@ -246,7 +246,7 @@ def test_db_upgrade_brings_an_older_store_up_to_date_keeping_its_images(initiali
 
     [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
     with Store.open(initialised) as store, write_transaction(store.engine) as connection:
-        command.downgrade(migration_config(connection), "0001")
+        command.downgrade(migration_config(connection, store.sealer), "0001")
     refused = runner.invoke(cli, ["ls"])
     assert refused.exit_code == 1
     assert f"has schema revision 0001 and this imgvault needs {SCHEMA_REVISION}" in refused.stderr
@@ -313,4 +313,30 @@ def test_get_into_a_missing_folder_names_the_target(initialised, runner, image_d
     assert (result.exit_code, result.stderr) == (
         1,
         f"Error: cannot write {tmp_path / 'no' / 'x.jpg'}: No such file or directory\n",
+    )
+
+
+def test_an_altered_settings_row_or_parameters_give_a_specific_error_line(initialised, runner, image_dir):
+    from imgvault.methods import encode_image
+
+    with Store.open(initialised) as store:
+        image = store.put(image_dir / "china.jpg")
+        encoded = encode_image(store, image.id, method="kmeans", k=4, size=32).info
+    engine = raw_engine(initialised)
+    with engine.begin() as connection:
+        connection.execute(schema.encoded_images.update().values(params="{not json"))
+    result = runner.invoke(cli, ["ls", "--encoded"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: encoded.metrics {encoded.id} failed its integrity check: the key is wrong, or the stored data was"
+        " altered or moved\n"
+    )
+    with engine.begin() as connection:
+        table = schema.settings
+        connection.execute(table.update().where(table.c.name == "primary_key_id").values(value="x"))
+    engine.dispose()
+    result = runner.invoke(cli, ["ls"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "Error: the store's settings were altered: primary_key_id is missing or not a key id\n",
     )

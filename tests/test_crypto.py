@@ -9,11 +9,20 @@ from imgvault.store.errors import IntegrityError
 
 KEY = bytes(range(32))
 KEY_ID = 0x01020304
-# Sealed once with KEY as kind "image.data", record "01JD3Z8R8C6WQ3M1V0B5E3N9XK", store "store-golden",
-# plaintext b"imgvault golden blob". This is an on-disk format: it must not change silently.
-GOLDEN = bytes.fromhex(
+# Sealed once in format version 1 with KEY as kind "image.data", record "01JD3Z8R8C6WQ3M1V0B5E3N9XK",
+# store "store-golden", plaintext b"imgvault golden blob". Stores written before version 2 hold such blobs.
+GOLDEN_V1 = bytes.fromhex(
     "49564c54010102030493a91b2c7d6e5f40312233440e1ffa37e30401704c73a42a5efc10204ef40ac45a24257cab64358f14979ea1d55e589a"
 )
+
+# Sealed once in format version 2 with KEY as kind "encoded.data", record "01JD3Z8R8C6WQ3M1V0B5E3N9XK",
+# store "store-golden", plaintext b"imgvault golden blob", and the context GOLDEN_CONTEXT.
+# This is an on-disk format: it must not change silently.
+GOLDEN_V2 = bytes.fromhex(
+    "49564c5402010203047a092a6705523c769bf82b34563ec53914c4ebf1254c49eb0dcef6f934d744fb93f076cc4ea34d55e004604d72683ae6"
+)
+GOLDEN_CONTEXT = {"image_id": "01JD3Z8R8C6WQ3M1V0B5E3N9XA", "method": "pca", "model_id": "01JD3Z8R8C6WQ3M1V0B5E3N9XB",
+                  "params": '{"k": 8}'}  # fmt: skip
 
 
 def golden_sealer() -> Sealer:
@@ -21,13 +30,49 @@ def golden_sealer() -> Sealer:
 
 
 def test_golden_blob_still_opens():
-    assert golden_sealer().open("image.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN) == b"imgvault golden blob"
+    opened = golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2, context=GOLDEN_CONTEXT)
+    assert opened == b"imgvault golden blob"
+
+
+def test_the_context_is_canonical_json_whatever_the_order_of_the_mapping():
+    reordered = dict(reversed(list(GOLDEN_CONTEXT.items())))
+    as_bytes = (
+        b'{"image_id":"01JD3Z8R8C6WQ3M1V0B5E3N9XA","method":"pca",'
+        b'"model_id":"01JD3Z8R8C6WQ3M1V0B5E3N9XB","params":"{\\"k\\": 8}"}'
+    )
+    for context in (reordered, as_bytes):
+        assert golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2, context=context)
+
+
+@pytest.mark.parametrize("field", sorted(GOLDEN_CONTEXT))
+def test_a_blob_opened_with_any_bound_value_changed_fails(field):
+    changed = {**GOLDEN_CONTEXT, field: GOLDEN_CONTEXT[field] + "x"}
+    with pytest.raises(IntegrityError, match="failed its integrity check"):
+        golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2, context=changed)
+    with pytest.raises(IntegrityError):
+        golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2)
+
+
+def test_a_version_1_blob_still_opens_without_a_context_but_never_where_one_is_bound():
+    sealer = golden_sealer()
+    assert sealer.open("image.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V1) == b"imgvault golden blob"
+    with pytest.raises(IntegrityError):
+        sealer.open("image.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V1, context={"width": 1})
+
+
+def test_seal_and_open_without_a_context_keep_their_meaning():
+    sealer = golden_sealer()
+    blob = sealer.seal("artifact", "runs/1/model.npz", b"data")
+    assert sealer.open("artifact", "runs/1/model.npz", blob) == b"data"
+    assert sealer.open("artifact", "runs/1/model.npz", blob, context=b"") == b"data"
+    with pytest.raises(IntegrityError):
+        sealer.open("artifact", "runs/1/model.npz", blob, context={"run": "1"})
 
 
 def test_sealed_blob_layout_is_magic_version_key_id_nonce_then_ciphertext_and_tag():
     blob = golden_sealer().seal("image.data", "01X", b"hello")
     magic, version, key_id, nonce = HEADER.unpack_from(blob)
-    assert (magic, version, key_id) == (MAGIC, VERSION, KEY_ID) == (b"IVLT", 1, 0x01020304)
+    assert (magic, version, key_id) == (MAGIC, VERSION, KEY_ID) == (b"IVLT", 2, 0x01020304)
     assert len(nonce) == NONCE_SIZE == 12
     assert len(blob) == HEADER.size + len(b"hello") + TAG_SIZE == 21 + 5 + 16
     assert blob_key_id(blob) == KEY_ID

@@ -140,3 +140,84 @@ def test_store_commands_do_not_import_mlflow_or_scikit_learn(tmp_path, clean_env
              "OUT": str(tmp_path / "out.png")}.get(a, a) for a in args]  # fmt: skip
     # The database layer, and nothing of the methods, the tracker, or the migrations.
     assert run_probe(args, home) == "CODE 0 HEAVY ['sqlalchemy']"
+
+
+def key_ids(home: Path) -> tuple[set[int], set[int]]:
+    """The key ids in the key file and in the store's keys table."""
+    import json
+
+    from imgvault.store import schema
+
+    in_file = {k["key_id"] for k in json.loads((home / "keyset.json").read_text())["keys"]}
+    engine = raw_engine(home)
+    with engine.connect() as connection:
+        in_store = set(connection.execute(schema.keys.select().with_only_columns(schema.keys.c.key_id)).scalars())
+    engine.dispose()
+    return in_file, in_store
+
+
+BUSY = "Error: another key rotation is in progress on this store; run imgvault key rotate again when it has finished\n"
+
+
+def test_rotations_started_at_once_run_one_at_a_time_and_leave_store_and_key_file_agreeing(tmp_path, db_url):
+    home = tmp_path / "vault"
+    sources = write_tiles(tmp_path / "in", 120, "tile")
+    with Store.init(home) as store:
+        images = {result.image.id: result.path for result in store.put_many(sources, jobs=1)}
+    outcomes = []
+    for _ in range(4):
+        rotations = [imgvault("key", "rotate", home=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                     for _ in range(3)]  # fmt: skip
+        for rotation in rotations:
+            _, err = rotation.communicate(timeout=300)
+            assert (rotation.returncode, err.decode()) in ((0, ""), (1, BUSY)), err.decode()
+            outcomes.append(rotation.returncode)
+        in_file, in_store = key_ids(home)
+        assert len(in_file) == 1 and in_file == in_store
+        assert not list(home.glob(".keyset.json.*.tmp"))
+    assert 0 in outcomes
+    with Store.open(home) as store:
+        for image_id, path in images.items():
+            assert store.get(image_id) == path.read_bytes()
+
+
+KILLED_ROTATION = """
+import os, signal, sys
+from imgvault.store import Store
+
+real_replace, calls = os.replace, 0
+
+def replace_or_die(source, target):
+    # SIGKILL between writing the temporary key file and renaming it, at write number {write}.
+    global calls
+    calls += 1
+    if calls == {write}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(source, target)
+
+os.replace = replace_or_die
+Store.open(sys.argv[1]).rotate_key()
+"""
+
+
+@pytest.mark.parametrize("write", [1, 2], ids=["adding-the-new-key", "retiring-the-old-key"])
+def test_a_rotation_killed_while_writing_the_key_file_leaves_nothing_behind_after_the_next_command(
+    tmp_path, db_url, write
+):
+    home = tmp_path / "vault"
+    with Store.init(home) as store:
+        image = store.put(write_tiles(tmp_path / "in", 1, "tile")[0])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMGVAULT_") or k == "IMGVAULT_DB_URL"}
+    killed = subprocess.run([sys.executable, "-c", KILLED_ROTATION.format(write=write), str(home)], env=env,
+                            capture_output=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    [leftover] = home.glob(".keyset.json.*.tmp")  # what a killed rotation leaves: it holds keys
+    lister = imgvault("ls", home=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = lister.communicate(timeout=60)
+    assert lister.returncode == 0, err.decode()
+    assert not leftover.exists()
+    in_file, in_store = key_ids(home)
+    assert in_file == in_store and len(in_file) == 1  # killed while retiring: the retirement is completed
+    with Store.open(home) as store:
+        assert store.get(image.id) == (tmp_path / "in" / "tile-00000.png").read_bytes()
+        store.rotate_key()

@@ -5,8 +5,9 @@ import json
 import os
 
 import pytest
+import sqlalchemy
 from rawdb import flip_bit, raw_engine, stored_bytes, tamper
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from imgvault.store import (
     CollectionNotFound,
@@ -14,6 +15,7 @@ from imgvault.store import (
     ImageNotFound,
     IntegrityError,
     InvalidImage,
+    RotationInProgress,
     Settings,
     Store,
     schema,
@@ -111,6 +113,20 @@ def test_init_refuses_to_overwrite_an_existing_store_or_key(store, home):
     os.remove(home / "store.db")
     with pytest.raises(ConfigError, match=r"keyset.json already exists; refusing to overwrite a key"):
         Store.init(home)
+
+
+@pytest.mark.sqlite_only  # about SQLite's files
+def test_the_database_and_its_wal_and_shm_files_are_private(home, image_dir):
+    umask = os.umask(0o022)
+    try:
+        with Store.init(home) as store:
+            store.put(image_dir / "china.jpg")
+            files = sorted(path.name for path in home.glob("store.db*"))
+            assert files == ["store.db", "store.db-shm", "store.db-wal"]
+            modes = {name: (home / name).stat().st_mode & 0o777 for name in files}
+    finally:
+        os.umask(umask)
+    assert modes == dict.fromkeys(files, 0o600)
 
 
 def test_the_key_file_is_private_and_opening_refuses_a_readable_one(store, home):
@@ -241,6 +257,79 @@ def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again
         assert all(reopened.get(image.id) for image in images)
 
 
+def _key_ids(home) -> tuple[set[int], set[int]]:
+    """The key ids in the key file and in the store's keys table."""
+    in_file = {k["key_id"] for k in json.loads((home / "keyset.json").read_text())["keys"]}
+    engine = raw_engine(home)
+    with engine.connect() as connection:
+        in_store = set(connection.execute(select(schema.keys.c.key_id)).scalars())
+    engine.dispose()
+    return in_file, in_store
+
+
+@pytest.mark.parametrize("key_source", ["file", "passphrase"])
+def test_a_second_rotation_while_one_runs_is_refused_and_the_first_completes(key_source, home, image_dir,
+                                                                            monkeypatch):  # fmt: skip
+    if key_source == "passphrase":
+        monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    store = Store.init(home)
+    images = [store.put(p) for p in sorted(image_dir.iterdir())[:4]]
+    original_reseal, original_writing, calls, writes, refused = store._reseal, store._writing, 0, 0, []
+
+    def reseal_counting(*args):
+        nonlocal calls
+        calls += 1
+        assert calls <= 8, "the re-seal loop does not end"
+        return original_reseal(*args)
+
+    def writing_while_another_rotation_starts():
+        # The second write transaction of a rotation is its first batch of re-sealing: start another
+        # rotation just before it, between two of the first rotation's transactions.
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            with Store.open(home) as other:
+                try:
+                    other.rotate_key()
+                except RotationInProgress as exc:
+                    refused.append(str(exc))
+        return original_writing()
+
+    store._reseal, store._writing = reseal_counting, writing_while_another_rotation_starts
+    report = store.rotate_key(batch_size=2)
+    store.close()
+    assert refused == [
+        "another key rotation is in progress on this store; run imgvault key rotate again when it has finished"
+    ]
+    assert report.resealed_images == 4
+    if key_source == "file":
+        assert _key_ids(home) == ({report.new_key_id}, {report.new_key_id})
+    with Store.open(home) as reopened:
+        for image, path in zip(images, sorted(image_dir.iterdir())[:4], strict=True):
+            assert reopened.get(image.id) == path.read_bytes()
+
+
+def test_before_retire_sees_old_and_new_keys_and_its_count_is_reported(store, home, image_dir):
+    store.put(image_dir / "china.jpg")
+    old_key = store.sealer.keyset.primary_id
+    artifact = store.sealer.seal("artifact", "runs/1/model.npz", b"an artifact")
+    resealed = {}
+
+    def reseal_the_artifact(sealer) -> int:
+        assert old_key in sealer.keyset.keys and sealer.keyset.primary_id != old_key
+        resealed["blob"] = sealer.seal("artifact", "runs/1/model.npz", sealer.open("artifact", "runs/1/model.npz",
+                                                                                    artifact))  # fmt: skip
+        return 1
+
+    report = store.rotate_key(before_retire=reseal_the_artifact)
+    assert (report.resealed_artifacts, report.retired_key_ids) == (1, [old_key])
+    assert blob_key_id(resealed["blob"]) == report.new_key_id
+    assert store.sealer.open("artifact", "runs/1/model.npz", resealed["blob"]) == b"an artifact"
+    with pytest.raises(IntegrityError):
+        store.sealer.open("artifact", "runs/1/model.npz", artifact)
+    assert store.rotate_key().resealed_artifacts == 0
+
+
 def test_passphrase_store_derives_its_key_and_rejects_a_wrong_passphrase(tmp_path, clean_env, monkeypatch, image_dir):
     monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
     with Store.init(tmp_path / "p") as store:
@@ -259,6 +348,36 @@ def test_passphrase_store_derives_its_key_and_rejects_a_wrong_passphrase(tmp_pat
         assert report.resealed_images == 1
     with Store.open(tmp_path / "p") as store:
         assert store.get(image.id) == (image_dir / "china.jpg").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("primary_key_id", "not a number", "primary_key_id is missing or not a key id"),
+        ("key_source", "rsa", 'key_source is neither "file" nor "passphrase"'),
+        ("store_id", "", "store_id is missing"),
+    ],
+)
+def test_an_altered_settings_row_is_an_integrity_error(store, home, name, value, message):
+    store.close()
+    engine = raw_engine(home)
+    with engine.begin() as connection:
+        table = schema.settings
+        connection.execute(update(table).where(table.c.name == name).values(value=value))
+    engine.dispose()
+    with pytest.raises(IntegrityError, match=f"the store's settings were altered: {message}"):
+        Store.open(home)
+
+
+def test_altered_key_derivation_parameters_are_an_integrity_error(tmp_path, clean_env, monkeypatch):
+    monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
+    Store.init(tmp_path / "p").close()
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'p' / 'store.db'}")
+    with engine.begin() as connection:
+        connection.execute(update(schema.keys).values(kdf='{"kdf": "scrypt"'))
+    engine.dispose()
+    with pytest.raises(IntegrityError, match=r"the key derivation parameters of key \d+ were altered"):
+        Store.open(tmp_path / "p")
 
 
 def test_a_key_file_store_refuses_a_passphrase(store, home, monkeypatch):

@@ -1,0 +1,165 @@
+"""Codec models and encoded images: a method's fitted model and its output for an image, sealed."""
+
+import json
+from collections.abc import Iterator
+
+from sqlalchemy import insert, select
+
+from . import bindings, schema
+from .bindings import encoded_context, model_context
+from .errors import EncodedNotFound, ImageNotFound, NotFound
+from .ids import new_id
+from .images import Images
+from .records import EncodedInfo
+from .records import utc_now as _now
+
+
+class Encodings(Images):
+    """The codec models and encoded images part of :class:`~imgvault.store.Store`."""
+
+    def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
+        model_id = new_id()
+        values = {"collection_id": collection_id, "image_id": image_id, "method": method,
+                  "params": json.dumps(params, sort_keys=True)}  # fmt: skip
+        connection.execute(
+            insert(schema.codec_models).values(
+                id=model_id,
+                **values,
+                key_id=self._sealer.keyset.primary_id,
+                bytes=len(data),
+                created_at=_now(),
+                data=self._sealer.seal("model.data", model_id, data, context=model_context(values)),
+            )
+        )
+        return model_id
+
+    def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
+                     model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
+        """Store an encoded image with its model, in one transaction; return what was stored.
+
+        Give ``model`` (the payload of a model fitted on this image alone, stored with it) or
+        ``model_id`` (a model already stored, fitted on the image's collection).
+        """
+        item = {"image_id": image_id, "encoded": encoded, "metrics": metrics, "model": model, "model_id": model_id}
+        [info] = self.put_encodings([item], method=method, params=params)
+        return info
+
+    def put_encodings(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
+                      collection: str | None = None) -> list[EncodedInfo]:  # fmt: skip
+        """Store several encodings of one method and parameters in one transaction (all or none).
+
+        Each item is a dict with ``image_id``, ``encoded``, ``metrics`` and either ``model`` (bytes of a
+        model fitted on that image alone) or ``model_id`` (a stored model). With ``shared_model`` (a model
+        fitted on the whole ``collection``), it is stored in the same transaction and serves the items
+        that name no model of their own.
+        """
+        for item in items:
+            if shared_model is None and (item.get("model") is None) == (item.get("model_id") is None):
+                raise TypeError("give exactly one of model and model_id for every item")
+        results = []
+        with self._writing() as connection:
+            if shared_model is not None:
+                collection_id = self._collection_id(connection, collection, create=False)
+                shared_id = self._insert_model(connection, collection_id, None, method, params, shared_model)
+                items = [item if item.get("model") or item.get("model_id") else {**item, "model_id": shared_id}
+                         for item in items]  # fmt: skip
+            images = schema.images
+            wanted = list({item["image_id"] for item in items})
+            found = {
+                row.id: row
+                for row in connection.execute(
+                    select(images.c.id, images.c.collection_id, schema.collections.c.name)
+                    .join(schema.collections, schema.collections.c.id == images.c.collection_id)
+                    .where(images.c.id.in_(wanted))
+                )
+            }
+            shared = {item["model_id"] for item in items if item.get("model_id")} - {None}
+            known = set(
+                connection.execute(
+                    select(schema.codec_models.c.id).where(schema.codec_models.c.id.in_(shared))
+                ).scalars()
+            )
+            encoded_rows = []
+            for item in items:
+                row = found.get(item["image_id"])
+                if row is None:
+                    raise ImageNotFound(f"image {item['image_id']} not found")
+                model_id = item.get("model_id")
+                if model_id is None:
+                    model_id = self._insert_model(connection, row.collection_id, row.id, method, params, item["model"])
+                elif model_id not in known:
+                    raise NotFound(f"codec model {model_id} not found")
+                encoded_id, created = new_id(), _now()
+                values = {"image_id": row.id, "model_id": model_id, "method": method,
+                          "params": json.dumps(params, sort_keys=True)}  # fmt: skip
+                bound = encoded_context(values)
+                metrics = json.dumps(item["metrics"], sort_keys=True).encode()
+                encoded_rows.append(
+                    {
+                        "id": encoded_id,
+                        **values,
+                        "key_id": self._sealer.keyset.primary_id,
+                        "bytes": len(item["encoded"]),
+                        "created_at": created,
+                        "data": self._sealer.seal("encoded.data", encoded_id, item["encoded"], context=bound),
+                        "metrics": self._sealer.seal("encoded.metrics", encoded_id, metrics, context=bound),
+                    }
+                )
+                results.append(
+                    EncodedInfo(
+                        id=encoded_id, image_id=row.id, model_id=model_id, collection=row.name, method=method,
+                        params=params, metrics=item["metrics"], bytes=len(item["encoded"]), created=created,
+                    )
+                )  # fmt: skip
+            if encoded_rows:
+                connection.execute(insert(schema.encoded_images), encoded_rows)
+        return results
+
+    def _encoded_query(self):
+        e, i, c = schema.encoded_images, schema.images, schema.collections
+        return (
+            select(e.c.id, e.c.image_id, e.c.model_id, c.c.name.label("collection"), e.c.method, e.c.params,
+                   e.c.metrics, e.c.bytes, e.c.created_at)
+            .join(i, i.c.id == e.c.image_id)
+            .join(c, c.c.id == i.c.collection_id)
+        )  # fmt: skip
+
+    def _encoded_info(self, row) -> EncodedInfo:
+        # The metrics open first: they authenticate the links and parameters before these are used.
+        metrics = self._sealer.open("encoded.metrics", row.id, row.metrics, context=encoded_context(row._mapping))
+        return EncodedInfo(
+            id=row.id, image_id=row.image_id, model_id=row.model_id, collection=row.collection, method=row.method,
+            params=json.loads(row.params), metrics=json.loads(metrics), bytes=row.bytes, created=row.created_at,
+        )  # fmt: skip
+
+    def encoded_images(self, collection: str | None = None) -> Iterator[EncodedInfo]:
+        """Every encoded image (of one collection, if given), oldest first."""
+        query = self._encoded_query().order_by(schema.encoded_images.c.id)
+        with self.engine.connect() as connection:
+            if collection is not None:
+                collection_id = self._collection_id(connection, collection, create=False)
+                query = query.where(schema.images.c.collection_id == collection_id)
+            rows = connection.execute(query).all()
+        return (self._encoded_info(row) for row in rows)
+
+    def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
+        """An encoded image's record and its payload (the method's output)."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._encoded_query().where(schema.encoded_images.c.id == encoded_id)).first()
+            blob = connection.execute(
+                select(schema.encoded_images.c.data).where(schema.encoded_images.c.id == encoded_id)
+            ).scalar()
+        if row is None:
+            raise EncodedNotFound(f"encoded image {encoded_id} not found")
+        payload = self._sealer.open("encoded.data", encoded_id, blob, context=encoded_context(row._mapping))
+        return self._encoded_info(row), payload
+
+    def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
+        """A codec model's method, parameters and payload."""
+        table = schema.codec_models
+        with self.engine.connect() as connection:
+            row = connection.execute(bindings.sealed_rows("model").where(table.c.id == model_id)).first()
+        if row is None:
+            raise NotFound(f"codec model {model_id} not found")
+        data = self._sealer.open("model.data", model_id, row.data, context=model_context(row._mapping))
+        return row.method, json.loads(row.params), data

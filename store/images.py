@@ -1,0 +1,272 @@
+"""Collections and images: putting images in (one, or many streamed), getting them back, listing, removing."""
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from . import schema
+from .bindings import image_columns, image_context
+from .errors import CollectionNotFound, ImageNotFound
+from .ids import new_id
+from .ingest import check_files, iter_files, stored_name
+from .keyring import Keyring
+from .names import check_collection_name
+from .records import CollectionInfo, ImageInfo, PutResult
+from .records import utc_now as _now
+from .validate import ImageFacts, check_metadata, inspect_image, read_image_file
+
+DEFAULT_COLLECTION = "default"
+# A batch of puts is committed when it holds this many images, this many bytes, or is this old.
+BATCH_IMAGES = 500
+BATCH_BYTES = 64 * 1024 * 1024
+BATCH_SECONDS = 1.0
+
+
+def _insert_ignoring_conflicts(connection: Connection, table, values: dict, unique: str):
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif connection.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(table).values(values)
+    return dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=[unique])
+
+
+class Images(Keyring):
+    """The collections and images part of :class:`~imgvault.store.Store`."""
+
+    # -- collections ---------------------------------------------------------------------------------
+
+    # -- collections ---------------------------------------------------------------------------------
+
+    def _collection_id(self, connection: Connection, name: str, *, create: bool) -> str:
+        table = schema.collections
+        query = select(table.c.id).where(table.c.name == name)
+        found = connection.execute(query).scalar()
+        if found is None and create:
+            # ON CONFLICT: two writers creating the same collection at once (PostgreSQL does not
+            # serialise them as SQLite's BEGIN IMMEDIATE does) must both end up using one row.
+            values = {"id": new_id(), "name": name, "created_at": _now()}
+            connection.execute(_insert_ignoring_conflicts(connection, table, values, "name"))
+            found = connection.execute(query).scalar()
+        if found is None:
+            raise CollectionNotFound(f'collection "{name}" not found')
+        return found
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its image count and size, by name."""
+        c, i = schema.collections, schema.images
+        query = (
+            select(c.c.name, c.c.created_at, func.count(i.c.id), func.coalesce(func.sum(i.c.bytes), 0))
+            .select_from(c.outerjoin(i, i.c.collection_id == c.c.id))
+            .group_by(c.c.id, c.c.name, c.c.created_at)
+            .order_by(c.c.name)
+        )
+        with self.engine.connect() as connection:
+            return [
+                CollectionInfo(name=name, images=count, bytes=int(size), created=created)
+                for name, created, count, size in connection.execute(query)
+            ]
+
+    # -- images --------------------------------------------------------------------------------------
+
+    def put(
+        self,
+        source: str | Path | bytes,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        name: str | None = None,
+        metadata: dict | None = None,
+    ) -> ImageInfo:
+        """Validate and store one image from a file path or from bytes; return what was stored.
+
+        Raises :class:`InvalidImage` (naming the file) when it is not an image the store accepts.
+        """
+        check_collection_name(collection)
+        check_metadata(metadata)
+        if isinstance(source, bytes | bytearray | memoryview):
+            data = bytes(source)
+            name = name or "image"
+            facts = inspect_image(data, name)
+        else:
+            path = Path(source)
+            data, facts = read_image_file(path)
+            name = name or stored_name(path)
+        with self._writing() as connection:
+            collection_id = self._collection_id(connection, collection, create=True)
+            [image] = self._insert(connection, collection, collection_id, [(name, facts, data, metadata)])
+        return image
+
+    def put_many(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        metadata: dict | None = None,
+        jobs: int | None = None,
+    ) -> Iterator[PutResult]:
+        """Store every image file named in ``paths`` (directories recursively), streaming.
+
+        Files are validated in ``jobs`` worker processes and written in batches; a result is yielded
+        for each file once its image is committed, or once it was refused. Bad files never stop the
+        good ones. Memory does not grow with the number of files.
+        """
+        check_collection_name(collection)
+        check_metadata(metadata)
+        pending: list[tuple[Path, ImageFacts, bytes]] = []
+        pending_bytes = 0
+        started = 0.0
+        for checked in check_files(iter_files(paths), jobs):
+            data, error = checked.bytes_to_store()
+            if error:
+                yield PutResult(checked.path, error=error)
+                continue
+            if not pending:
+                started = time.monotonic()
+            pending.append((checked.path, checked.facts, data))
+            pending_bytes += len(data)
+            if (
+                len(pending) >= BATCH_IMAGES
+                or pending_bytes >= BATCH_BYTES
+                or time.monotonic() - started > BATCH_SECONDS
+            ):
+                yield from self._commit_batch(collection, pending, metadata)
+                pending, pending_bytes = [], 0
+        if pending:
+            yield from self._commit_batch(collection, pending, metadata)
+
+    def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
+        with self._writing() as connection:
+            collection_id = self._collection_id(connection, collection, create=True)
+            images = self._insert(
+                connection,
+                collection,
+                collection_id,
+                [(stored_name(path), facts, data, metadata) for path, facts, data in batch],
+            )
+        return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
+
+    def _insert(self, connection: Connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
+        seal = self._sealer.seal
+        key_id = self._sealer.keyset.primary_id
+        rows, images = [], []
+        for name, facts, data, metadata in items:
+            image_id, created = new_id(), _now()
+            bound = image_context({"collection_id": collection_id, "collection": collection, "format": facts.format,
+                                   "width": facts.width, "height": facts.height, "mode": facts.mode,
+                                   "bytes": facts.bytes})  # fmt: skip
+            rows.append(
+                {
+                    "id": image_id,
+                    "collection_id": collection_id,
+                    "key_id": key_id,
+                    "format": facts.format,
+                    "width": facts.width,
+                    "height": facts.height,
+                    "mode": facts.mode,
+                    "bytes": facts.bytes,
+                    "created_at": created,
+                    "name": seal("image.name", image_id, name.encode(), context=bound),
+                    "metadata": (
+                        seal("image.metadata", image_id, json.dumps(metadata).encode(), context=bound)
+                        if metadata
+                        else None
+                    ),
+                    "data": seal("image.data", image_id, data, context=bound),
+                }
+            )
+            images.append(
+                ImageInfo(
+                    id=image_id,
+                    name=name,
+                    collection=collection,
+                    format=facts.format,
+                    width=facts.width,
+                    height=facts.height,
+                    mode=facts.mode,
+                    bytes=facts.bytes,
+                    created=created,
+                    metadata=dict(metadata or {}),
+                )
+            )
+        connection.execute(insert(schema.images), rows)
+        return images
+
+    def get(self, image_id: str) -> bytes:
+        """The original bytes of image ``image_id``, exactly as they were put."""
+        images = schema.images
+        with self.engine.connect() as connection:
+            row = connection.execute(image_columns().add_columns(images.c.data).where(images.c.id == image_id)).first()
+        if row is None:
+            raise ImageNotFound(f"image {image_id} not found")
+        return self._sealer.open("image.data", image_id, row.data, context=image_context(row._mapping))
+
+    def _info_query(self):
+        i = schema.images
+        return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
+
+    def _info(self, row) -> ImageInfo:
+        bound = image_context(row._mapping)
+
+        def open_(kind: str, blob: bytes) -> bytes:
+            return self._sealer.open(kind, row.id, blob, context=bound)
+
+        metadata = json.loads(open_("image.metadata", row.metadata)) if row.metadata is not None else {}
+        return ImageInfo(
+            id=row.id,
+            name=open_("image.name", row.name).decode(),
+            collection=row.collection,
+            format=row.format,
+            width=row.width,
+            height=row.height,
+            mode=row.mode,
+            bytes=row.bytes,
+            created=row.created_at,
+            metadata=metadata,
+        )
+
+    def info(self, image_id: str) -> ImageInfo:
+        """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
+        with self.engine.connect() as connection:
+            row = connection.execute(self._info_query().where(schema.images.c.id == image_id)).first()
+        if row is None:
+            raise ImageNotFound(f"image {image_id} not found")
+        return self._info(row)
+
+    def images(self, collection: str | None = None, *, page_size: int = 500) -> Iterator[ImageInfo]:
+        """Every image (of one collection, if given) in the order they were put, streamed in pages."""
+        query = self._info_query().order_by(schema.images.c.id).limit(page_size)
+        if collection is not None:
+            with self.engine.connect() as connection:
+                collection_id = self._collection_id(connection, collection, create=False)
+            query = query.where(schema.images.c.collection_id == collection_id)
+        after = ""
+        while True:
+            with self.engine.connect() as connection:
+                rows = connection.execute(query.where(schema.images.c.id > after)).all()
+            for row in rows:
+                yield self._info(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1].id
+
+    def remove(self, image_ids: Iterable[str]) -> int:
+        """Delete the images ``image_ids``: all of them, or none if any is missing. Returns the count."""
+        wanted = list(dict.fromkeys(image_ids))
+        with self._writing() as connection:
+            found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
+            missing = [image_id for image_id in wanted if image_id not in found]
+            if missing:
+                raise ImageNotFound(
+                    f"image {missing[0]} not found" if len(missing) == 1 else f"images not found: {', '.join(missing)}"
+                )
+            # An image takes its encoded images and the models fitted on it alone along; models fitted
+            # on a whole collection stay for the collection's other images.
+            encoded, models = schema.encoded_images, schema.codec_models
+            connection.execute(delete(encoded).where(encoded.c.image_id.in_(wanted)))
+            connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
+            connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
+        return len(wanted)

@@ -1,0 +1,124 @@
+"""Key rotation: a new primary key, every record re-sealed with it in batches, the old keys retired.
+
+Rotations run one at a time (see :mod:`.locks`). The key file always holds every key the store may
+still need: a new key reaches the file before the store uses it, and an old key leaves the file only
+after the store has dropped it. A rotation killed in between leaves the file with a key too many, which
+the next command that opens the store removes (:meth:`Keyring._tidy_key_file`).
+"""
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, delete, select, update
+
+from . import bindings, schema
+from .crypto import Keyset, Sealer
+from .keyring import Keyring
+from .keys import read_key_file, write_key_file
+from .locks import rotation_lock
+from .records import RotationReport
+
+
+class Rotation(Keyring):
+    """The key rotation part of :class:`~imgvault.store.Store`."""
+
+    def rotate_key(
+        self, *, batch_size: int = 200, before_retire: Callable[[Sealer], int] | None = None
+    ) -> RotationReport:
+        """Make a new primary key, re-seal every record with it in batches, then retire the old keys.
+
+        Each batch is its own transaction, so memory stays bounded, other processes keep reading and
+        writing, and every record stays readable throughout. Interrupted, it can simply be run again.
+        Only one rotation runs on a store at a time: another one raises :class:`RotationInProgress`.
+
+        Parameters
+        ----------
+        batch_size : int
+            Records re-sealed per transaction.
+        before_retire : callable, optional
+            Called with the store's :class:`Sealer` once every record is re-sealed and before the old
+            keys are removed (its keyset still holds the old keys and the new primary), to re-seal
+            blobs kept outside the store; the count it returns is reported as ``resealed_artifacts``.
+        """
+        with rotation_lock(self):
+            if self.key_source == "file":
+                with self.engine.connect() as connection:
+                    self._tidy_key_file(connection)
+            new_primary = self._make_primary()
+            resealed = {kind: self._reseal_kind(kind, new_primary, batch_size) for kind in schema.SEALED}
+            artifacts = before_retire(self._sealer) if before_retire is not None else 0
+            retired = self._retire_all_but(new_primary)
+        return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed=resealed,
+                              resealed_artifacts=artifacts)  # fmt: skip
+
+    def _make_primary(self) -> int:
+        file_keys = {}
+        if self.key_source == "file":
+            file_keys = read_key_file(self.settings.key_file, self.store_id)
+        keys = {**self._sealer.keyset.keys, **file_keys}
+        key_id, key, kdf = self._new_key(keys)
+        keys[key_id] = key
+        if self.key_source == "file":
+            # The new key reaches the key file before the store uses it, so no record is ever sealed
+            # with a key that exists nowhere else.
+            write_key_file(self.settings.key_file, self.store_id, {**file_keys, key_id: key})
+        with self._writing() as connection:
+            self._install_primary(connection, keys, key_id, kdf)
+        return key_id
+
+    def _reseal_kind(self, kind: str, new_primary: int, batch_size: int) -> int:
+        """Re-seal every record of ``kind`` not sealed with ``new_primary``, in batches; return the count.
+
+        The batches walk the table in id order, so the loop ends however the table changes meanwhile:
+        records that writers add during the rotation are sealed with the new primary already.
+        """
+        count, after = 0, ""
+        while True:
+            with self._writing() as connection:
+                rows = self._reseal_rows(connection, kind, new_primary, after, batch_size)
+            if not rows:
+                return count
+            count += len(rows)
+            after = rows[-1].id
+
+    def _reseal_rows(self, connection: Connection, kind: str, new_primary: int, after: str | None,
+                     limit: int | None) -> list:  # fmt: skip
+        if self._sealer.keyset.primary_id != new_primary:
+            raise RuntimeError("the primary key changed during a key rotation")  # the rotation lock prevents it
+        table, columns = schema.SEALED[kind]
+        query = bindings.sealed_rows(kind).where(table.c.key_id != new_primary)
+        if after is not None:
+            query = query.where(table.c.id > after).order_by(table.c.id).limit(limit)
+        rows = connection.execute(query).all()
+        for row in rows:
+            connection.execute(update(table).where(table.c.id == row.id).values(self._reseal(kind, columns, row)))
+        return rows
+
+    def _retire_all_but(self, new_primary: int) -> set[int]:
+        with self._writing() as connection:
+            # Normally nothing is left; whatever is (a writer's batch that began before the new primary
+            # was installed, on a database that does not serialise writers) is re-sealed here, under the
+            # same lock as the retirement, so that no record outlives its key.
+            for kind in schema.SEALED:
+                self._reseal_rows(connection, kind, new_primary, None, None)
+            keys = schema.keys
+            retired = set(connection.execute(select(keys.c.key_id).where(keys.c.key_id != new_primary)).scalars())
+            connection.execute(delete(keys).where(keys.c.key_id != new_primary))
+        key = self._sealer.keyset.keys[new_primary]
+        if self.key_source == "file":
+            # Only after the store dropped the old keys: killed before this, the key file has a key too
+            # many, never one too few.
+            retired |= set(read_key_file(self.settings.key_file, self.store_id)) - {new_primary}
+            write_key_file(self.settings.key_file, self.store_id, {new_primary: key})
+        self._sealer = Sealer(Keyset({new_primary: key}, new_primary), self.store_id)
+        return retired
+
+    def _reseal(self, kind: str, columns: tuple[str, ...], row) -> dict:
+        sealer, bound = self._sealer, bindings.CONTEXT[kind](row._mapping)
+        values = {"key_id": sealer.keyset.primary_id}
+        for column in columns:
+            blob = getattr(row, column)
+            if blob is not None:
+                place = f"{kind}.{column}"
+                plain = sealer.open(place, row.id, blob, context=bound)
+                values[column] = sealer.seal(place, row.id, plain, context=bound)
+        return values
