@@ -235,13 +235,51 @@ def key() -> None:
     """
 
 
+def _sealed_destination(_ctx, _param, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if not value.startswith("imgvault+"):
+            raise click.BadParameter(f"{value!r} is not a sealed artifact location (imgvault+s3://BUCKET/PREFIX, ...)")
+    return values
+
+
+artifacts_option = click.option(
+    "--artifacts", "artifact_uris", multiple=True, metavar="URI", callback=_sealed_destination,
+    help="Also the MLflow artifacts at this sealed location, such as a team server's "
+         "--artifacts-destination imgvault+s3://BUCKET/PREFIX (repeatable; needs its credentials).",
+)  # fmt: skip
+
+
+def _seal_artifacts(sealer, home: Path, tracking: str | None, artifact_uris: tuple[str, ...]):
+    """Seal (or re-seal under the primary key) the home's MLflow artifacts and those at ``artifact_uris``."""
+    from imgvault.tracker.artifact_files import seal_home
+
+    report = seal_home(sealer, home, tracking)
+    for uri in artifact_uris:
+        from imgvault.tracker.sealed_artifacts import reseal_repository
+
+        more = reseal_repository(sealer, uri)
+        report.sealed, report.resealed = report.sealed + more.sealed, report.resealed + more.resealed
+        report.damaged += more.damaged
+    return report
+
+
+def _print_damaged(report) -> None:
+    for place in report.damaged:
+        click.echo(f"Error: artifact {place} failed its integrity check (wrong key, or altered or moved); left as is",
+                   err=True)  # fmt: skip
+
+
 @key.command()
+@artifacts_option
 @pass_context
-def rotate(ctx: Context) -> None:
+def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     """Make a new primary key, re-seal every record with it, then retire the old key.
 
     Records are re-sealed in small batches; the store stays readable and writable throughout, and an
     interrupted rotation can be run again. Back up the key file afterwards: the old key is destroyed.
+    The MLflow artifacts under the home are re-sealed too, before the old key goes; those of a team
+    server's object store only when named with --artifacts (else they stay under the old key and can no
+    longer be opened).
 
     One rotation runs on a store at a time: a second one does not wait, it fails at once with
     "another key rotation is in progress" (run it again when the first has finished).
@@ -250,12 +288,22 @@ def rotate(ctx: Context) -> None:
     Example:
       imgvault key rotate
     """
+    outside = []
+
+    def reseal(sealer) -> int:
+        # None: the home's tracking database keeps its locations (relocating is db upgrade's job).
+        outside.append(_seal_artifacts(sealer, ctx.settings().home, None, artifact_uris))
+        return outside[-1].sealed + outside[-1].resealed
+
     with ctx.open_store() as store:
-        report = store.rotate_key()
+        report = store.rotate_key(before_retire=reseal)
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
-    click.echo(
-        f"New primary key {report.new_key_id}; re-sealed {report.resealed_images:,} images; retired keys: {retired}."
-    )
+    counts = report.resealed
+    click.echo(f"New primary key {report.new_key_id}; re-sealed {counts.get('image', 0):,} images, "
+               f"{counts.get('encoded', 0):,} encoded images, {counts.get('model', 0):,} codec models and "
+               f"{report.resealed_artifacts:,} MLflow artifacts; retired keys: {retired}.")  # fmt: skip
+    for one in outside:
+        _print_damaged(one)
 
 
 @cli.group()
@@ -269,8 +317,9 @@ def db() -> None:
 
 
 @db.command()
+@artifacts_option
 @pass_context
-def upgrade(ctx: Context) -> None:
+def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     """Upgrade the store's schema to this version of imgvault (Alembic migrations), and seal in place the
     MLflow artifacts that earlier versions wrote in plaintext under the home (run it after every upgrade).
 
@@ -282,7 +331,6 @@ def upgrade(ctx: Context) -> None:
       imgvault db upgrade
     """
     from imgvault.store import Store
-    from imgvault.tracker.artifact_files import seal_home
     from imgvault.tracker.tracking import artifact_root, tracking_uri
 
     settings = ctx.settings()
@@ -292,12 +340,11 @@ def upgrade(ctx: Context) -> None:
     else:
         click.echo(f"Upgraded the schema from revision {before} to {after}.")
     with Store.open(settings=settings) as store:
-        report = seal_home(store.sealer, settings.home, tracking_uri(settings.home))
-    click.echo(f"MLflow artifacts under {artifact_root(settings.home)}: sealed {report.sealed:,} plaintext files in"
+        report = _seal_artifacts(store.sealer, settings.home, tracking_uri(settings.home), artifact_uris)
+    where = ", ".join([str(artifact_root(settings.home)), *artifact_uris])
+    click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in"
                f" place, re-sealed {report.resealed:,} under the current key; {report.locations:,} experiment and"
                " run locations now point at the sealed repository.")  # fmt: skip
-    for path in report.damaged:
-        click.echo(f"Error: artifact {path} failed its integrity check (wrong key, or altered or moved); left as is",
-                   err=True)  # fmt: skip
+    _print_damaged(report)
     if report.damaged:
         sys.exit(1)

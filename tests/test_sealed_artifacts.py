@@ -20,6 +20,7 @@ from servers import free_port, serving
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import IntegrityError, Settings, Store
+from imgvault.store.crypto import blob_key_id
 from imgvault.tracker.runner import BatchConfig, run_batch
 from imgvault.tracker.sealed_artifacts import SealedArtifactRepository, sealed_uri, use_store
 
@@ -285,3 +286,30 @@ def test_large_images_reach_the_workers_without_a_memory_mapped_temporary_file(p
     config = BatchConfig(methods=("aes",), size=400, color="rgb", jobs=2, figures=0)  # 3.8 MB per image
     result = run_batch(photos, "photos", config)
     assert result.failures == 0 and result.runs[0].metrics["exact_fraction"] == 1.0
+
+
+def test_key_rotate_reseals_the_mlflow_artifacts_before_the_old_key_goes(photos, home, runner, tmp_path):
+    run_batch(photos, "photos", BatchConfig(methods=("kmeans",), ks=(4,), **SMALL))
+    team = sealed_uri(str(tmp_path / "team"))  # as a team server's destination would be
+    SealedArtifactRepository(team).write_bytes("1/run/artifacts/table.json", b'{"step": [0]}')
+    files = [p for p in (home / "mlartifacts").rglob("*") if p.is_file()]
+    old = photos.sealer.keyset.primary_id
+
+    result = runner.invoke(cli, ["key", "rotate", "--artifacts", team])
+    assert result.exit_code == 0, result.output
+    assert f"and {len(files) + 1} MLflow artifacts; retired keys: {old}." in result.output
+    with Store.open(settings=Settings.resolve(home)) as reopened:
+        new = reopened.sealer.keyset.primary_id
+    assert new != old
+    assert {blob_key_id(p.read_bytes()) for p in [*files, *(tmp_path / "team").rglob("*.json")]} == {new}
+    assert SealedArtifactRepository(team).read_bytes("1/run/artifacts/table.json") == b'{"step": [0]}'
+    client = mlflow_client(home)
+    child = client.search_runs([client.get_experiment_by_name("imgvault/photos").experiment_id],
+                               "tags.`imgvault.kind` = 'child'")[0]  # fmt: skip
+    with open(client.download_artifacts(child.info.run_id, "images.json")) as handle:
+        assert len(json.load(handle)["data"]) == len(PHOTOS)
+
+
+def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
+    result = runner.invoke(cli, ["key", "rotate", "--artifacts", "s3://bucket/plain"])
+    assert result.exit_code == 2 and "is not a sealed artifact location" in result.output

@@ -120,11 +120,12 @@ def relocate_tracking(mlflow_db: Path, root: Path) -> int:
     return moved
 
 
-def seal_home(sealer, home: Path, tracking_uri: str) -> SealReport:
-    """Seal the home's artifact folder in place and, for the home's own SQLite tracking store, record the
-    sealed locations. Safe to run again: sealed files are left alone, stale keys re-sealed."""
+def seal_home(sealer, home: Path, tracking_uri: str | None) -> SealReport:
+    """Seal the home's artifact folder in place and, for a SQLite ``tracking_uri``, record the sealed locations
+    of the experiments and runs whose artifacts are there. Safe to run again: sealed files are left alone,
+    stale keys re-sealed."""
     root = Path(home) / "mlartifacts"
     report = seal_files(sealer, root)
-    if tracking_uri.startswith("sqlite:///"):
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
         report.locations = relocate_tracking(Path(tracking_uri[len("sqlite:///") :]), root)
     return report

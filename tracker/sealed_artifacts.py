@@ -159,7 +159,11 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         path = self._relative(artifact_path)
         if not path:
             raise ValueError("an artifact needs a file name")
-        blob = seal(self.place(path), bytes(data))
+        self.write_raw(path, seal(self.place(path), bytes(data)))
+
+    def write_raw(self, artifact_path: str, blob: bytes) -> None:
+        """Store ``blob``, already sealed, as ``artifact_path``."""
+        path = self._relative(artifact_path)
         if self._local is not None:
             write_file_atomically(Path(self._local, path), blob)
             return
@@ -167,6 +171,14 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         with tempfile.TemporaryDirectory() as folder:  # ciphertext only
             Path(folder, tail).write_bytes(blob)
             self.inner.log_artifact(os.path.join(folder, tail), head or None)
+
+    def walk(self, path: str = ""):
+        """The paths of every file under ``path``, recursively."""
+        for info in self.inner.list_artifacts(self._relative(path) or None):
+            if info.is_dir:
+                yield from self.walk(info.path)
+            else:
+                yield info.path
 
     def read_raw(self, artifact_path: str) -> bytes:
         """The stored bytes of ``artifact_path``, sealed as they are."""
@@ -227,3 +239,27 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         name = posixpath.basename(artifact_file_name)
         path = posixpath.join(self._relative(artifact_path), name)
         await asyncio.to_thread(self.write_bytes, path, b"".join(parts))  # sealing and storing block
+
+
+def reseal_repository(sealer, uri: str):
+    """Seal the plaintext artifacts under ``uri`` (``imgvault+<inner>``) in place, and re-seal those under a key
+    other than ``sealer``'s primary: :func:`imgvault.tracker.artifact_files.seal_files` for any inner scheme."""
+    from .artifact_files import SealReport, looks_sealed
+
+    repo = SealedArtifactRepository(uri)
+    report = SealReport()
+    primary = sealer.keyset.primary_id
+    for path in repo.walk():
+        raw, place = repo.read_raw(path), repo.place(path)
+        if not looks_sealed(raw):
+            repo.write_raw(path, sealer.seal(KIND, place, raw))
+            report.sealed += 1
+        elif blob_key_id(raw) != primary:
+            try:
+                plaintext = sealer.open(KIND, place, raw)
+            except IntegrityError:
+                report.damaged.append(place)
+                continue
+            repo.write_raw(path, sealer.seal(KIND, place, plaintext))
+            report.resealed += 1
+    return report
