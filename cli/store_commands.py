@@ -342,9 +342,12 @@ def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     with Store.open(settings=settings) as store:
         report = _seal_artifacts(store.sealer, settings.home, tracking_uri(settings.home), artifact_uris)
     where = ", ".join([str(artifact_root(settings.home)), *artifact_uris])
-    click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in"
-               f" place, re-sealed {report.resealed:,} under the current key; {report.locations:,} experiment and"
-               " run locations now point at the sealed repository.")  # fmt: skip
+    if report.sealed or report.resealed or report.locations:
+        click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in place, re-sealed"
+                   f" {report.resealed:,} under the current key; {report.locations:,} experiment and run locations"
+                   " now point at the sealed repository.")  # fmt: skip
+    else:
+        click.echo(f"MLflow artifacts under {where}: all sealed already.")
     _print_damaged(report)
     if report.damaged:
         sys.exit(1)

@@ -236,7 +236,10 @@ def test_a_bad_collection_name_is_a_usage_error(initialised, runner, image_dir):
 
 def test_db_upgrade_on_a_current_store_changes_nothing(initialised, runner):
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert (result.exit_code, result.stdout) == (0, f"The schema is already at revision {SCHEMA_REVISION}.\n")
+    assert (result.exit_code, result.stdout.splitlines()) == (0, [
+        f"The schema is already at revision {SCHEMA_REVISION}.",
+        f"MLflow artifacts under {initialised / 'mlartifacts'}: all sealed already.",
+    ])  # fmt: skip
 
 
 def test_db_upgrade_brings_an_older_store_up_to_date_keeping_its_images(initialised, runner, image_dir):
@@ -252,7 +255,8 @@ def test_db_upgrade_brings_an_older_store_up_to_date_keeping_its_images(initiali
     assert f"has schema revision 0001 and this imgvault needs {SCHEMA_REVISION}" in refused.stderr
     assert 'run "imgvault db upgrade"' in refused.stderr
     result = runner.invoke(cli, ["db", "upgrade"])
-    assert (result.exit_code, result.stdout) == (0, f"Upgraded the schema from revision 0001 to {SCHEMA_REVISION}.\n")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Upgraded the schema from revision 0001 to {SCHEMA_REVISION}.\n")
     assert runner.invoke(cli, ["get", image["id"], "-o", "-"]).stdout_bytes == (image_dir / "china.jpg").read_bytes()
 
 

@@ -117,20 +117,20 @@ async def _sealing(_request: Request) -> JSONResponse:
 
 
 def _install(fastapi_app) -> None:
+    from mlflow.server.artifact_router import artifact_router  # MLflow's proxied uploads and downloads
+
     prefix = os.environ.get(handlers.STATIC_PREFIX_ENV_VAR, "").rstrip("/")
-    routes = fastapi_app.router.routes
-    flask = next(route.app for route in routes if isinstance(route, Mount) and route.path == "")
-    mlflow_downloads = {route.path: route.app for route in routes
-                        if getattr(route, "path", "").endswith("/mlflow-artifacts/artifacts/{artifact_path:path}")
-                        and "GET" in (getattr(route, "methods", None) or ())}  # fmt: skip
+    flask = next(route.app for route in fastapi_app.router.routes if isinstance(route, Mount) and route.path == "")
+    proxied = "mlflow-artifacts/artifacts/{artifact_path:path}"
     ours = [
         Route(f"{prefix}/get-artifact", _Sealed(_run_artifact, flask), methods=["GET"]),
         Route(f"{prefix}/ajax-api/2.0/mlflow/get-artifact", _Sealed(_run_artifact, flask), methods=["GET"]),
         Route(f"{prefix}{SEALING_ENDPOINT}", _sealing, methods=["GET"]),
+        # MLflow includes its artifact router without the static prefix.
+        Route(f"/api/2.0/{proxied}", _Sealed(_proxied_artifact, artifact_router), methods=["GET"]),
+        Route(f"/ajax-api/2.0/{proxied}", _Sealed(_proxied_artifact, artifact_router), methods=["GET"]),
     ]
-    for path, original in mlflow_downloads.items():
-        ours.append(Route(path, _Sealed(_proxied_artifact, original), methods=["GET"]))
-    routes[:0] = ours
+    fastapi_app.router.routes[:0] = ours
 
 
 def _check_key() -> None:
