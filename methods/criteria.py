@@ -31,6 +31,11 @@ def uniform_entropy(n: int, levels: int = 256) -> tuple[float, float]:
         raise ValueError(f"need at least 2 levels and 1 value, not levels={levels}, n={n}")
     p = 1 / levels
     counts = np.arange(int(binom.ppf(1e-13, n, p)), int(binom.isf(1e-13, n, p)) + 1)
+    if len(counts) > 4000:
+        # Large n: the asymptotic form (the plug-in entropy is log2 levels - chi-square/(2 n ln 2)) is exact
+        # to far below the sd, and the pairwise sum would not fit in memory.
+        scale = 2 * n * math.log(2)
+        return math.log2(levels) - (levels - 1) / scale, math.sqrt(2 * (levels - 1)) / scale
     share = counts / n
     g = np.where(counts > 0, share * np.log2(np.where(counts > 0, share, 1)), 0.0)  # one bin's -entropy term
     pmf = binom.pmf(counts, n, p)
