@@ -30,6 +30,11 @@ def _criteria(row: dict) -> tuple[str, str, str, str]:
             _test(row, "uaci", f"{c['uaci_low']:.2f}-{c['uaci_high']:.2f}"))  # fmt: skip
 
 
+def _whole(row: dict, name: str) -> str:
+    value = (row.get("criteria") or {}).get(name)
+    return NA if value is None else f"{value:.0f}"
+
+
 def _gain(row: dict) -> str:
     if row.get("attack_gain") is None:
         return "-"
@@ -56,8 +61,7 @@ def print_security(rows: list[dict], width: int) -> None:
     click.echo("Randomness tests at each payload's size N (alpha 0.05): criterion, then the share of images passing")
     plain_table(
         [*key, ("N", 6), ("LEVELS", 6), ("ENTROPY", 18), ("CHI2", 12), ("NPCR", 15), ("UACI", 0)],
-        ((*head(r), (r.get("criteria") or {}).get("n", NA), (r.get("criteria") or {}).get("levels", NA),
-          *_criteria(r)) for r in rows),
+        ((*head(r), _whole(r, "n"), _whole(r, "levels"), *_criteria(r)) for r in rows),
     )  # fmt: skip
     attacked = [r for r in rows if r.get("attack_ssim") is not None]
     if attacked:
@@ -68,9 +72,10 @@ def print_security(rows: list[dict], width: int) -> None:
             ((*head(r), _value(r, "attack_ssim"), _value(r, "attack_key_holder_ssim"),
               _value(r, "attack_baseline_ssim"), _gain(r), r.get("attack_model") or "-") for r in attacked),
         )  # fmt: skip
-    reasons = sorted({(r["method"], name, why) for r in rows for name, why in r.get("not_applicable", {}).items()})
-    by_reason: dict[tuple[str, str], list[str]] = {}
-    for method, name, why in reasons:
-        by_reason.setdefault((method, why), []).append(name)
-    for (method, why), names in by_reason.items():
-        click.echo(f"n/a: {method} {', '.join(names)}: {why}")
+    reasons = sorted({(r["method"], r["fit"], name, why) for r in rows
+                      for name, why in r.get("not_applicable", {}).items()})  # fmt: skip
+    by_reason: dict[tuple[str, str, str], list[str]] = {}
+    for method, fit, name, why in reasons:
+        by_reason.setdefault((method, fit, why), []).append(name)
+    for (method, fit, why), names in by_reason.items():
+        click.echo(f"n/a: {method} ({fit} fit) {', '.join(names)}: {why}")

@@ -394,7 +394,7 @@ def test_compare_and_the_html_report_show_the_security_of_each_method(faces, hom
     assert rows["kmeans"]["criteria"]["levels"] == 4
     table = runner.invoke(cli, ["compare"]).stdout
     assert "Randomness tests at each payload's size N" in table and "7.671±0.028" in table
-    assert "n/a: aes npcr, uaci: randomized encryption: IND-CPA, no diffusion test" in table
+    assert "n/a: aes (image fit) npcr, uaci: randomized encryption: IND-CPA, no diffusion test" in table
     result = runner.invoke(cli, ["report", "-c", "faces", "-o", str(tmp_path / "faces.html")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "faces.html").read_text()
