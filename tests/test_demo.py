@@ -70,7 +70,8 @@ def test_the_demo_stores_collections_runs_every_method_and_prints_how_to_open_th
     assert "attack_ssim" in faces["pca k=8"]  # the faces collection is large enough for the learning attack
     out = result.stdout
     assert "demo-photos: 6 images (6 added)" in out
-    assert "Security of the encrypted images" in out and out.count("demo-tiles   kmeans") == 4  # both tables
+    # quality, security and randomness-test tables (the attack's lists the faces only)
+    assert "Security of the encrypted payloads" in out and out.count("demo-tiles   kmeans") == 6
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="{name}">' in report for name in COLLECTIONS)
     assert len(re.findall(r'src="data:image/png;base64,', report)) >= 7
