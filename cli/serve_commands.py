@@ -79,7 +79,14 @@ def serve_command(ctx: Context, host: str, port: int, certfile: str | None, keyf
 
 @cli.group()
 def token() -> None:
-    """API tokens of `imgvault serve`: create (shown once), list, revoke. Only a hash is stored."""
+    """API tokens of `imgvault serve`: create (shown once), list, revoke. Only a hash is stored.
+
+    \b
+    Example:
+      imgvault token create alice
+      imgvault token ls
+      imgvault token revoke alice
+    """
 
 
 @token.command("create")
@@ -107,7 +114,12 @@ def token_create(ctx: Context, name: str, read_only: bool) -> None:
 @json_option
 @pass_context
 def token_ls(ctx: Context, as_json: bool) -> None:
-    """List the tokens (names and rights; the tokens themselves are not stored)."""
+    """List the tokens (names and rights; the tokens themselves are not stored).
+
+    \b
+    Example:
+      imgvault token ls --json
+    """
     from imgvault.store.tokens import list_tokens
 
     with ctx.open_store() as store:
@@ -124,7 +136,12 @@ def token_ls(ctx: Context, as_json: bool) -> None:
 @click.argument("name")
 @pass_context
 def token_revoke(ctx: Context, name: str) -> None:
-    """Revoke token NAME: refused from its next request on, in the API and the gallery."""
+    """Revoke token NAME: refused from its next request on, in the API and the gallery.
+
+    \b
+    Example:
+      imgvault token revoke alice
+    """
     from imgvault.store.tokens import revoke_token
 
     with ctx.open_store() as store:
