@@ -90,9 +90,8 @@ def image_info(request: Request, caller: Reader, image_id: ImageId) -> dict:
 @router.get("/images/{image_id}/content", response_class=Response)
 def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
     """The original bytes, exactly as they were put, with their content type."""
-    store = _store(request)
-    info = store.info(image_id)
-    return Response(store.get(image_id), media_type=media.content_type(info.format))
+    data = _store(request).get(image_id)
+    return Response(data, media_type=media.sniff_content_type(data))
 
 
 @router.get("/images/{image_id}/thumbnail", response_class=Response)

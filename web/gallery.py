@@ -158,8 +158,8 @@ async def encode_form(request: Request, caller: Viewer, image_id: ImageId) -> Re
 
 @router.get("/media/images/{image_id}/content")
 def media_content(request: Request, caller: Viewer, image_id: ImageId) -> Response:
-    store = request.app.state.store
-    return Response(store.get(image_id), media_type=media.content_type(store.info(image_id).format))
+    data = request.app.state.store.get(image_id)
+    return Response(data, media_type=media.sniff_content_type(data))
 
 
 @router.get("/media/images/{image_id}/thumbnail")
