@@ -236,14 +236,16 @@ class Images(Keyring):
             raise ImageNotFound(f"image {image_id} not found")
         return self._info(row)
 
-    def images(self, collection: str | None = None, *, page_size: int = 500) -> Iterator[ImageInfo]:
-        """Every image (of one collection, if given) in the order they were put, streamed in pages."""
+    def images(self, collection: str | None = None, *, page_size: int = 500, after: str = "") -> Iterator[ImageInfo]:
+        """Every image (of one collection, if given) in the order they were put, streamed in pages.
+
+        With ``after`` (an image id), only the images put after that one: where a listing left off.
+        """
         query = self._info_query().order_by(schema.images.c.id).limit(page_size)
         if collection is not None:
             with self.engine.connect() as connection:
                 collection_id = self._collection_id(connection, collection, create=False)
             query = query.where(schema.images.c.collection_id == collection_id)
-        after = ""
         while True:
             with self.engine.connect() as connection:
                 rows = connection.execute(query.where(schema.images.c.id > after)).all()
