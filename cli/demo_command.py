@@ -34,7 +34,7 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
     \b
     Example:
       imgvault demo
-      imgvault demo --quick          # under a minute
+      imgvault demo --quick          # under two minutes
       imgvault --home /tmp/try demo -o /tmp/try/report.html
     """
     from imgvault.store import Store
