@@ -13,7 +13,7 @@ from .run_commands import print_comparison, print_failures, print_notes
 
 
 @cli.command()
-@click.option("--quick", is_flag=True, help="A quick version (under two minutes): fewer images, k = 4 and 8, 50x50 pixels.")
+@click.option("--quick", is_flag=True, help="Under two minutes: fewer images, k = 4 and 8, 50x50 pixels.")
 @click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Parallel workers (-1: all cores).")
 @click.option("-o", "--report", "report_path", type=click.Path(dir_okay=False),
               help="Where to write the HTML report (default: $IMGVAULT_HOME/demo-report.html).")  # fmt: skip
