@@ -19,6 +19,7 @@ its tag check, as a blob under the wrong key does. This is an on-disk format: ch
 version constant and a reader for the old one.
 """
 
+import functools
 import json
 import os
 import secrets
@@ -42,6 +43,8 @@ HEADER = struct.Struct(">4sBI12s")
 NONCE_SIZE = 12
 TAG_SIZE = 16
 KEY_SIZE = 32
+# Canonical JSON for contexts; one encoder, made once (json.dumps with these options makes one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def new_key_id(taken: Mapping[int, object] = {}) -> int:
@@ -62,6 +65,10 @@ def blob_key_id(blob: bytes) -> int:
 def _field(text: str) -> bytes:
     encoded = text.encode()
     return struct.pack(">H", len(encoded)) + encoded
+
+
+# Record kinds are a handful of constants; their fields are made once.
+_kind_field = functools.lru_cache(maxsize=64)(_field)
 
 
 class Keyset:
@@ -118,7 +125,7 @@ class Sealer:
         self._store_field = _field(store_id)
 
     def _associated_data(self, header: bytes, kind: str, record_id: str, context: bytes | None) -> bytes:
-        parts = [header, self._store_field, _field(kind), _field(record_id)]
+        parts = [header, self._store_field, _kind_field(kind), _field(record_id)]
         if context is not None:
             parts += [struct.pack(">I", len(context)), context]
         return b"".join(parts)
@@ -164,5 +171,5 @@ def context_bytes(context: bytes | Mapping | None) -> bytes:
     if isinstance(context, bytes):
         return context
     if isinstance(context, Mapping):
-        return json.dumps(dict(context), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return _CANONICAL_JSON.encode(dict(context)).encode()
     raise TypeError(f"a context is bytes or a mapping, not {type(context).__name__}")

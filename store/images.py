@@ -1,14 +1,17 @@
 """Collections and images: putting images in (one, or many streamed), getting them back, listing, removing."""
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
 from .bindings import image_columns, image_context
+from .crypto import context_bytes
+from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
 from .ingest import check_files, iter_files, stored_name
@@ -17,6 +20,7 @@ from .names import check_collection_name
 from .records import CollectionInfo, ImageInfo, PutResult
 from .records import utc_now as _now
 from .validate import ImageFacts, check_metadata, inspect_image, read_image_file
+from .writer import BatchWriter
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -35,10 +39,15 @@ def _insert_ignoring_conflicts(connection: Connection, table, values: dict, uniq
     return dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=[unique])
 
 
+@functools.cache
+def _image_by_id() -> Select:
+    # Built once: making a SELECT and its cache key anew for each get costs more than running it.
+    images = schema.images
+    return image_columns().add_columns(images.c.data).where(images.c.id == bindparam("image_id"))
+
+
 class Images(Keyring):
     """The collections and images part of :class:`~imgvault.store.Store`."""
-
-    # -- collections ---------------------------------------------------------------------------------
 
     # -- collections ---------------------------------------------------------------------------------
 
@@ -110,33 +119,36 @@ class Images(Keyring):
     ) -> Iterator[PutResult]:
         """Store every image file named in ``paths`` (directories recursively), streaming.
 
-        Files are validated in ``jobs`` worker processes and written in batches; a result is yielded
-        for each file once its image is committed, or once it was refused. Bad files never stop the
-        good ones. Memory does not grow with the number of files.
+        Files are validated in ``jobs`` worker processes and written in batches, each committed on a
+        writer thread (:mod:`.writer`) while the next files are validated; a result is yielded for each
+        file once its image is committed, or once it was refused. Bad files never stop the good ones.
+        Memory does not grow with the number of files.
         """
         check_collection_name(collection)
         check_metadata(metadata)
         pending: list[tuple[Path, ImageFacts, bytes]] = []
         pending_bytes = 0
         started = 0.0
-        for checked in check_files(iter_files(paths), jobs):
-            data, error = checked.bytes_to_store()
-            if error:
-                yield PutResult(checked.path, error=error)
-                continue
-            if not pending:
-                started = time.monotonic()
-            pending.append((checked.path, checked.facts, data))
-            pending_bytes += len(data)
-            if (
-                len(pending) >= BATCH_IMAGES
-                or pending_bytes >= BATCH_BYTES
-                or time.monotonic() - started > BATCH_SECONDS
-            ):
-                yield from self._commit_batch(collection, pending, metadata)
-                pending, pending_bytes = [], 0
-        if pending:
-            yield from self._commit_batch(collection, pending, metadata)
+        with BatchWriter(lambda batch: self._commit_batch(collection, batch, metadata)) as writer:
+            for checked in check_files(iter_files(paths), jobs):
+                data, error = checked.bytes_to_store()
+                if error:
+                    yield PutResult(checked.path, error=error)
+                    continue
+                if not pending:
+                    started = time.monotonic()
+                pending.append((checked.path, checked.facts, data))
+                pending_bytes += len(data)
+                if (
+                    len(pending) >= BATCH_IMAGES
+                    or pending_bytes >= BATCH_BYTES
+                    or time.monotonic() - started > BATCH_SECONDS
+                ):
+                    yield from writer.submit(pending)
+                    pending, pending_bytes = [], 0
+            if pending:
+                yield from writer.submit(pending)
+            yield from writer.finish()
 
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
         with self._writing() as connection:
@@ -155,9 +167,11 @@ class Images(Keyring):
         rows, images = [], []
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
-            bound = image_context({"collection_id": collection_id, "collection": collection, "format": facts.format,
-                                   "width": facts.width, "height": facts.height, "mode": facts.mode,
-                                   "bytes": facts.bytes})  # fmt: skip
+            # Encoded once, for the image's two or three blobs.
+            bound = context_bytes(image_context({"collection_id": collection_id, "collection": collection,
+                                                 "format": facts.format, "width": facts.width,
+                                                 "height": facts.height, "mode": facts.mode,
+                                                 "bytes": facts.bytes}))  # fmt: skip
             rows.append(
                 {
                     "id": image_id,
@@ -197,9 +211,8 @@ class Images(Keyring):
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
-        images = schema.images
-        with self.engine.connect() as connection:
-            row = connection.execute(image_columns().add_columns(images.c.data).where(images.c.id == image_id)).first()
+        with one_read(self.engine) as connection:
+            row = connection.execute(_image_by_id(), {"image_id": image_id}).first()
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
         return self._sealer.open("image.data", image_id, row.data, context=image_context(row._mapping))
