@@ -1,4 +1,8 @@
-"""Collections and images: putting images in (one, or many streamed), getting them back, listing, removing."""
+"""Collections and images: putting images in (one, or many streamed), getting them back, listing, removing.
+
+What putting needs (Pillow, worker processes, the writer thread) is imported by the methods that put, so
+that a command that only reads (``imgvault ls``) starts without it.
+"""
 
 import functools
 import json
@@ -14,13 +18,10 @@ from .crypto import context_bytes
 from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
-from .ingest import check_files, iter_files, stored_name
 from .keyring import Keyring
 from .names import check_collection_name
 from .records import CollectionInfo, ImageInfo, PutResult
 from .records import utc_now as _now
-from .validate import ImageFacts, check_metadata, inspect_image, read_image_file
-from .writer import BatchWriter
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -94,6 +95,9 @@ class Images(Keyring):
 
         Raises :class:`InvalidImage` (naming the file) when it is not an image the store accepts.
         """
+        from .ingest import stored_name
+        from .validate import check_metadata, inspect_image, read_image_file
+
         check_collection_name(collection)
         check_metadata(metadata)
         if isinstance(source, bytes | bytearray | memoryview):
@@ -124,9 +128,13 @@ class Images(Keyring):
         file once its image is committed, or once it was refused. Bad files never stop the good ones.
         Memory does not grow with the number of files.
         """
+        from .ingest import check_files, iter_files
+        from .validate import check_metadata
+        from .writer import BatchWriter
+
         check_collection_name(collection)
         check_metadata(metadata)
-        pending: list[tuple[Path, ImageFacts, bytes]] = []
+        pending: list[tuple] = []  # (path, facts, bytes)
         pending_bytes = 0
         started = 0.0
         with BatchWriter(lambda batch: self._commit_batch(collection, batch, metadata)) as writer:
@@ -151,6 +159,8 @@ class Images(Keyring):
             yield from writer.finish()
 
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
+        from .ingest import stored_name
+
         with self._writing() as connection:
             collection_id = self._collection_id(connection, collection, create=True)
             images = self._insert(

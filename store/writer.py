@@ -1,9 +1,10 @@
 """Committing the batches of a put on a thread of their own, so that validating never waits for a commit.
 
 Sealing and inserting a batch and its commit's fsync take tens of milliseconds; done in line, the worker
-processes that validate the next files run out of work meanwhile. The writer thread takes one batch at a
-time with at most one more waiting, so memory holds at most two batches. The database drivers release
-the GIL while they write, so the thread that feeds the workers keeps running.
+processes that validate the next files run out of work meanwhile. The writer thread commits one batch
+while the next one is read; a batch is handed over once the one before it is committed, so memory holds
+at most two batches. The database drivers release the GIL while they write, so the thread that feeds
+the workers keeps running.
 
 Each batch is one transaction, as before: a failed or interrupted put leaves whole batches or nothing.
 """
@@ -24,7 +25,7 @@ class BatchWriter:
 
     def __init__(self, commit: Callable[[list], list]):
         self._commit = commit
-        self._waiting: queue.Queue = queue.Queue(maxsize=1)
+        self._waiting: queue.Queue = queue.Queue()
         self._committed: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._stopping = False
@@ -39,16 +40,21 @@ class BatchWriter:
         self._end()
 
     def _run(self) -> None:
-        while (batch := self._waiting.get()) is not None:
-            if self._error is not None or self._stopping:
-                continue  # drained without committing, so that a waiting submit is let go
+        while True:
+            batch = self._waiting.get()
             try:
-                self._committed.put(self._commit(batch))
+                if batch is None:
+                    return
+                if self._error is None and not self._stopping:
+                    self._committed.put(self._commit(batch))
             except BaseException as exc:  # re-raised in the caller's thread
                 self._error = exc
+            finally:
+                self._waiting.task_done()
 
     def submit(self, batch: list) -> Iterator:
-        """Queue ``batch`` (waiting while another batch waits), then yield the results committed so far."""
+        """Hand ``batch`` over once the batch before it is committed, then yield the results committed so far."""
+        self._waiting.join()
         if self._error is None:
             self._waiting.put(batch)
         yield from self._drain()
