@@ -181,7 +181,7 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
         columns = [("ID", 26), ("FORMAT", 6), ("SIZE", 11), ("MODE", 5), ("BYTES", 11), ("CREATED", 19),
                    ("COLLECTION", width), ("NAME", 0)]  # fmt: skip
         rows = (
-            (i.id, i.format, f"{i.width}x{i.height}", i.mode, f"{i.bytes:,}", f"{i.created:%Y-%m-%d %H:%M:%S}",
+            (i.id, i.format, f"{i.width}x{i.height}", i.mode, f"{i.bytes:,}", i.created.isoformat(" ", "seconds"),
              i.collection, i.name)
             for i in images
         )  # fmt: skip

@@ -13,8 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
-from .bindings import image_columns, image_context
-from .crypto import context_bytes
+from .bindings import image_columns, image_context_bytes, image_context_of
 from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
@@ -178,10 +177,9 @@ class Images(Keyring):
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
             # Encoded once, for the image's two or three blobs.
-            bound = context_bytes(image_context({"collection_id": collection_id, "collection": collection,
-                                                 "format": facts.format, "width": facts.width,
-                                                 "height": facts.height, "mode": facts.mode,
-                                                 "bytes": facts.bytes}))  # fmt: skip
+            bound = image_context_bytes({"collection_id": collection_id, "collection": collection,
+                                         "format": facts.format, "width": facts.width, "height": facts.height,
+                                         "mode": facts.mode, "bytes": facts.bytes})  # fmt: skip
             rows.append(
                 {
                     "id": image_id,
@@ -225,31 +223,20 @@ class Images(Keyring):
             row = connection.execute(_image_by_id(), {"image_id": image_id}).first()
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        return self._sealer.open("image.data", image_id, row.data, context=image_context(row._mapping))
+        return self._sealer.open("image.data", image_id, row.data, context=image_context_bytes(row._mapping))
 
     def _info_query(self):
+        # _info takes the columns in this order.
         i = schema.images
         return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
 
     def _info(self, row) -> ImageInfo:
-        bound = image_context(row._mapping)
-
-        def open_(kind: str, blob: bytes) -> bytes:
-            return self._sealer.open(kind, row.id, blob, context=bound)
-
-        metadata = json.loads(open_("image.metadata", row.metadata)) if row.metadata is not None else {}
-        return ImageInfo(
-            id=row.id,
-            name=open_("image.name", row.name).decode(),
-            collection=row.collection,
-            format=row.format,
-            width=row.width,
-            height=row.height,
-            mode=row.mode,
-            bytes=row.bytes,
-            created=row.created_at,
-            metadata=metadata,
-        )
+        image_id, collection_id, collection, format_, width, height, mode, size, created, name, metadata = row
+        bound = image_context_of(collection_id, collection, format_, width, height, mode, size)
+        open_ = self._sealer.open
+        name = open_("image.name", image_id, name, context=bound).decode()
+        metadata = {} if metadata is None else json.loads(open_("image.metadata", image_id, metadata, context=bound))
+        return ImageInfo(image_id, name, collection, format_, width, height, mode, size, created, metadata)
 
     def info(self, image_id: str) -> ImageInfo:
         """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
@@ -261,15 +248,16 @@ class Images(Keyring):
 
     def images(self, collection: str | None = None, *, page_size: int = 500) -> Iterator[ImageInfo]:
         """Every image (of one collection, if given) in the order they were put, streamed in pages."""
-        query = self._info_query().order_by(schema.images.c.id).limit(page_size)
+        images = schema.images
+        query = self._info_query().where(images.c.id > bindparam("after")).order_by(images.c.id).limit(page_size)
         if collection is not None:
             with self.engine.connect() as connection:
                 collection_id = self._collection_id(connection, collection, create=False)
-            query = query.where(schema.images.c.collection_id == collection_id)
+            query = query.where(images.c.collection_id == collection_id)
         after = ""
         while True:
-            with self.engine.connect() as connection:
-                rows = connection.execute(query.where(schema.images.c.id > after)).all()
+            with one_read(self.engine) as connection:
+                rows = connection.execute(query, {"after": after}).all()
             for row in rows:
                 yield self._info(row)
             if len(rows) < page_size:

@@ -11,8 +11,8 @@ def utc_now() -> datetime:
 
 
 def iso_utc(moment: datetime) -> str:
-    """A naive UTC datetime as ISO 8601 with a Z."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A naive UTC datetime as ISO 8601 with a Z (``2026-11-25T13:02:26.000000Z``)."""
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class ImageInfo:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``created`` as ISO 8601 UTC)."""
-        return {**asdict(self), "created": iso_utc(self.created)}
+        # Field by field: asdict deep-copies each value, which is most of the time of a JSON listing.
+        return {"id": self.id, "name": self.name, "collection": self.collection, "format": self.format,
+                "width": self.width, "height": self.height, "mode": self.mode, "bytes": self.bytes,
+                "created": iso_utc(self.created), "metadata": dict(self.metadata)}  # fmt: skip
 
 
 @dataclass(frozen=True)
