@@ -177,7 +177,7 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
                 for image in images:
                     out.append(image.to_dict())
             return
-        width = max([len(c.name) for c in store.collections()] + [len("COLLECTION")])
+        width = max([len(name) for name in store.collection_names()] + [len("COLLECTION")])
         columns = [("ID", 26), ("FORMAT", 6), ("SIZE", 11), ("MODE", 5), ("BYTES", 11), ("CREATED", 19),
                    ("COLLECTION", width), ("NAME", 0)]  # fmt: skip
         rows = (

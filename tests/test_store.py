@@ -87,6 +87,7 @@ def test_collections_count_images_and_bytes(store, image_dir):
     assert found["photos"].images == 2
     assert found["photos"].bytes == sum((image_dir / n).stat().st_size for n in ("china.jpg", "flower.bmp"))
     assert found["scans"].images == 1
+    assert store.collection_names() == ["photos", "scans"]
 
 
 def test_remove_deletes_all_or_nothing(store, image_dir):
