@@ -42,8 +42,9 @@ class JsonList:
             self._out.add("[")
         return self
 
-    def append(self, item: dict) -> None:
-        self._out.add(("," if self.count else "") + "\n  " + json.dumps(item))
+    def append(self, item: dict | str) -> None:
+        """Add ``item``: a dict, or the JSON text of one."""
+        self._out.add(("," if self.count else "") + "\n  " + (item if isinstance(item, str) else json.dumps(item)))
         self.count += 1
 
     def __exit__(self, exc_type, *_) -> None:

@@ -175,7 +175,7 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
         if as_json:
             with JsonList(True) as out:
                 for image in images:
-                    out.append(image.to_dict())
+                    out.append(image.to_json())
             return
         width = max([len(name) for name in store.collection_names()] + [len("COLLECTION")])
         columns = [("ID", 26), ("FORMAT", 6), ("SIZE", 11), ("MODE", 5), ("BYTES", 11), ("CREATED", 19),
