@@ -1,4 +1,4 @@
-# The imgvault image: the CLI, and the same code for the MLflow server, the Dask workers and the bucket
+# The imgvault image: the CLI and `imgvault serve`, and the same code for the MLflow server, the Dask workers and the bucket
 # bootstrap of docker-compose.yml (workers must run the very code the client sends them).
 FROM python:3.11-slim-bookworm
 
@@ -10,6 +10,7 @@ COPY store ./store
 COPY methods ./methods
 COPY tracker ./tracker
 COPY cli ./cli
+COPY web ./web
 # postgres: the store on PostgreSQL; dask: run --scheduler; boto3 and psycopg2 for `mlflow server` with an
 # S3 artifact store and a postgresql:// backend store.
 RUN pip install ".[postgres,dask]" boto3 psycopg2-binary \

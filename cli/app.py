@@ -127,4 +127,4 @@ def main() -> None:
 
 
 # Registered at import so that ``from imgvault.cli import cli`` gives the whole command (tests use it).
-from . import demo_command, method_commands, run_commands, store_commands  # noqa: E402,F401
+from . import demo_command, method_commands, run_commands, serve_commands, store_commands  # noqa: E402,F401

@@ -39,7 +39,7 @@ def _number(value) -> str:
 
 
 def _psnr(metrics: dict) -> str:
-    value = metrics.get("psnr_mean")
+    value = metrics.get("psnr")
     if value is None and metrics.get("exact_fraction") == 1.0:
         return "inf"
     return _number(value)
@@ -107,8 +107,8 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
                    f" (MLflow experiment {result.experiment_id}, parent run {result.parent_run_id})")  # fmt: skip
         plain_table(
             [("METHOD", 7), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
-            ((r.method, r.k or "-", _number(r.metrics.get("mse_mean")), _psnr(r.metrics),
-              _number(r.metrics.get("ssim_mean")), _number(r.metrics.get("bpp_mean")), len(r.failures), r.run_id)
+            ((r.method, r.k or "-", _number(r.metrics.get("mse")), _psnr(r.metrics),
+              _number(r.metrics.get("ssim")), _number(r.metrics.get("bpp")), len(r.failures), r.run_id)
              for r in result.runs),
         )  # fmt: skip
     print_failures(result)
@@ -173,27 +173,18 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
 
 
 def print_comparison(rows: list[dict]) -> None:
-    """The quality table, then the security table, of ``compare``'s rows."""
+    """The quality table, then the security tables, of ``compare``'s rows."""
+    from .comparison import print_security
+
     width = max([len(r["collection"]) for r in rows] + [10])
     plain_table(
         [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
          ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
         ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["n_images"],
-          _number(r["mse_mean"]), _psnr(r), _number(r["ssim_mean"]), _number(r["bpp_mean"]), r["run_id"])
+          _number(r["mse"]), _psnr(r), _number(r["ssim"]), _number(r["bpp"]), r["run_id"])
          for r in rows),
     )  # fmt: skip
-    click.echo()
-    click.echo("Security of the encrypted images (ideal: entropy 8, correlation 0, NPCR 99.61, SSIMs 0; attack at"
-               " the baseline)")  # fmt: skip
-    plain_table(
-        [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("ENTROPY", 8), ("CORR_H", 7), ("NPCR", 7),
-         ("UACI", 7), ("VISUAL", 7), ("KEY", 7), ("ATTACK", 7), ("DECODER", 8), ("BASELINE", 0)],
-        ((r["collection"], r["method"], r["k"] or "-", r["fit"], _number(r["entropy_mean"]),
-          _number(r["corr_h_mean"]), _number(r["npcr_mean"]), _number(r["uaci_mean"]),
-          _number(r["visual_ssim_mean"]), _number(r["key_ssim_mean"]), _number(r["attack_ssim"]),
-          _number(r["attack_decoder_ssim"]), _number(r["attack_baseline_ssim"]))
-         for r in rows),
-    )  # fmt: skip
+    print_security(rows, width)
 
 
 @cli.command()

@@ -47,6 +47,19 @@ class ImageCodec(BaseEstimator):
 
     #: names of the fitted attributes that make up the model, persisted as arrays
     _model_attributes: tuple[str, ...] = ()
+    #: True if encoding the same image twice with the same model gives different outputs (a fresh nonce):
+    #: then no diffusion test (NPCR, UACI) applies, since two encodings differ whatever the input.
+    randomized: bool = False
+
+    def measured_payload(self, encoded_one: np.ndarray) -> tuple[np.ndarray, int | None]:
+        """What the security measures work on for one image's encoding, and how many values it can take.
+
+        ``(values, levels)``: the payload as data (never a picture drawn from it), with ``levels`` the
+        number of distinct values a payload entry can take (256 for bytes, k for labels), or None for
+        real-valued payloads, on which the byte-histogram measures (entropy, chi-square, NPCR, UACI) do
+        not apply.
+        """
+        raise NotImplementedError
 
     def encode(self, X) -> np.ndarray:
         """The "encrypted" images: one entry per image of ``X`` along the first axis."""

@@ -53,6 +53,10 @@ class _PaletteCodec(ImageCodec):
         pixels = self.centres_[labels]
         return np.clip(pixels.reshape(labels.shape[0], *self.image_shape_), 0.0, 1.0)
 
+    def measured_payload(self, encoded_one):
+        """The label map, ``size x size`` labels from 0 to k - 1: k levels (its entropy is at most log2 k)."""
+        return np.asarray(encoded_one, dtype=np.int64), len(self.centres_)
+
     def encoded_to_bytes(self, encoded_one) -> bytes:
         return pack_labels(encoded_one, len(self.centres_))
 

@@ -82,6 +82,11 @@ class PCACodec(ImageCodec):
         pixels = scores @ self.components_ + self.mean_
         return np.clip(pixels.reshape(scores.shape[0], *self.image_shape_).astype(np.float64), 0.0, 1.0)
 
+    def measured_payload(self, encoded_one):
+        """The scores as numbers: ``size x k`` (rows; neighbours are adjacent rows and components) or ``k``
+        (images). Real-valued, so no byte-histogram measure applies."""
+        return np.asarray(encoded_one, dtype=np.float64), None
+
     def encoded_to_bytes(self, encoded_one) -> bytes:
         return np.ascontiguousarray(encoded_one, dtype="<f4").tobytes()
 

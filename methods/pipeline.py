@@ -2,7 +2,7 @@
 
 import io
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class Measured:
     original: np.ndarray  # uint8
     reconstruction: np.ndarray  # uint8
     metrics: dict
+    not_applicable: dict = field(default_factory=dict)  # security measure -> why it does not apply
+    criteria: dict = field(default_factory=dict)  # what a random payload of this size scores
 
 
 def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, images_per_model: int = 1,
@@ -57,7 +59,8 @@ def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, imag
 
     The reconstruction is decoded from the stored form of the payload, so that a later decode of the
     stored bytes gives exactly what was measured. With ``method``, the security measures of
-    :func:`imgvault.methods.security.evaluate` are added to the metrics. ``model`` is the stored model
+    :func:`imgvault.methods.security.evaluate` are added to the metrics (with the measures that do not
+    apply and the criteria at the payload's size). ``model`` is the stored model
     when it is shared by ``images_per_model`` images; otherwise the codec's own model is serialised.
     """
     started = time.perf_counter()
@@ -76,11 +79,14 @@ def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, imag
     }
     if fit_seconds is not None:
         metrics["fit_seconds"] = fit_seconds
-    if method is not None:
-        from .security import evaluate
+    if method is None:
+        return Measured(payload, own_model, encoded, original, reconstruction, metrics)
+    from .security import evaluate
 
-        metrics.update(evaluate(method, codec, pixels, encoded, original))
-    return Measured(payload, own_model, encoded, original, reconstruction, metrics)
+    security = evaluate(codec, pixels, encoded, original)
+    metrics.update(security.metrics)
+    return Measured(payload, own_model, encoded, original, reconstruction, metrics, security.not_applicable,
+                    security.criteria)  # fmt: skip
 
 
 def decode_image(store, encoded_id: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 from imgvault.store.errors import InvalidParameter
 
 COLORS = ("gray", "rgb")
-MIN_SIZE = 8  # SSIM's 7x7 window needs at least this
+MIN_SIZE = 11  # SSIM's 11x11 Gaussian window (Wang et al. 2004) needs at least this
 
 
 def check_size(size: int) -> int:

@@ -1,5 +1,8 @@
 """Showing an "encrypted image" to a person: its payload as 8-bit pixels, one documented way per method.
 
+These drawings are for the eye only (the figures in MLflow); no measure is taken on them: the security
+measures work on the payload itself (:mod:`imgvault.methods.security`).
+
 ==========  ================================================================================
 method      rendering
 ==========  ================================================================================

@@ -1,50 +1,64 @@
 """How much an "encrypted image" leaks: the standard measures of the image-encryption literature.
 
-Every measure works on the encrypted image rendered as 8-bit pixels (:func:`render_encoded`). NPCR and UACI
-follow Wu, Noonan & Agaian, "NPCR and UACI Randomness Tests for Image Encryption" (2011): for two
-independent uniformly random 8-bit images, NPCR is about 99.6094 % and UACI about 33.4635 %, and their
-critical values depend on the image size (:func:`npcr_critical`, :func:`uaci_interval`).
+The measures work on the payload as data, as each method's ``measured_payload`` gives it, never on a
+picture drawn from it:
+
+==========  ==========================================  ======  =================================================
+method      payload measured                            levels  measures that apply
+==========  ==========================================  ======  =================================================
+pca         the scores (size x k, or k for collection)  real    adjacent correlations (on a size x k matrix only)
+kmeans/gmm  the label map, labels 0 .. k-1              k       all; entropy against log2(k), NPCR/UACI with F=k-1
+aes         the ciphertext bytes in the image's shape   256     all but NPCR/UACI (randomized: IND-CPA)
+==========  ==========================================  ======  =================================================
+
+Each measure that passes or fails is judged against its criterion at the payload's size
+(:mod:`imgvault.methods.criteria`), and gives a 0/1 ``<measure>_pass``. A measure that does not apply is
+left out, and :func:`not_applicable` says why. For an RGB payload, per-channel values (``_r``, ``_g``,
+``_b``) come beside the pooled ones.
 """
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 
-F = 255  # largest 8-bit value
+from .criteria import ALPHA, chi2_critical, criteria, entropy_interval, npcr_critical, uaci_interval
+
+__all__ = ["Security", "adjacent_correlations", "chi2", "chi2_critical", "entropy", "evaluate", "not_applicable",
+           "npcr_critical", "npcr_uaci", "uaci_interval"]  # fmt: skip
+
+RANDOMIZED = "randomized encryption: IND-CPA, no diffusion test"
+REAL_VALUED = "real-valued scores: entropy, chi-square, NPCR and UACI are defined on discrete levels"
+NOT_A_GRID = "the payload is k numbers, not a grid: no adjacent pixels"
+NOT_AN_IMAGE = "the payload is not an image of the original's shape"
+ONE_LEVEL = "k=1: a payload with one level carries nothing to measure"
+CHANNELS = "rgb"
 
 
-def entropy(pixels: np.ndarray) -> float:
-    """Shannon entropy of the 256-bin histogram, in bits per pixel value (8 for a uniform histogram)."""
-    counts = np.bincount(np.asarray(pixels, dtype=np.uint8).ravel(), minlength=256)
+def entropy(values: np.ndarray, levels: int = 256) -> float:
+    """Shannon entropy of the histogram of ``values`` (whole numbers 0 .. levels-1), in bits (at most log2 levels)."""
+    counts = np.bincount(np.asarray(values, dtype=np.int64).ravel(), minlength=levels)
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
 
 
-def chi2(pixels: np.ndarray) -> float:
-    """Chi-square statistic of the histogram against a uniform one (255 degrees of freedom)."""
-    counts = np.bincount(np.asarray(pixels, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
-    expected = counts.sum() / 256
+def chi2(values: np.ndarray, levels: int = 256) -> float:
+    """Chi-square statistic of the histogram against a uniform one (levels - 1 degrees of freedom)."""
+    counts = np.bincount(np.asarray(values, dtype=np.int64).ravel(), minlength=levels).astype(np.float64)
+    expected = counts.sum() / levels
     return float(((counts - expected) ** 2 / expected).sum())
-
-
-def chi2_critical(alpha: float = 0.05) -> float:
-    """The chi-square value a uniform histogram stays under with probability 1 - alpha (about 293.25)."""
-    from scipy.stats import chi2 as chi2_distribution
-
-    return float(chi2_distribution.ppf(1 - alpha, 255))
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
     if a.std() == 0 or b.std() == 0:
-        return float("nan")  # a flat image: no correlation to speak of
+        return float("nan")  # a flat payload: no correlation to speak of
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def adjacent_correlations(pixels: np.ndarray) -> dict[str, float]:
-    """Correlation of every pixel with its right (``corr_h``), lower (``corr_v``) and lower-right
-    (``corr_d``) neighbour, over all pixels and channels (natural images: 0.85-0.95; a cipher: about 0)."""
-    x = np.asarray(pixels)
+def adjacent_correlations(values: np.ndarray) -> dict[str, float]:
+    """Correlation of every entry with its right (``corr_h``), lower (``corr_v``) and lower-right (``corr_d``)
+    neighbour, over all entries and channels (natural images: 0.85-0.95; a cipher: about 0)."""
+    x = np.asarray(values)
     return {
         "corr_h": _correlation(x[:, :-1], x[:, 1:]),
         "corr_v": _correlation(x[:-1, :], x[1:, :]),
@@ -52,37 +66,12 @@ def adjacent_correlations(pixels: np.ndarray) -> dict[str, float]:
     }
 
 
-def npcr_uaci(first: np.ndarray, second: np.ndarray) -> tuple[float, float]:
-    """NPCR (% of pixels that differ) and UACI (mean absolute difference, % of 255) of two 8-bit images."""
-    a, b = np.asarray(first, dtype=np.int16), np.asarray(second, dtype=np.int16)
+def npcr_uaci(first: np.ndarray, second: np.ndarray, levels: int = 256) -> tuple[float, float]:
+    """NPCR (% of entries that differ) and UACI (mean absolute difference, % of levels - 1) of two payloads."""
+    a, b = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     if a.shape != b.shape:
-        raise ValueError(f"images of different shapes: {a.shape} and {b.shape}")
-    return float((a != b).mean() * 100), float((np.abs(a - b) / F).mean() * 100)
-
-
-def npcr_critical(pixels: int, alpha: float = 0.05) -> float:
-    """NPCR below which two images of ``pixels`` pixels fail Wu et al.'s randomness test (in %)."""
-    from scipy.stats import norm
-
-    return float((F - norm.ppf(1 - alpha) * math.sqrt(F / pixels)) / (F + 1) * 100)
-
-
-def uaci_interval(pixels: int, alpha: float = 0.05) -> tuple[float, float]:
-    """The UACI interval (in %) that two random images of ``pixels`` pixels fall in with probability 1 - alpha."""
-    from scipy.stats import norm
-
-    mean = (F + 2) / (3 * F + 3)
-    variance = (F + 2) * (F**2 + 2 * F + 3) / (18 * (F + 1) ** 2 * pixels * F)
-    half = norm.ppf(1 - alpha / 2) * math.sqrt(variance)
-    return float((mean - half) * 100), float((mean + half) * 100)
-
-
-def visual_ssim(original: np.ndarray, rendered: np.ndarray) -> float:
-    """SSIM (0-255) between the original and its rendered encrypted image: how recognisable it is."""
-    from skimage.metrics import structural_similarity
-
-    channel_axis = -1 if original.ndim == 3 else None
-    return float(structural_similarity(original, rendered, data_range=255, channel_axis=channel_axis))
+        raise ValueError(f"payloads of different shapes: {a.shape} and {b.shape}")
+    return float((a != b).mean() * 100), float((np.abs(a - b) / (levels - 1)).mean() * 100)
 
 
 def one_level_change(pixels: np.ndarray) -> np.ndarray:
@@ -94,25 +83,75 @@ def one_level_change(pixels: np.ndarray) -> np.ndarray:
     return changed
 
 
-def evaluate(method: str, codec, pixels: np.ndarray, encoded_one: np.ndarray, original: np.ndarray) -> dict:
+def not_applicable(codec, encoded_one: np.ndarray) -> dict[str, str]:
+    """The measures that do not apply to ``codec``'s payloads, each with the reason shown for it."""
+    values, levels = codec.measured_payload(encoded_one)
+    out = {}
+    if levels is None:
+        out.update(dict.fromkeys(("entropy", "chi2", "npcr", "uaci"), REAL_VALUED))
+    elif levels < 2:
+        out.update(dict.fromkeys(("entropy", "chi2", "npcr", "uaci"), ONE_LEVEL))
+    if codec.randomized:
+        out.update(dict.fromkeys(("npcr", "uaci"), RANDOMIZED))
+    if values.ndim < 2:
+        out.update(dict.fromkeys(("corr_h", "corr_v", "corr_d"), NOT_A_GRID))
+    if levels is None or values.shape[:2] != tuple(codec.image_shape_[:2]):
+        out["visual_ssim"] = NOT_AN_IMAGE
+    return out
+
+
+@dataclass(frozen=True)
+class Security:
+    """The measures of one image (``metrics``), those that do not apply and why, and the criteria at its N."""
+
+    metrics: dict
+    not_applicable: dict
+    criteria: dict
+
+
+def _histogram_measures(values: np.ndarray, levels: int, alpha: float, suffix: str = "") -> dict:
+    low, high = entropy_interval(values.size, levels, alpha)
+    h, c = entropy(values, levels), chi2(values, levels)
+    return {f"entropy{suffix}": h, f"entropy{suffix}_pass": float(low <= h <= high), f"chi2{suffix}": c,
+            f"chi2{suffix}_pass": float(c < chi2_critical(alpha, levels))}  # fmt: skip
+
+
+def evaluate(codec, pixels: np.ndarray, encoded_one: np.ndarray, original: np.ndarray,
+             alpha: float = ALPHA) -> Security:  # fmt: skip
     """The per-image security measures of one encoding (``codec`` fitted; ``pixels`` floats in [0, 1]).
 
-    NPCR and UACI compare the encrypted image with that of the same image changed by one grey level at
-    its centre, encoded with the same model (key).
+    NPCR and UACI are the literature's setting: the same image changed by one grey level at its centre,
+    encoded with the same model (key), payloads compared; they apply to deterministic methods only.
     """
-    from .render import render_encoded
+    from .metrics import ssim
 
-    rendered = render_encoded(method, encoded_one, pixels.shape)
-    changed = render_encoded(method, codec.encode(one_level_change(pixels)[None])[0], pixels.shape)
-    npcr, uaci = npcr_uaci(rendered, changed)
-    return {
-        "entropy": entropy(rendered),
-        **adjacent_correlations(rendered),
-        "chi2": chi2(rendered),
-        "npcr": npcr,
-        "uaci": uaci,
-        "visual_ssim": visual_ssim(original, rendered),
-    }
+    values, levels = codec.measured_payload(encoded_one)
+    skip = not_applicable(codec, encoded_one)
+    metrics: dict[str, float] = {}
+    if "entropy" not in skip:
+        metrics.update(_histogram_measures(values, levels, alpha))
+    if "corr_h" not in skip:
+        metrics.update(adjacent_correlations(values))
+    if values.ndim == 3:  # RGB payloads: each channel beside the pooled values
+        for c, name in enumerate(CHANNELS):
+            channel = values[..., c]
+            metrics.update({f"{key}_{name}": value for key, value in adjacent_correlations(channel).items()})
+            if "entropy" not in skip:
+                metrics.update(_histogram_measures(channel, levels, alpha, f"_{name}"))
+    if "npcr" not in skip:
+        changed, _ = codec.measured_payload(codec.encode(one_level_change(pixels)[None])[0])
+        npcr, uaci = npcr_uaci(values, changed, levels)
+        low, high = uaci_interval(values.size, alpha, levels)
+        metrics.update({"npcr": npcr, "npcr_pass": float(npcr >= npcr_critical(values.size, alpha, levels)),
+                        "uaci": uaci, "uaci_pass": float(low <= uaci <= high)})  # fmt: skip
+    if "visual_ssim" not in skip:
+        # The payload seen as a picture: labels spread over 0-255, bytes as they are.
+        picture = np.rint(values * (255 / max(levels - 1, 1))).astype(np.uint8)
+        if picture.ndim < original.ndim:
+            picture = np.repeat(picture[..., None], original.shape[-1], axis=-1)
+        metrics["visual_ssim"] = ssim(original, picture)
+    found = criteria(values.size, levels, alpha) if levels is not None and levels >= 2 else {}
+    return Security(metrics, skip, found)
 
 
 def wrong_key_reconstruction(method: str, wrong_codec, payload: bytes) -> np.ndarray:

@@ -132,9 +132,11 @@ class Encodings(Images):
             params=json.loads(row.params), metrics=json.loads(metrics), bytes=row.bytes, created=row.created_at,
         )  # fmt: skip
 
-    def encoded_images(self, collection: str | None = None) -> Iterator[EncodedInfo]:
-        """Every encoded image (of one collection, if given), oldest first."""
+    def encoded_images(self, collection: str | None = None, *, image_id: str | None = None) -> Iterator[EncodedInfo]:
+        """Every encoded image (of one collection, or of one image, if given), oldest first."""
         query = self._encoded_query().order_by(schema.encoded_images.c.id)
+        if image_id is not None:
+            query = query.where(schema.encoded_images.c.image_id == image_id)
         with self.engine.connect() as connection:
             if collection is not None:
                 collection_id = self._collection_id(connection, collection, create=False)

@@ -252,15 +252,17 @@ class Images(Keyring):
             raise ImageNotFound(f"image {image_id} not found")
         return self._info(row)
 
-    def images(self, collection: str | None = None, *, page_size: int = 2000) -> Iterator[ImageInfo]:
-        """Every image (of one collection, if given) in the order they were put, streamed in pages."""
+    def images(self, collection: str | None = None, *, page_size: int = 2000, after: str = "") -> Iterator[ImageInfo]:
+        """Every image (of one collection, if given) in the order they were put, streamed in pages.
+
+        With ``after`` (an image id), only the images put after that one: where a listing left off.
+        """
         images = schema.images
         query = self._info_query().where(images.c.id > bindparam("after")).order_by(images.c.id).limit(page_size)
         if collection is not None:
             with self.engine.connect() as connection:
                 collection_id = self._collection_id(connection, collection, create=False)
             query = query.where(images.c.collection_id == collection_id)
-        after = ""
         while True:
             with one_read(self.engine) as connection:
                 rows = connection.execute(query, {"after": after}).all()

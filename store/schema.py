@@ -4,10 +4,22 @@ What is sealed and what stays visible is decided here: every ``LargeBinary`` col
 blob (see :mod:`imgvault.store.crypto`); everything else is plaintext that the database can index.
 """
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 # The Alembic revision this code reads and writes; bumped with every migration.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004_api_tokens"
 
 metadata = MetaData(
     naming_convention={
@@ -95,6 +107,18 @@ encoded_images = Table(
     Column("created_at", DateTime, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Column("metrics", LargeBinary, nullable=False),
+)
+
+# The web service's API tokens (see :mod:`imgvault.store.tokens`): only the SHA-256 of each token is kept,
+# so that the database does not hold what would let its reader in. A revoked token keeps its row, for ``token ls``.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("read_only", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("revoked_at", DateTime, nullable=True),
 )
 
 # Every table with sealed columns, with those columns: what key rotation re-seals. The seal kind of a

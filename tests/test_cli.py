@@ -344,3 +344,45 @@ def test_an_altered_settings_row_or_parameters_give_a_specific_error_line(initia
         1,
         "Error: the store's settings were altered: primary_key_id is missing or not a key id\n",
     )
+
+
+def test_a_token_is_printed_once_as_the_last_line_and_only_its_hash_is_stored(initialised, runner):
+    from imgvault.store.tokens import check_token
+
+    result = runner.invoke(cli, ["token", "create", "alice", "--read-only"])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.splitlines()[-1]
+    assert result.stdout.startswith('Created token "alice" (read-only).') and token.startswith("ivt_")
+    with Store.open(initialised) as store:
+        assert check_token(store, token).read_only
+        assert check_token(store, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+        with store.engine.connect() as connection:
+            [row] = connection.execute(schema.api_tokens.select()).all()
+    assert row.token_sha256 == hashlib.sha256(token.encode()).hexdigest() and token not in str(tuple(row))
+    listed = runner.invoke(cli, ["token", "ls", "--json"])
+    assert [(t["name"], t["read_only"], t["revoked"]) for t in json.loads(listed.stdout)] == [("alice", True, None)]
+
+
+def test_a_revoked_token_no_longer_opens_and_its_name_can_be_given_again(initialised, runner):
+    from imgvault.store.tokens import check_token
+
+    first = runner.invoke(cli, ["token", "create", "ci"]).stdout.splitlines()[-1]
+    refused = runner.invoke(cli, ["token", "create", "ci"])
+    assert (refused.exit_code, refused.output) == (1, 'Error: a token named "ci" exists already (revoke it first)\n')
+    assert runner.invoke(cli, ["token", "revoke", "ci"]).stdout == 'Revoked token "ci".\n'
+    again = runner.invoke(cli, ["token", "revoke", "ci"])
+    assert (again.exit_code, again.output) == (1, 'Error: token "ci" is revoked already\n')
+    assert runner.invoke(cli, ["token", "revoke", "nobody"]).output == 'Error: no token named "nobody"\n'
+    assert "revoked" in runner.invoke(cli, ["token", "ls"]).stdout
+    second = runner.invoke(cli, ["token", "create", "ci"]).stdout.splitlines()[-1]
+    with Store.open(initialised) as store:
+        assert check_token(store, first) is None
+        assert check_token(store, second).name == "ci"
+    bad = runner.invoke(cli, ["token", "create", "../x"])
+    assert bad.exit_code == 1 and bad.output.startswith("Error: '../x' cannot name a token")
+
+
+def test_serve_refuses_a_public_address_without_tls(initialised, runner):
+    result = runner.invoke(cli, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "0.0.0.0 is not a loopback address: serve it with TLS" in result.output

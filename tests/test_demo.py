@@ -1,5 +1,6 @@
 """`imgvault demo --quick` from an empty folder, and its runs looked at in the MLflow UI in a real browser."""
 
+import io
 import json
 import os
 import re
@@ -69,7 +70,8 @@ def test_the_demo_stores_collections_runs_every_method_and_prints_how_to_open_th
     assert "attack_ssim" in faces["pca k=8"]  # the faces collection is large enough for the learning attack
     out = result.stdout
     assert "demo-photos: 6 images (6 added)" in out
-    assert "Security of the encrypted images" in out and out.count("demo-tiles   kmeans") == 4  # both tables
+    # quality, security and randomness-test tables (the attack's lists the faces only)
+    assert "Security of the encrypted payloads" in out and out.count("demo-tiles   kmeans") == 6
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="{name}">' in report for name in COLLECTIONS)
     assert len(re.findall(r'src="data:image/png;base64,', report)) >= 7
@@ -178,3 +180,14 @@ def test_a_second_demo_reuses_the_collections_and_adds_new_runs(demo):
     with Store.open(settings=Settings.resolve(home, environ={})) as store:
         assert {c.name: c.images for c in store.collections()} == COLLECTIONS
     assert {name: len(runs) for name, runs in _children(home).items()} == dict.fromkeys(COLLECTIONS, 2 * len(RUNS))
+
+
+def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
+    import skimage.data
+
+    from imgvault.tracker.demo import faces
+
+    found = faces(200)
+    assert len(found) == 100
+    last = np.asarray(Image.open(io.BytesIO(found[-1][1])))
+    assert np.array_equal(last, to_uint8(skimage.data.lfw_subset()[99]))

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = {"postgres", "objectstore", "create-bucket", "mlflow", "dask-scheduler", "dask-worker", "imgvault"}
+SERVICES = {"postgres", "objectstore", "create-bucket", "mlflow", "dask-scheduler", "dask-worker", "imgvault", "web"}
 # What each service listens on, inside the compose network.
-LISTENS = {"postgres": 5432, "objectstore": 9000, "mlflow": 5000, "dask-scheduler": 8786}
+LISTENS = {"postgres": 5432, "objectstore": 9000, "mlflow": 5000, "dask-scheduler": 8786, "web": 8000}
 SECRETS = {"POSTGRES_PASSWORD", "IMGVAULT_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY",
            "IMGVAULT_PASSPHRASE"}  # fmt: skip
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
@@ -75,9 +75,25 @@ def test_the_services_and_their_images(compose):
             assert other in services, f"{name} depends on a service that does not exist: {other}"
 
 
-def test_only_the_mlflow_ui_is_published_and_only_on_loopback(compose):
+def test_only_the_mlflow_ui_and_the_web_service_are_published_and_only_on_loopback(compose):
     published = {name: service["ports"] for name, service in compose["services"].items() if "ports" in service}
-    assert published == {"mlflow": ["127.0.0.1:5000:5000"]}
+    assert published == {"mlflow": ["127.0.0.1:5000:5000"], "web": ["127.0.0.1:8000:8000"]}
+
+
+def _options(command: list[str]) -> dict[str, str]:
+    return {command[i]: command[i + 1] for i in range(len(command) - 1) if command[i].startswith("--")}
+
+
+def test_the_web_service_serves_the_store_the_cli_uses_and_links_to_the_published_mlflow_ui(compose):
+    web, cli = compose["services"]["web"], compose["services"]["imgvault"]
+    command = web["command"]
+    assert command[0] == "serve" and _options(command)["--port"] == "8000"
+    # It listens beyond its container's loopback without TLS only because the port is published on the host's.
+    assert _options(command)["--host"] == "0.0.0.0" and "--insecure-public" in command
+    assert _options(command)["--mlflow-ui"] == "http://127.0.0.1:5000"  # where a browser on the host finds it
+    for name in ("IMGVAULT_DB_URL", "IMGVAULT_PASSPHRASE", "MLFLOW_TRACKING_URI"):
+        assert web["environment"][name] == cli["environment"][name], name
+    assert "8000" in " ".join(web["healthcheck"]["test"])
 
 
 def _strings(value):
@@ -95,7 +111,9 @@ def test_every_url_points_at_a_service_that_exists_on_the_port_it_listens_on(com
     services = compose["services"]
     urls = []
     for name, service in services.items():
-        for text in _strings({k: v for k, v in service.items() if k != "healthcheck"}):
+        # The web service's links into the MLflow UI are for a browser on the host (checked above).
+        strings = _strings({k: v for k, v in service.items() if k != "healthcheck"})
+        for text in (t for t in strings if t != _options(service.get("command") or []).get("--mlflow-ui")):
             urls += [(name, url) for url in re.findall(r"\b[a-z][a-z0-9+]*://[^\s,'\"]+", text)]
     assert len(urls) >= 5
     for name, url in urls:

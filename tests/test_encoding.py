@@ -163,7 +163,7 @@ def test_decode_writes_a_png_of_the_exact_pixels_for_aes(put_id, runner, tmp_pat
                                      " dimensions, so k can be at most 100\n"),
         (["-m", "kmeans", "-k", "0"], "Error: k must be a whole number of at least 1, not 0\n"),
         (["-m", "aes", "-k", "4"], "Error: aes takes no k: it encrypts every pixel, losslessly\n"),
-        (["-m", "pca", "--size", "3"], "Error: size must be a whole number from 8 to 4096, not 3\n"),
+        (["-m", "pca", "--size", "3"], "Error: size must be a whole number from 11 to 4096, not 3\n"),
     ],
 )  # fmt: skip
 def test_bad_encode_parameters_are_one_line_and_store_nothing(put_id, runner, args, message):

@@ -112,7 +112,8 @@ try:
     cli({args!r}, prog_name="imgvault")
 except SystemExit as exit:
     code = exit.code
-heavy = sorted(m for m in ("mlflow", "sklearn", "skimage", "sqlalchemy", "alembic") if m in sys.modules)
+heavy = sorted(m for m in ("mlflow", "sklearn", "skimage", "sqlalchemy", "alembic", "fastapi", "starlette",
+                           "uvicorn", "jinja2", "python_multipart") if m in sys.modules)
 print("CODE", code, "HEAVY", heavy)
 """
 
@@ -130,9 +131,10 @@ def test_help_imports_nothing_heavy(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["ls"], ["ls", "--encoded"], ["collections"], ["put", "IMAGE"], ["get", "ID", "-o", "OUT"]]
+    "args",
+    [["ls"], ["ls", "--encoded"], ["collections"], ["put", "IMAGE"], ["get", "ID", "-o", "OUT"], ["token", "ls"]],
 )
-def test_store_commands_do_not_import_mlflow_or_scikit_learn(tmp_path, clean_env, args):
+def test_store_commands_do_not_import_mlflow_scikit_learn_or_web_frameworks(tmp_path, clean_env, args):
     home = tmp_path / "vault"
     with Store.init(home) as store:
         image = store.put(Path(skimage.data.__file__).parent / "camera.png")

@@ -4,14 +4,22 @@ from imgvault.store.errors import NotFound
 
 from .tracking import open_client
 
-COLUMNS = ("mse_mean", "psnr_mean", "ssim_mean", "bpp_mean", "exact_fraction", "failed_images")
-SECURITY_COLUMNS = ("entropy_mean", "corr_h_mean", "corr_v_mean", "corr_d_mean", "chi2_mean", "npcr_mean",
-                    "uaci_mean", "visual_ssim_mean", "key_ssim_mean", "attack_ssim", "attack_decoder_ssim",
-                    "attack_psnr_vs_decoder", "attack_baseline_ssim")  # fmt: skip
+#: the keys of a row (and of ``imgvault compare --json``), besides collection, method, k, fit, size, color,
+#: n_images, run_id, attack_model, criteria and not_applicable; all are means over the run's images
+COLUMNS = ("mse", "psnr", "ssim", "bpp", "exact_fraction", "failed_images")
+SECURITY_COLUMNS = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
+                    "entropy_pass_rate", "chi2_pass_rate", "npcr_pass_rate", "uaci_pass_rate")  # fmt: skip
+ATTACK_COLUMNS = ("attack_ssim", "attack_baseline_ssim", "attack_key_holder_ssim", "attack_psnr_vs_key_holder",
+                  "attack_gain", "attack_gain_ci_low", "attack_gain_ci_high", "attack_gap", "attack_gap_ci_low",
+                  "attack_gap_ci_high", "attack_splits", "attack_test_images")  # fmt: skip
+CRITERION = "criterion/"
+NOT_APPLICABLE = "imgvault.not_applicable."
 
 
 def compare(home, collections: list[str] | None = None, experiment: str | None = None) -> list[dict]:
-    """One row per (collection, method, k, fit, size, color): the mean metrics of its latest child run.
+    """One row per (collection, method, k, fit, size, color): the mean metrics of its latest child run, the
+    criteria at its payload's size (``criteria``) and the measures that do not apply, with why
+    (``not_applicable``).
 
     Looks in ``experiment`` if given, else in every ``imgvault/...`` experiment, and keeps only the
     ``collections`` asked for, if any.
@@ -53,8 +61,12 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
                "k": None if params.get("k") in (None, "none") else int(params["k"]), "fit": params.get("fit"),
                "size": int(params.get("size", 0)), "color": params.get("color"),
                "n_images": int(params.get("n_images", 0)), "run_id": run.info.run_id}  # fmt: skip
-        row.update({name: run.data.metrics.get(name) for name in COLUMNS + SECURITY_COLUMNS})
-        row["attack_model"] = run.data.tags.get("imgvault.attack_model")
+        metrics = run.data.metrics
+        row.update({name: metrics.get(name) for name in COLUMNS + SECURITY_COLUMNS + ATTACK_COLUMNS})
+        row["attack_model"] = tags.get("imgvault.attack_model")
+        # What a random payload of this run's size scores (n, levels, entropy_expected, npcr_critical, ...).
+        row["criteria"] = {k[len(CRITERION) :]: v for k, v in metrics.items() if k.startswith(CRITERION)}
+        row["not_applicable"] = {k[len(NOT_APPLICABLE) :]: v for k, v in tags.items() if k.startswith(NOT_APPLICABLE)}
         rows.append(row)
     missing = set(collections or ()) - {row["collection"] for row in rows}
     if missing:

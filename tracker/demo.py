@@ -62,13 +62,17 @@ def photos(count: int) -> list[tuple[str, bytes]]:
     return (_sklearn_photos() + found)[:count]
 
 
+FACES = 100  # skimage.data.lfw_subset(): its first 100 images are faces, the other 100 are not
+
+
 def faces(count: int) -> list[tuple[str, bytes]]:
-    """Faces from scikit-image's LFW subset (25x25 gray), as PNG files."""
+    """Faces from scikit-image's LFW subset (25x25 gray), as PNG files: faces only, at most its 100."""
     import skimage.data
 
     from imgvault.methods import to_uint8
 
-    return [(f"face-{n:03d}.png", _png(to_uint8(face))) for n, face in enumerate(skimage.data.lfw_subset()[:count])]
+    found = skimage.data.lfw_subset()[: min(count, FACES)]
+    return [(f"face-{n:03d}.png", _png(to_uint8(face))) for n, face in enumerate(found)]
 
 
 def tiles(count: int) -> list[tuple[str, bytes]]:
@@ -105,7 +109,7 @@ def collections(quick: bool) -> list[DemoCollection]:
                        BatchConfig(ks=ks, size=size, figures=10), tiles, 12 if quick else 48),
         DemoCollection("demo-faces", "faces from scikit-image's LFW subset, one model for all, with the learning "
                        "attack", BatchConfig(ks=ks, size=25, fit="collection", attack=True, figures=10), faces,
-                       30 if quick else 200),
+                       30 if quick else FACES),
     ]  # fmt: skip
 
 

@@ -73,7 +73,7 @@ def ssim_vs_bpp_figure(runs):
     fig, axis = plt.subplots(figsize=(6.4, 4.8))
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.11, top=0.92)
     for method in dict.fromkeys(run.method for run in runs):
-        points = sorted((r.metrics.get("bpp_mean", np.nan), r.metrics.get("ssim_mean", np.nan), r.k)
+        points = sorted((r.metrics.get("bpp", np.nan), r.metrics.get("ssim", np.nan), r.k)
                         for r in runs if r.method == method)  # fmt: skip
         axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
                   color=COLORS.get(method, "tab:gray"))  # fmt: skip
@@ -93,11 +93,11 @@ def ssim_vs_bpp_figure(runs):
 
 
 SECURITY_PANELS = (
-    ("visual_ssim_mean", "how recognisable the encrypted image is\n(SSIM with the original; 0 is ideal)"),
-    ("key_ssim_mean", "what a wrong key gives\n(SSIM with the original; 0 is ideal)"),
-    ("corr_h_mean", "adjacent-pixel correlation of the\nencrypted image (0 is ideal)"),
-    ("entropy_mean", "entropy of the encrypted image,\nbits (8 is ideal)"),
-    ("npcr_mean", "NPCR after a one-level change, %\n(99.61 is ideal)"),
+    ("visual_ssim", "how recognisable the encrypted image is\n(SSIM with the original; 0 is ideal)"),
+    ("key_ssim", "what a wrong key gives\n(SSIM with the original; 0 is ideal)"),
+    ("corr_h", "adjacent correlation of the payload\n(0 is ideal)"),
+    ("entropy_pass_rate", "images passing the entropy test\nat their size (0.95 expected; missing: n/a)"),
+    ("npcr_pass_rate", "images passing Wu et al.'s NPCR test\nat their size (missing: n/a)"),
 )
 
 
@@ -116,12 +116,13 @@ def security_figure(runs):
         axis = axes[-1]
         at = np.arange(len(attacked))
         axis.bar(at - 0.27, [r.metrics["attack_ssim"] for r in attacked], 0.27, label="attacker", color="tab:purple")
-        axis.bar(at, [r.metrics["attack_decoder_ssim"] for r in attacked], 0.27, label="key holder",
+        axis.bar(at, [r.metrics["attack_key_holder_ssim"] for r in attacked], 0.27, label="key holder",
                  color="tab:olive")  # fmt: skip
         axis.bar(at + 0.27, [r.metrics["attack_baseline_ssim"] for r in attacked], 0.27, label="mean image",
                  color="tab:gray")  # fmt: skip
         _ticks(axis, at, [_label(r) for r in attacked])
-        axis.set_title("learning attack on held-out images\n(SSIM; near the key holder = undone)", fontsize=9)
+        title = "learning attack on held-out images, mean over\nsplits (SSIM; near the key holder = undone)"
+        axis.set_title(title, fontsize=9)
         axis.legend(fontsize=7)
         axis.grid(axis="y", alpha=0.3)
     fig.suptitle("How much each encrypted image leaks")

@@ -10,10 +10,42 @@ import numpy as np
 from imgvault.store.version import imgvault_version
 
 from .figures import comparison_figure, security_figure, ssim_vs_bpp_figure
-from .runner import SERIES
+from .runner import PASSED, SERIES_PREFIX, SUMMARISED
 
 METRICS_PER_CALL = 1000  # MLflow's limits for one log_batch call
 PARAMS_PER_CALL = 100
+
+
+NOTE = "mlflow.note.content"  # the description MLflow's UI shows for an experiment or a run
+EXPERIMENT_DESCRIPTION = """Runs of imgvault's image "encryption" bench on one collection.
+
+Each batch is a parent run with one child run per method and k. In a child run, `mse`, `psnr`, `ssim`
+(Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), `bpp`, `entropy`, `corr_h`, ... are the MEANS over
+the collection's images; `_median`, `_std`, `_min`, `_max` their spread; `image/<metric>` the per-image
+values (step = image index). `<test>_pass_rate` is the share of images that pass a randomness test at the
+payload's size, whose criteria are `criterion/<name>`. `attack_gain` is the learning attack's SSIM over the
+mean-image baseline, averaged over repeated splits, with a 95 % interval `attack_gain_ci_low`/`_ci_high`.
+A measure that does not apply to a method is missing, and the tag `imgvault.not_applicable.<measure>` says why.
+"""
+#: what the parent run keeps of each configuration, as ``<configuration>/<metric>``
+PARENT_METRICS = (
+    "mse",
+    "psnr",
+    "ssim",
+    "bpp",
+    "key_ssim",
+    "visual_ssim",
+    "exact_fraction",
+    *(f"{name}_rate" for name in PASSED),
+    "attack_gain",
+    "attack_gain_ci_low",
+    "attack_gain_ci_high",
+)
+
+
+def configuration_key(run) -> str:
+    """``pca_k8``, ``aes``: a child's configuration as an MLflow metric-name prefix (no ``=`` allowed)."""
+    return run.method if run.k is None else f"{run.method}_k{run.k}"
 
 
 def _chunks(items: list, size: int):
@@ -56,13 +88,24 @@ class RunLogger:
                   "fit": config.fit, "n_images": n_images, "jobs": config.jobs,
                   "scheduler": config.scheduler or "local",
                   "random_state": config.random_state, "imgvault_version": version}  # fmt: skip
-        self._log(run.info.run_id, params=params.items(), tags=[("imgvault.collection_digest", digest)])
+        description = (
+            f'A batch over {n_images} images of collection "{collection}" ({config.fit} fit, '
+            f"{config.size}px {config.color}). Its metrics are `<configuration>/<metric>`, "
+            "e.g. `pca_k8/ssim`: each child run's mean over its images; the child runs hold the rest."
+        )
+        self.client.set_experiment_tag(self.experiment_id, NOTE, EXPERIMENT_DESCRIPTION)
+        tags = [("imgvault.collection_digest", digest), (NOTE, description)]
+        self._log(run.info.run_id, params=params.items(), tags=tags)
         return run.info.run_id
 
     def finish_parent(self, run_id: str, runs: list, config) -> None:
         rows = [{"method": r.method, "k": r.k, "run_id": r.run_id, "failed_images": len(r.failures),
-                 **{name: r.metrics.get(f"{name}_mean") for name in ("mse", "psnr", "ssim", "bpp")},
+                 **{name: r.metrics.get(name) for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
+        now = int(time.time() * 1000)
+        metrics = [(f"{configuration_key(r)}/{name}", r.metrics[name], now, 0) for r in runs for name in PARENT_METRICS
+                   if isinstance(r.metrics.get(name), int | float) and np.isfinite(r.metrics[name])]  # fmt: skip
+        self._log(run_id, metrics=metrics)
         self.writer.table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
         self.writer.figure(run_id, comparison_figure(runs), "comparison.png")
         self.writer.figure(run_id, security_figure(runs), "security.png")
@@ -80,7 +123,11 @@ class RunLogger:
         from mlflow.entities import DatasetInput, InputTag
 
         name = method if k is None else f"{method} k={k}"
-        tags = {"mlflow.parentRunId": parent, "imgvault.kind": "child", "imgvault.collection": collection}
+        description = (f"{name} over collection \"{collection}\" ({config.fit} fit). `mse`, `psnr`, `ssim`, "
+                       "`entropy`, ... are means over the images; `image/<metric>` holds each image's value "
+                       "(step = image index); see the experiment's description for the rest.")  # fmt: skip
+        tags = {"mlflow.parentRunId": parent, "imgvault.kind": "child", "imgvault.collection": collection,
+                NOTE: description}  # fmt: skip
         run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
         params = {"method": method, "k": "none" if k is None else k, "size": config.size, "color": config.color,
                   "fit": config.fit, "n_images": n_images, "random_state": config.random_state,
@@ -96,17 +143,17 @@ class RunLogger:
         """original | encrypted | decrypted | error of image ``step``, under one key the UI steps through."""
         self.writer.image(run_id, shown, key="original-encrypted-decrypted-error", step=step)
 
-    def log_child(self, run_id, images, by_image, failures, values, summary) -> None:
+    def log_child(self, run_id, images, by_image, failures, values, summary, not_applicable=None) -> None:
         now = int(time.time() * 1000)
         series = []
         for step, image in enumerate(images):
             info = by_image.get(image.id)
             if info is None:
                 continue
-            for name in SERIES:
+            for name in SUMMARISED:
                 value = info.metrics.get(name)
-                if value is not None and np.isfinite(value):
-                    series.append((name, value, now, step))
+                if value is not None and np.isfinite(value) and not name.endswith("_pass"):
+                    series.append((SERIES_PREFIX + name, value, now, step))
         summary_metrics = [(key, value, now, 0) for key, value in summary.items()
                            if isinstance(value, int | float) and np.isfinite(value)]  # fmt: skip
         summary_metrics.append(("failed_images", len(failures), now, 0))
@@ -114,6 +161,7 @@ class RunLogger:
         tags = [("imgvault.failed_images", len(failures))]
         if "attack_model" in summary:
             tags.append(("imgvault.attack_model", summary["attack_model"]))
+        tags.extend((f"imgvault.not_applicable.{name}", reason) for name, reason in (not_applicable or {}).items())
         tags.append(("imgvault.model_id", models[0]) if len(models) == 1 else
                     ("imgvault.model_ids", "one per image: see the model_id column of images.json"))  # fmt: skip
         if failures:

@@ -16,7 +16,7 @@ import numpy as np
 
 from imgvault.methods.attack import check_attack_size, learning_attack
 from imgvault.methods.pipeline import jsonable, measure
-from imgvault.methods.preprocess import check_color, check_size, load_pixels
+from imgvault.methods.preprocess import check_color, check_size, load_pixels, to_uint8
 from imgvault.methods.registry import check_method, make_codec
 from imgvault.methods.render import caption, figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
@@ -26,10 +26,14 @@ from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client, tracking_uri
 
-SECURITY = ("entropy", "corr_h", "corr_v", "corr_d", "chi2", "npcr", "uaci", "visual_ssim", "key_ssim")
-SERIES = ("mse", "psnr", "ssim", "bpp", *SECURITY)
-SUMMARISED = ("mse", "psnr", "ssim", "bpp", "bpp_with_model", "compression_ratio", "encode_seconds",
-              "decode_seconds", "fit_seconds", *SECURITY)  # fmt: skip
+SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim")
+QUALITY = ("mse", "psnr", "ssim", "bpp")
+COSTS = ("bpp_with_model", "compression_ratio", "encode_seconds", "decode_seconds", "fit_seconds")
+PASSED = ("entropy_pass", "chi2_pass", "npcr_pass", "uaci_pass")
+CHANNELS = tuple(f"{name}_{c}" for name in ("entropy", "chi2", "corr_h", "corr_v", "corr_d") for c in "rgb")
+#: every per-image value a run summarises (its mean under the value's own name)
+SUMMARISED = (*QUALITY, *COSTS, *SECURITY, *PASSED, *CHANNELS)
+SERIES_PREFIX = "image/"  # per-image series: image/ssim, ... with step = image index
 DEFAULT_FIGURES = 25
 
 
@@ -62,10 +66,15 @@ class ChildRun:
     metrics: dict
     failures: list[tuple[str, str]] = field(default_factory=list)
     values: dict[str, list] = field(default_factory=dict, repr=False)  # per-image values, for the figures
+    not_applicable: dict[str, str] = field(default_factory=dict)  # security measure -> why it does not apply
+
+    @property
+    def label(self) -> str:
+        return self.method if self.k is None else f"{self.method} k={self.k}"
 
     def to_dict(self) -> dict:
         return {"method": self.method, "k": self.k, "run_id": self.run_id, "metrics": self.metrics,
-                "failed_images": len(self.failures)}  # fmt: skip
+                "not_applicable": self.not_applicable, "failed_images": len(self.failures)}  # fmt: skip
 
 
 @dataclass
@@ -88,7 +97,8 @@ class BatchResult:
 
 
 def summarise(values: dict[str, list[float]]) -> dict[str, float]:
-    """``<metric>_mean``, ``_median``, ``_std``, ``_min``, ``_max`` over the finite values of each metric.
+    """Each metric's mean under its own name (``ssim``), and ``_median``, ``_std``, ``_min``, ``_max``, over
+    its finite values; a pass/fail flag ``<measure>_pass`` gives ``<measure>_pass_rate`` only.
 
     An infinite PSNR (an exact reconstruction) is left out of the PSNR figures and counted by
     ``exact_fraction`` instead: MLflow would store it as 1.8e308 and ruin every mean.
@@ -96,10 +106,14 @@ def summarise(values: dict[str, list[float]]) -> dict[str, float]:
     out = {}
     for name, series in values.items():
         finite = np.array([v for v in series if v is not None and math.isfinite(v)], dtype=np.float64)
-        if finite.size:
-            for stat, function in (("mean", np.mean), ("median", np.median), ("std", np.std), ("min", np.min),
-                                   ("max", np.max)):  # fmt: skip
-                out[f"{name}_{stat}"] = float(function(finite))
+        if not finite.size:
+            continue
+        if name.endswith("_pass"):
+            out[f"{name}_rate"] = float(finite.mean())
+            continue
+        out[name] = float(finite.mean())
+        for stat, function in (("median", np.median), ("std", np.std), ("min", np.min), ("max", np.max)):
+            out[f"{name}_{stat}"] = float(function(finite))
     mse = values.get("mse", [])
     if mse:
         out["exact_fraction"] = float(np.mean([v == 0 for v in mse]))
@@ -257,11 +271,14 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
         logger.end(child, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
     values = {name: [item["metrics"].get(name) for item in items] for name in SUMMARISED}
+    values = {name: series for name, series in values.items() if any(v is not None for v in series)}
     summary = summarise(values)
-    done_ok = [measured for measured, _ in results if not isinstance(measured, str)]
-    if config.attack and len(done_ok) >= 10:
-        summary.update(learning_attack([m.encoded for m in done_ok], [m.original for m in done_ok],
-                                       [m.reconstruction for m in done_ok], seed=config.random_state))  # fmt: skip
+    ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
+    not_applicable = results[ok[0]][0].not_applicable if ok else {}
+    if ok:
+        summary.update({f"criterion/{name}": value for name, value in results[ok[0]][0].criteria.items()})
+    if config.attack and len(ok) >= 10:
+        summary.update(_attack(results, pixels, ok, method, k, config))
     params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
 
     def store_and_log() -> None:
@@ -271,30 +288,62 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
             infos = store.put_encodings(items, method=method, params=params, shared_model=shared_model,
                                         collection=collection)  # fmt: skip
             by_image = {info.image_id: info for info in infos}
-            logger.log_child(child, images, by_image, failures, values, summary)
+            logger.log_child(child, images, by_image, failures, values, summary, not_applicable)
         except BaseException:
             logger.end(child, "FAILED")
             raise
         logger.end(child, "FAILED" if not infos else "FINISHED")
 
-    return ChildRun(method, k, child, summary, failures, values), store_and_log
+    return ChildRun(method, k, child, summary, failures, values, not_applicable), store_and_log
+
+
+def _attack(results, pixels, ok, method, k, config) -> dict:
+    """The learning attack's run metrics (:func:`learning_attack`) over the images that encoded.
+
+    With ``--fit collection`` each split's model is fitted on its training images only, so that the key
+    holder's SSIM is measured out of sample as the attacker's is; with ``--fit image`` every image keeps
+    its own model. Nothing if the model cannot be fitted on a training part (k above its size).
+    """
+    originals = [results[i][0].original for i in ok]
+    if config.fit == "image":
+        fixed = [results[i][0].encoded for i in ok], [results[i][0].reconstruction for i in ok]
+        return learning_attack(originals, lambda train: fixed, seed=config.random_state)
+    subset = pixels[ok]
+
+    def encodings(train):
+        codec = make_codec(method, k=k, fit="collection", random_state=config.random_state).fit(subset[train])
+        encoded = codec.encode(subset)
+        return list(encoded), list(to_uint8(codec.decode(encoded)))
+
+    try:
+        return learning_attack(originals, encodings, seed=config.random_state)
+    except InvalidParameter:
+        return {}
 
 
 def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
     """``key_ssim`` of every image: SSIM of the original against its decoding with a wrong key.
 
-    The wrong key is the next image's model (``--fit image``), or the same method fitted on the
-    collection with another seed (``--fit collection``; a new random key for AES).
+    The wrong key is the next image's model (``--fit image``), or, with ``--fit collection``, the same
+    method fitted on the other half of the collection (disjoint images; a new random key for AES), so
+    that it is another key even for a fit that does not depend on its seed.
     """
     from imgvault.methods.metrics import quality
     from imgvault.methods.registry import method_classes
 
     ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
-    if len(ok) < 2 and config.fit == "image":
+    if len(ok) < 2:
         return
     if config.fit == "collection":
-        wrong = make_codec(method, k=k, fit="collection", random_state=config.random_state + 1).fit(pixels)
-        wrong_for = dict.fromkeys(ok, wrong)
+        halves = np.array_split(np.random.default_rng(config.random_state).permutation(ok), 2)
+        wrong_for = {}
+        for mine, other in (halves, halves[::-1]):
+            try:
+                wrong = make_codec(method, k=k, fit="collection", random_state=config.random_state + 1)
+                wrong.fit(pixels[np.sort(other)])
+            except InvalidParameter:
+                return  # k above half the collection: no disjoint model to compare with
+            wrong_for.update(dict.fromkeys(mine.tolist(), wrong))
     else:
         cls = method_classes()[method]
         following = ok[1:] + ok[:1]

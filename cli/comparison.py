@@ -1,0 +1,81 @@
+"""The security tables of ``imgvault compare`` (and the demo): measures, tests at the payload's size, attack."""
+
+import click
+
+from .output import plain_table
+
+NA = "n/a"
+
+
+def _value(row: dict, name: str, digits: int = 3) -> str:
+    value = row.get(name)
+    if value is None:
+        return NA if name.split("_pass_rate")[0] in row.get("not_applicable", {}) else "-"
+    return f"{value:.{digits}f}"
+
+
+def _test(row: dict, measure: str, criterion: str) -> str:
+    """``7.671±0.028 0.95``: a test's criterion at the payload's size and the share of images passing it."""
+    if measure in row.get("not_applicable", {}) or not row.get("criteria"):
+        return NA
+    return f"{criterion} {_value(row, f'{measure}_pass_rate', 2)}"
+
+
+def _criteria(row: dict) -> tuple[str, str, str, str]:
+    c = row.get("criteria") or {}
+    if not c:
+        return NA, NA, NA, NA
+    return (_test(row, "entropy", f"{c['entropy_expected']:.3f}±{c['entropy_sd']:.3f}"),
+            _test(row, "chi2", f"<{c['chi2_critical']:.1f}"), _test(row, "npcr", f">={c['npcr_critical']:.3f}"),
+            _test(row, "uaci", f"{c['uaci_low']:.2f}-{c['uaci_high']:.2f}"))  # fmt: skip
+
+
+def _whole(row: dict, name: str) -> str:
+    value = (row.get("criteria") or {}).get(name)
+    return NA if value is None else f"{value:.0f}"
+
+
+def _gain(row: dict) -> str:
+    if row.get("attack_gain") is None:
+        return "-"
+    return f"{row['attack_gain']:+.3f} [{row['attack_gain_ci_low']:+.3f}, {row['attack_gain_ci_high']:+.3f}]"
+
+
+def print_security(rows: list[dict], width: int) -> None:
+    """The measures (means over images), the randomness tests at each payload's size, the learning attack,
+    and why the measures marked n/a do not apply."""
+    key = [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10)]
+
+    def head(r):
+        return r["collection"], r["method"], r["k"] or "-", r["fit"]
+
+    click.echo()
+    click.echo("Security of the encrypted payloads (means over images; a cipher: correlations and SSIMs near 0)")
+    plain_table(
+        [*key, ("ENTROPY", 8), ("CHI2", 9), ("CORR_H", 7), ("CORR_V", 7), ("NPCR", 7), ("UACI", 7),
+         ("VISUAL", 7), ("KEY", 0)],
+        ((*head(r), _value(r, "entropy"), _value(r, "chi2", 1), _value(r, "corr_h"), _value(r, "corr_v"),
+          _value(r, "npcr"), _value(r, "uaci"), _value(r, "visual_ssim"), _value(r, "key_ssim")) for r in rows),
+    )  # fmt: skip
+    click.echo()
+    click.echo("Randomness tests at each payload's size N (alpha 0.05): criterion, then the share of images passing")
+    plain_table(
+        [*key, ("N", 6), ("LEVELS", 6), ("ENTROPY", 18), ("CHI2", 12), ("NPCR", 15), ("UACI", 0)],
+        ((*head(r), _whole(r, "n"), _whole(r, "levels"), *_criteria(r)) for r in rows),
+    )  # fmt: skip
+    attacked = [r for r in rows if r.get("attack_ssim") is not None]
+    if attacked:
+        click.echo()
+        click.echo("Learning attack on held-out images (SSIM, mean over splits; gain over the mean image, 95 % CI)")
+        plain_table(
+            [*key, ("ATTACK", 7), ("KEY_HOLDER", 10), ("BASELINE", 8), ("GAIN [95% CI]", 26), ("MODEL", 0)],
+            ((*head(r), _value(r, "attack_ssim"), _value(r, "attack_key_holder_ssim"),
+              _value(r, "attack_baseline_ssim"), _gain(r), r.get("attack_model") or "-") for r in attacked),
+        )  # fmt: skip
+    reasons = sorted({(r["method"], r["fit"], name, why) for r in rows
+                      for name, why in r.get("not_applicable", {}).items()})  # fmt: skip
+    by_reason: dict[tuple[str, str, str], list[str]] = {}
+    for method, fit, name, why in reasons:
+        by_reason.setdefault((method, fit, why), []).append(name)
+    for (method, fit, why), names in by_reason.items():
+        click.echo(f"n/a: {method} ({fit} fit) {', '.join(names)}: {why}")

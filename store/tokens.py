@@ -1,0 +1,108 @@
+"""API tokens of the web service (``imgvault serve``): made here, shown once, kept only as a SHA-256 hash.
+
+A token is 256 random bits (``secrets.token_urlsafe(32)``) behind the prefix ``ivt_``. The store keeps its
+SHA-256, which is enough for a secret of that strength (no password hashing needed: there is nothing to
+guess), so a reader of the database cannot sign in with what it holds. A token is looked up by its hash
+and the hashes compared again with :func:`hmac.compare_digest`: the time a check takes depends on the
+hash only, never on how much of a guessed token was right.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+
+from . import schema
+from .engine import write_transaction
+from .errors import InvalidParameter, NotFound
+from .records import iso_utc, utc_now
+
+PREFIX = "ivt_"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_MAX_TOKEN = 200  # longer than any token we make: not worth hashing
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as the store knows it: its name and rights, never the token itself."""
+
+    name: str
+    read_only: bool
+    created: datetime
+    revoked: datetime | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "read_only": self.read_only, "created": iso_utc(self.created),
+                "revoked": iso_utc(self.revoked) if self.revoked else None}  # fmt: skip
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _info(row) -> TokenInfo:
+    return TokenInfo(name=row.name, read_only=row.read_only, created=row.created_at, revoked=row.revoked_at)
+
+
+def check_token_name(name: str) -> str:
+    """``name`` if it can name a token (letters, digits, ``.``, ``_``, ``-``; at most 64), else InvalidParameter."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidParameter(
+            f"{name!r} cannot name a token: use 1 to 64 letters, digits, '.', '_' or '-' (first a letter or digit)"
+        )
+    return name
+
+
+def create_token(store, name: str, *, read_only: bool = False) -> tuple[TokenInfo, str]:
+    """A new token named ``name``; returns its record and the token, which is not kept anywhere.
+
+    A name is used by one token at a time: a revoked token's name may be given to a new one.
+    """
+    check_token_name(name)
+    table = schema.api_tokens
+    token = PREFIX + secrets.token_urlsafe(32)
+    info = TokenInfo(name=name, read_only=read_only, created=utc_now())
+    with write_transaction(store.engine) as connection:
+        row = connection.execute(select(table.c.revoked_at).where(table.c.name == name)).first()
+        if row is not None and row.revoked_at is None:
+            raise InvalidParameter(f'a token named "{name}" exists already (revoke it first)')
+        connection.execute(delete(table).where(table.c.name == name))
+        connection.execute(insert(table).values(name=name, token_sha256=_digest(token), read_only=read_only,
+                                                created_at=info.created))  # fmt: skip
+    return info, token
+
+
+def list_tokens(store) -> list[TokenInfo]:
+    """Every token, revoked ones too, by name."""
+    with store.engine.connect() as connection:
+        return [_info(row) for row in connection.execute(select(schema.api_tokens).order_by(schema.api_tokens.c.name))]
+
+
+def revoke_token(store, name: str) -> TokenInfo:
+    """Revoke token ``name`` at once: the next request that shows it is refused."""
+    table = schema.api_tokens
+    with write_transaction(store.engine) as connection:
+        revoked = connection.execute(
+            update(table).where(table.c.name == name, table.c.revoked_at.is_(None)).values(revoked_at=utc_now())
+        ).rowcount
+        row = connection.execute(select(table).where(table.c.name == name)).first()
+    if not revoked:
+        raise NotFound(f'no token named "{name}"' if row is None else f'token "{name}" is revoked already')
+    return _info(row)
+
+
+def check_token(store, token: str) -> TokenInfo | None:
+    """The token's record if ``token`` is a token of this store and not revoked, else None."""
+    if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > _MAX_TOKEN or not token.isascii():
+        return None
+    digest = _digest(token)
+    table = schema.api_tokens
+    with store.engine.connect() as connection:
+        row = connection.execute(select(table).where(table.c.token_sha256 == digest)).first()
+    if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
+        return None
+    return _info(row)

@@ -1,0 +1,152 @@
+"""The REST API, ``/api/v1``: JSON, a bearer token on every request (read-only tokens may not write)."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import AliasChoices, BaseModel, Field
+
+from imgvault.store.names import check_collection_name
+
+from . import media
+from .auth import Caller, bearer
+from .operations import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ENCODE_SIZE,
+    MAX_PAGE_SIZE,
+    ULID,
+    collection_runs,
+    encode,
+    page_of_images,
+    store_uploads,
+)
+from .uploads import BodyError, read_multipart
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+Reader = Annotated[Caller, Depends(bearer)]
+ImageId = Annotated[str, Path(pattern=ULID, description="An image id (ULID)")]
+EncodedId = Annotated[str, Path(pattern=ULID, description="An encoded image id (ULID)")]
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+def _png(data: bytes) -> Response:
+    return Response(data, media_type="image/png")
+
+
+@router.get("/collections")
+def list_collections(request: Request, caller: Reader) -> dict:
+    """Every collection with its image count and size."""
+    return {"collections": [c.to_dict() for c in _store(request).collections()]}
+
+
+@router.get("/collections/{name:path}/images")
+def list_images(
+    request: Request,
+    caller: Reader,
+    name: str,
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    page_token: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict:
+    """A page of a collection's images (the fields of ``imgvault ls --json``), oldest first."""
+    images, next_token = page_of_images(_store(request), name, page_size, page_token)
+    return {"images": [image.to_dict() for image in images], "next_page_token": next_token}
+
+
+@router.post("/collections/{name:path}/images", responses={201: {}, 207: {}, 422: {}})
+async def upload_images(request: Request, caller: Reader, name: str) -> JSONResponse:
+    """Store the files of a multipart body (field ``file`` or ``files``), each validated as ``imgvault put`` does.
+
+    A result per file; good files are stored even when others fail. 201 if all were stored, 207 if some
+    were, 422 (a problem document, with the results) if none.
+    """
+    caller.require_write()
+    try:
+        check_collection_name(name)
+    except ValueError as exc:
+        raise BodyError(422, str(exc)) from None
+    _, files = await read_multipart(request)
+    if not files:
+        raise BodyError(422, "no file in the request (send them as multipart/form-data file fields)")
+    results = await run_in_threadpool(store_uploads, _store(request), name, files)
+    stored = sum("image" in r for r in results)
+    body = {"stored": stored, "failed": len(results) - stored, "results": results}
+    if not stored:
+        from .app import problem
+
+        return problem(422, "Unprocessable Content", "no file was an image the store accepts", **body)
+    return JSONResponse(body, status_code=201 if stored == len(results) else 207)
+
+
+@router.get("/images/{image_id}")
+def image_info(request: Request, caller: Reader, image_id: ImageId) -> dict:
+    """An image's record, without its bytes (the fields of ``imgvault ls --json``)."""
+    return _store(request).info(image_id).to_dict()
+
+
+@router.get("/images/{image_id}/content", response_class=Response)
+def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
+    """The original bytes, exactly as they were put, with their content type."""
+    data = _store(request).get(image_id)
+    return Response(data, media_type=media.sniff_content_type(data))
+
+
+@router.get("/images/{image_id}/thumbnail", response_class=Response)
+def image_thumbnail(request: Request, caller: Reader, image_id: ImageId,
+                    size: Annotated[int, Query(ge=media.THUMBNAIL_SIZES[0], le=media.THUMBNAIL_SIZES[1])] = 256,
+                    ) -> Response:  # fmt: skip
+    """The image fitted into ``size`` x ``size`` pixels, as PNG, made in memory."""
+    return _png(media.thumbnail(_store(request).get(image_id), size))
+
+
+@router.delete("/images/{image_id}", status_code=204, response_class=Response)
+def delete_image(request: Request, caller: Reader, image_id: ImageId) -> Response:
+    """Delete an image with its encodings."""
+    caller.require_write()
+    _store(request).remove([image_id])
+    return Response(status_code=204)
+
+
+@router.get("/images/{image_id}/encodings")
+def image_encodings(request: Request, caller: Reader, image_id: ImageId) -> dict:
+    """The stored encodings of an image: method, parameters, metrics."""
+    store = _store(request)
+    store.info(image_id)
+    return {"encodings": [e.to_dict() for e in store.encoded_images(image_id=image_id)]}
+
+
+class EncodeRequest(BaseModel):
+    method: Literal["pca", "kmeans", "gmm", "aes"]
+    k: int | None = Field(None, ge=1, le=256, description="Components (pca) or clusters (kmeans, gmm); none for aes")
+    size: int = Field(100, ge=8, le=MAX_ENCODE_SIZE, description="Side of the square the image is resized to")
+    colour: Literal["gray", "rgb"] = Field("gray", validation_alias=AliasChoices("colour", "color"))
+
+
+@router.post("/images/{image_id}/encodings", status_code=201)
+def encode_on_demand(request: Request, caller: Reader, image_id: ImageId, body: EncodeRequest) -> dict:
+    """Encode the image with a method now (as ``imgvault encode``); the stored encoding with its metrics."""
+    caller.require_write()
+    info = encode(_store(request), image_id, method=body.method, k=body.k, size=body.size, color=body.colour)
+    return info.to_dict()
+
+
+@router.get("/encoded/{encoded_id}/reconstruction", response_class=Response)
+def reconstruction(request: Request, caller: Reader, encoded_id: EncodedId) -> Response:
+    """What the encoding's model decodes, as PNG (for aes, exactly the pixels that were encrypted)."""
+    return _png(media.pixels_png(media.encoding_panel(_store(request), encoded_id, "reconstruction")))
+
+
+@router.get("/encoded/{encoded_id}/picture", response_class=Response)
+def encrypted_picture(request: Request, caller: Reader, encoded_id: EncodedId) -> Response:
+    """The encoded ("encrypted") image drawn as pixels, as the runs' figures show it, as PNG."""
+    return _png(media.pixels_png(media.encoding_panel(_store(request), encoded_id, "encrypted")))
+
+
+@router.get("/collections/{name:path}/runs")
+def runs(request: Request, caller: Reader, name: str) -> dict:
+    """The latest finished run of each method on the collection, from MLflow, with links into the MLflow UI."""
+    state = request.app.state
+    return {"runs": collection_runs(state.store, state.home, name, state.mlflow_ui)}

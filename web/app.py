@@ -1,0 +1,137 @@
+"""The ASGI application of ``imgvault serve``: the REST API under ``/api/v1`` and the gallery's pages.
+
+Errors of the API are RFC 9457 problem details (``application/problem+json``), never a traceback; the
+gallery shows them as a page. Every response carries ``Cache-Control: no-store`` (images and pages are
+decrypted per request and must not stay in a browser's or a proxy's cache) and a content security policy
+that allows no script at all.
+"""
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from imgvault.store.errors import ConfigError, ImgVaultError, IntegrityError, InvalidImage, InvalidParameter, NotFound
+
+from .auth import AuthError, Sessions
+from .uploads import BodyError
+
+log = logging.getLogger("imgvault.web")
+
+SECURITY_HEADERS = [
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"SAMEORIGIN"),
+    (b"content-security-policy", b"default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                 b"frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'"),
+]  # fmt: skip
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware) adding :data:`SECURITY_HEADERS`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in SECURITY_HEADERS}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = kept + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra) -> JSONResponse:
+    """An RFC 9457 problem details response."""
+    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
+          500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
+
+
+def status_of(exc: Exception) -> int:
+    """The HTTP status of an error of the store or the methods."""
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, InvalidImage | InvalidParameter):
+        return 422
+    if isinstance(exc, ConfigError):
+        return 503  # the tracking store cannot be reached, ...
+    return 500  # IntegrityError and everything unexpected: the server's fault, not the caller's
+
+
+def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookies: bool = False) -> FastAPI:
+    """The application serving ``store`` (open; the caller closes it). ``home`` locates the MLflow runs."""
+    from . import api, gallery
+
+    # The OpenAPI document is served; FastAPI's documentation pages are not (they load scripts from a CDN).
+    app = FastAPI(title="imgvault", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
+    app.state.store = store
+    app.state.home = Path(home)
+    app.state.mlflow_ui = mlflow_ui.rstrip("/") if mlflow_ui else None
+    app.state.secure_cookies = secure_cookies
+    app.state.sessions = Sessions()
+    app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    app.include_router(api.router)
+    app.include_router(gallery.router)
+    app.add_middleware(SecurityHeaders)
+
+    def respond(request: Request, status: int, detail: str, **extra) -> Response:
+        if request.url.path.startswith("/api/"):
+            response = problem(status, TITLES.get(status, "Error"), detail, **extra)
+            if status == 401:
+                response.headers["www-authenticate"] = 'Bearer realm="imgvault"'
+            return response
+        if status == 401:
+            return RedirectResponse("/login", status_code=303)
+        return gallery.error_page(request, status, TITLES.get(status, "Error"), detail)
+
+    @app.exception_handler(AuthError)
+    async def on_auth(request: Request, exc: AuthError):
+        return respond(request, exc.status, exc.detail)
+
+    @app.exception_handler(BodyError)
+    async def on_body(request: Request, exc: BodyError):
+        return respond(request, exc.status, exc.detail)
+
+    @app.exception_handler(ImgVaultError)
+    async def on_store_error(request: Request, exc: ImgVaultError):
+        status = status_of(exc)
+        if isinstance(exc, IntegrityError):
+            log.error("integrity check failed on %s: %s", request.url.path, exc)
+            return respond(request, status, "a stored record failed its integrity check (wrong key or tampered data)")
+        return respond(request, status, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return respond(request, 422, detail, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def on_http(request: Request, exc: HTTPException):
+        return respond(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(404)
+    async def on_not_found(request: Request, exc):
+        return respond(request, 404, f"nothing at {request.url.path}")
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return respond(request, 500, f"unexpected {type(exc).__name__} (the server's log has the details)")
+
+    return app

@@ -1,0 +1,103 @@
+"""Who is asking: bearer tokens for the API, sign-in sessions (a cookie) and CSRF tokens for the gallery.
+
+Every request is checked against the store's token table (:mod:`imgvault.store.tokens`), so a revoked
+token stops working at its next request, in the API and in every session signed in with it. Sessions live
+in this process's memory only: a restart signs everyone out.
+"""
+
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from imgvault.store.tokens import TokenInfo, check_token
+
+SESSION_COOKIE = "imgvault_session"
+LOGIN_CSRF_COOKIE = "imgvault_login_csrf"
+SESSION_SECONDS = 12 * 3600
+
+
+class AuthError(Exception):
+    """Refused: 401 (no valid token or session), 403 (a read-only token writing) or 403 (a bad CSRF token)."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+@dataclass
+class Session:
+    token: str  # in memory only, to check on each request that it still is a valid token
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    expires: float = field(default_factory=lambda: time.monotonic() + SESSION_SECONDS)
+
+
+class Sessions:
+    """The signed-in browsers, by the random id their cookie holds."""
+
+    def __init__(self):
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def open(self, token: str) -> str:
+        session_id = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.monotonic()
+            self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
+            self._sessions[session_id] = Session(token)
+        return session_id
+
+    def get(self, session_id: str | None) -> Session | None:
+        if not session_id:
+            return None
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None or session.expires <= time.monotonic():
+            return None
+        return session
+
+    def close(self, session_id: str | None) -> None:
+        with self._lock:
+            self._sessions.pop(session_id or "", None)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: the token's record, and the session it came through (None for the API)."""
+
+    token: TokenInfo
+    session: Session | None = None
+
+    def require_write(self) -> "Caller":
+        if self.token.read_only:
+            raise AuthError(403, f'token "{self.token.name}" is read-only')
+        return self
+
+
+def bearer(request: Request) -> Caller:
+    """The caller of an API request, from its ``Authorization: Bearer TOKEN`` header; else AuthError 401."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError(401, "send a token: Authorization: Bearer TOKEN (imgvault token create NAME)")
+    info = check_token(request.app.state.store, token.strip())
+    if info is None:
+        raise AuthError(401, "the token is not valid (unknown or revoked)")
+    return Caller(info)
+
+
+def session_caller(request: Request) -> Caller:
+    """The caller of a gallery page, from the session cookie; else AuthError 401 (the page sends to sign-in)."""
+    session = request.app.state.sessions.get(request.cookies.get(SESSION_COOKIE))
+    info = session and check_token(request.app.state.store, session.token)
+    if info is None:
+        raise AuthError(401, "sign in with a token")
+    return Caller(info, session)
+
+
+def check_csrf(expected: str | None, given: str | None) -> None:
+    """Raise AuthError 403 unless the form's CSRF token is the session's (compared in constant time)."""
+    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise AuthError(403, "the form's CSRF token is missing or wrong: reload the page and try again")

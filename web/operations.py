@@ -1,0 +1,89 @@
+"""What the API and the gallery both do: page through a collection, store uploads, encode, list runs."""
+
+import base64
+import binascii
+import re
+from itertools import islice
+from pathlib import Path
+
+from imgvault.store.errors import CollectionNotFound, InvalidImage, InvalidParameter, NotFound
+
+from .uploads import Part, upload_name
+
+ULID = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+_ULID = re.compile(ULID)
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+MAX_ENCODE_SIZE = 512  # a request may not make the server fit a model on more pixels than this squared
+
+
+def page_token(image_id: str) -> str:
+    """An opaque page token: where the next page starts. Callers must not build or read one."""
+    return base64.urlsafe_b64encode(f"v1:{image_id}".encode()).decode().rstrip("=")
+
+
+def _after(token: str | None) -> str:
+    if not token:
+        return ""
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    version, _, image_id = text.partition(":")
+    if version != "v1" or not _ULID.match(image_id):
+        raise InvalidParameter("page_token is not a page token this server gave")
+    return image_id
+
+
+def page_of_images(store, collection: str, page_size: int, token: str | None) -> tuple[list, str | None]:
+    """One page of a collection's images in the order they were put, and the token of the next page (or None)."""
+    items = list(islice(store.images(collection, page_size=page_size + 1, after=_after(token)), page_size + 1))
+    if len(items) > page_size:
+        return items[:page_size], page_token(items[page_size - 1].id)
+    return items, None
+
+
+def store_uploads(store, collection: str, files: list[Part]) -> list[dict]:
+    """Validate and store each uploaded file as ``put`` does; one result per file, good ones stored anyway."""
+    results = []
+    for part in files:
+        name = upload_name(part.filename or "")
+        try:
+            image = store.put(bytes(part.data), collection=collection, name=name)
+        except InvalidImage as exc:
+            results.append({"file": name, "error": str(exc)})
+        else:
+            results.append({"file": name, "image": image.to_dict()})
+        part.data = bytearray()  # let the plaintext go as soon as it is sealed
+    return results
+
+
+def encode(store, image_id: str, *, method: str, k: int | None, size: int, color: str):
+    """Encode a stored image on demand (as ``imgvault encode``), within this server's size limit."""
+    from imgvault.methods.pipeline import encode_image
+    from imgvault.methods.registry import check_method
+
+    check_method(method)
+    if not 8 <= size <= MAX_ENCODE_SIZE:
+        raise InvalidParameter(f"size must be from 8 to {MAX_ENCODE_SIZE} on this server, not {size}")
+    store.info(image_id)  # an unknown image is a 404 before any work
+    return encode_image(store, image_id, method=method, k=k, size=size, color=color).info
+
+
+def collection_runs(store, home: Path, collection: str, mlflow_ui: str | None) -> list[dict]:
+    """The latest finished run of each method on ``collection`` (as ``imgvault compare``), with MLflow UI links."""
+    from imgvault.tracker.compare import compare
+    from imgvault.tracker.tracking import open_client
+
+    if collection not in {c.name for c in store.collections()}:
+        raise CollectionNotFound(f'collection "{collection}" not found')
+    try:
+        rows = compare(home, [collection])
+    except NotFound:
+        return []
+    client = open_client(home)
+    for row in rows:
+        experiment_id = client.get_run(row["run_id"]).info.experiment_id
+        row["experiment_id"] = experiment_id
+        row["mlflow_url"] = f"{mlflow_ui}/#/experiments/{experiment_id}/runs/{row['run_id']}" if mlflow_ui else None
+    return rows
