@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import click
 
-from imgvault.store.version import imgvault_version
-
 
 @dataclass
 class Context:
@@ -87,6 +85,15 @@ def _debug(ctx: click.Context) -> bool:
     return bool(obj and obj.debug)
 
 
+def _print_version(ctx: click.Context, _param, value: bool) -> None:
+    # Looked up only when asked for: importlib.metadata is slower to import and search than a command to run.
+    if value and not ctx.resilient_parsing:
+        from imgvault.store.version import imgvault_version
+
+        click.echo(f"imgvault, version {imgvault_version()}")
+        ctx.exit()
+
+
 @click.group(cls=ImgVaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
@@ -94,7 +101,8 @@ def _debug(ctx: click.Context) -> bool:
     help="Home folder of the store (default: $IMGVAULT_HOME, else ./imgvault-data).",
 )
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
-@click.version_option(imgvault_version(), prog_name="imgvault")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")  # fmt: skip
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
     """Keep images encrypted at rest, and measure how image "encryption" methods protect them.

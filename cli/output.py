@@ -7,6 +7,27 @@ from contextlib import contextmanager
 
 import click
 
+# Lines are written to the terminal or pipe this many at a time: one write per line is most of the time
+# of a long listing, and a fixed number keeps memory flat.
+LINES_PER_WRITE = 1000
+
+
+class _Lines:
+    """Lines to stdout, written in blocks of :data:`LINES_PER_WRITE`."""
+
+    def __init__(self):
+        self.pending: list[str] = []
+
+    def add(self, text: str) -> None:
+        self.pending.append(text)
+        if len(self.pending) >= LINES_PER_WRITE:
+            self.flush()
+
+    def flush(self, end: str = "") -> None:
+        if self.pending or end:
+            click.echo("".join(self.pending) + end, nl=False)
+            self.pending.clear()
+
 
 class JsonList:
     """Streams a JSON list to stdout item by item, so that memory does not grow with its length."""
@@ -14,20 +35,24 @@ class JsonList:
     def __init__(self, enabled: bool):
         self.enabled = enabled
         self.count = 0
+        self._out = _Lines()
 
     def __enter__(self) -> "JsonList":
         if self.enabled:
-            click.echo("[", nl=False)
+            self._out.add("[")
         return self
 
-    def append(self, item: dict) -> None:
-        click.echo(("," if self.count else "") + "\n  " + json.dumps(item), nl=False)
+    def append(self, item: dict | str) -> None:
+        """Add ``item``: a dict, or the JSON text of one."""
+        self._out.add(("," if self.count else "") + "\n  " + (item if isinstance(item, str) else json.dumps(item)))
         self.count += 1
 
     def __exit__(self, exc_type, *_) -> None:
         # On an error the list is left open on purpose: a truncated list must not parse as complete.
         if self.enabled and exc_type is None:
-            click.echo("\n]" if self.count else "]")
+            self._out.flush("\n]\n" if self.count else "]\n")
+        else:
+            self._out.flush()
 
 
 def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
@@ -35,11 +60,15 @@ def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
 
     def line(cells) -> str:
         padded = [printable(str(cell)).ljust(width) for cell, (_, width) in zip(cells, columns, strict=True)]
-        return "  ".join(padded).rstrip()
+        return "  ".join(padded).rstrip() + "\n"
 
-    click.echo(line(name for name, _ in columns))
-    for row in rows:
-        click.echo(line(row))
+    out = _Lines()
+    out.add(line(name for name, _ in columns))
+    try:
+        for row in rows:
+            out.add(line(row))
+    finally:
+        out.flush()  # what was listed before an error is shown
 
 
 class _Bar:

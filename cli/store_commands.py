@@ -175,13 +175,13 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
         if as_json:
             with JsonList(True) as out:
                 for image in images:
-                    out.append(image.to_dict())
+                    out.append(image.to_json())
             return
-        width = max([len(c.name) for c in store.collections()] + [len("COLLECTION")])
+        width = max([len(name) for name in store.collection_names()] + [len("COLLECTION")])
         columns = [("ID", 26), ("FORMAT", 6), ("SIZE", 11), ("MODE", 5), ("BYTES", 11), ("CREATED", 19),
                    ("COLLECTION", width), ("NAME", 0)]  # fmt: skip
         rows = (
-            (i.id, i.format, f"{i.width}x{i.height}", i.mode, f"{i.bytes:,}", f"{i.created:%Y-%m-%d %H:%M:%S}",
+            (i.id, i.format, f"{i.width}x{i.height}", i.mode, f"{i.bytes:,}", i.created.isoformat(" ", "seconds"),
              i.collection, i.name)
             for i in images
         )  # fmt: skip

@@ -20,10 +20,12 @@ Renaming a collection would therefore mean re-sealing its images; imgvault has n
 """
 
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii
 
 from sqlalchemy import Select, select
 
 from . import schema
+from .crypto import context_bytes
 
 IMAGE = ("collection_id", "collection", "format", "width", "height", "mode", "bytes")
 MODEL = ("collection_id", "image_id", "method", "params")
@@ -45,6 +47,28 @@ encoded_context = _context(ENCODED)
 
 
 CONTEXT = {"image": image_context, "model": model_context, "encoded": encoded_context}
+
+# The canonical JSON of an image's context (keys sorted, no spaces, ASCII), written out: listing opens a
+# blob or two per image, and building a dict to encode it costs as much as opening them.
+_IMAGE_JSON = '{"bytes":%d,"collection":%s,"collection_id":%s,"format":%s,"height":%d,"mode":%s,"width":%d}'
+
+
+def image_context_of(collection_id, collection, format_, width, height, mode, size) -> bytes:
+    """``context_bytes(image_context(...))`` of an image's bound columns, given in :data:`IMAGE` order."""
+    if type(width) is int and type(height) is int and type(size) is int:
+        quote = encode_basestring_ascii
+        try:
+            return (_IMAGE_JSON % (size, quote(collection), quote(collection_id), quote(format_), height,
+                                   quote(mode), width)).encode()  # fmt: skip
+        except TypeError:
+            pass  # a value that is not a str: json.dumps knows what to do with it
+    values = dict(zip(IMAGE, (collection_id, collection, format_, width, height, mode, size), strict=True))
+    return context_bytes(values)
+
+
+def image_context_bytes(values: Mapping) -> bytes:
+    """``context_bytes(image_context(values))``, for a mapping (or a row's ``_mapping``) of an image's columns."""
+    return image_context_of(*(values[name] for name in IMAGE))
 
 
 def image_columns() -> Select:

@@ -19,6 +19,7 @@ its tag check, as a blob under the wrong key does. This is an on-disk format: ch
 version constant and a reader for the old one.
 """
 
+import functools
 import json
 import os
 import secrets
@@ -42,6 +43,8 @@ HEADER = struct.Struct(">4sBI12s")
 NONCE_SIZE = 12
 TAG_SIZE = 16
 KEY_SIZE = 32
+# Canonical JSON for contexts; one encoder, made once (json.dumps with these options makes one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def new_key_id(taken: Mapping[int, object] = {}) -> int:
@@ -59,9 +62,16 @@ def blob_key_id(blob: bytes) -> int:
     return HEADER.unpack_from(blob)[2]
 
 
+_SHORT_LENGTH, _LENGTH = struct.Struct(">H"), struct.Struct(">I")
+
+
 def _field(text: str) -> bytes:
     encoded = text.encode()
-    return struct.pack(">H", len(encoded)) + encoded
+    return _SHORT_LENGTH.pack(len(encoded)) + encoded
+
+
+# Record kinds are a handful of constants; their fields are made once.
+_kind_field = functools.lru_cache(maxsize=64)(_field)
 
 
 class Keyset:
@@ -118,10 +128,10 @@ class Sealer:
         self._store_field = _field(store_id)
 
     def _associated_data(self, header: bytes, kind: str, record_id: str, context: bytes | None) -> bytes:
-        parts = [header, self._store_field, _field(kind), _field(record_id)]
-        if context is not None:
-            parts += [struct.pack(">I", len(context)), context]
-        return b"".join(parts)
+        if context is None:
+            return b"".join((header, self._store_field, _kind_field(kind), _field(record_id)))
+        return b"".join((header, self._store_field, _kind_field(kind), _field(record_id), _LENGTH.pack(len(context)),
+                         context))  # fmt: skip
 
     def seal(self, kind: str, record_id: str, data: bytes, *, context: bytes | Mapping | None = None) -> bytes:
         """Encrypt and authenticate ``data`` as the payload of record ``record_id`` of kind ``kind``.
@@ -136,33 +146,39 @@ class Sealer:
 
     def open(self, kind: str, record_id: str, blob: bytes, *, context: bytes | Mapping | None = None) -> bytes:
         """Return the plaintext of ``blob``, or raise :class:`IntegrityError` whatever is wrong with it."""
-        error = IntegrityError(
-            f"{kind} {record_id} failed its integrity check: the key is wrong, or the stored data was altered or moved"
-        )
         if not isinstance(blob, bytes) or len(blob) < HEADER.size + TAG_SIZE:
-            raise error
+            raise _integrity_error(kind, record_id)
         magic, version, key_id, nonce = HEADER.unpack_from(blob)
         aead = self.keyset.aead(key_id)
         context = context_bytes(context)
         if version == VERSION_1 and not context:
             context = None  # a version 1 blob binds no context; it cannot stand in where one is asked for
         elif version != VERSION:
-            raise error
+            raise _integrity_error(kind, record_id)
         if magic != MAGIC or aead is None:
-            raise error
+            raise _integrity_error(kind, record_id)
         header = blob[: HEADER.size]
         try:
             return aead.decrypt(nonce, blob[HEADER.size :], self._associated_data(header, kind, record_id, context))
         except InvalidTag:
-            raise error from None
+            raise _integrity_error(kind, record_id) from None
+
+
+def _integrity_error(kind: str, record_id: str) -> IntegrityError:
+    # The same error whatever is wrong, made only when something is (a listing opens many blobs).
+    return IntegrityError(
+        f"{kind} {record_id} failed its integrity check: the key is wrong, or the stored data was altered or moved"
+    )
 
 
 def context_bytes(context: bytes | Mapping | None) -> bytes:
     """A context as the bytes bound into the associated data: mappings as canonical JSON."""
+    if type(context) is bytes:
+        return context
     if context is None:
         return b""
     if isinstance(context, bytes):
-        return context
+        return bytes(context)
     if isinstance(context, Mapping):
-        return json.dumps(dict(context), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+        return _CANONICAL_JSON.encode(dict(context)).encode()
     raise TypeError(f"a context is bytes or a mapping, not {type(context).__name__}")

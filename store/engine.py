@@ -3,6 +3,7 @@
 SQLite gets WAL (readers never wait for the writer), a 30-second busy timeout, foreign keys, and
 ``BEGIN IMMEDIATE`` for write transactions: a writer takes the lock when it starts rather than when it
 first writes, so two writers never deadlock upgrading read locks and none fails with "database is locked".
+A single read (:func:`one_read`) runs without BEGIN: a lone SELECT is already its own transaction.
 """
 
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from .schema import SCHEMA_REVISION, settings
 
 BUSY_TIMEOUT_S = 30
 _WRITE = "imgvault_write"
+_ONE_READ = "imgvault_one_read"
 
 
 def create_store_engine(url: str) -> Engine:
@@ -47,8 +49,10 @@ def create_store_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        immediate = connection.get_execution_options().get(_WRITE)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        options = connection.get_execution_options()
+        if options.get(_ONE_READ):
+            return  # one SELECT is a transaction of its own in SQLite: BEGIN and ROLLBACK would double its cost
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
 
     return engine
 
@@ -60,6 +64,17 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         connection.execution_options(**{_WRITE: True})
         with connection.begin():
             yield connection
+
+
+@contextmanager
+def one_read(engine: Engine) -> Iterator[Connection]:
+    """A connection for a single SELECT (on SQLite run without BEGIN: one statement reads one snapshot).
+
+    Only for one statement: several statements on it would each see the database as it is then.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(**{_ONE_READ: True})
+        yield connection
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,22 +1,26 @@
-"""Collections and images: putting images in (one, or many streamed), getting them back, listing, removing."""
+"""Collections and images: putting images in (one, or many streamed), getting them back, listing, removing.
 
+What putting needs (Pillow, worker processes, the writer thread) is imported by the methods that put, so
+that a command that only reads (``imgvault ls``) starts without it.
+"""
+
+import functools
 import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
-from .bindings import image_columns, image_context
+from .bindings import image_columns, image_context_bytes, image_context_of
+from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
-from .ingest import check_files, iter_files, stored_name
 from .keyring import Keyring
 from .names import check_collection_name
 from .records import CollectionInfo, ImageInfo, PutResult
 from .records import utc_now as _now
-from .validate import ImageFacts, check_metadata, inspect_image, read_image_file
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -35,10 +39,15 @@ def _insert_ignoring_conflicts(connection: Connection, table, values: dict, uniq
     return dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=[unique])
 
 
+@functools.cache
+def _image_by_id() -> Select:
+    # Built once: making a SELECT and its cache key anew for each get costs more than running it.
+    images = schema.images
+    return image_columns().add_columns(images.c.data).where(images.c.id == bindparam("image_id"))
+
+
 class Images(Keyring):
     """The collections and images part of :class:`~imgvault.store.Store`."""
-
-    # -- collections ---------------------------------------------------------------------------------
 
     # -- collections ---------------------------------------------------------------------------------
 
@@ -71,6 +80,12 @@ class Images(Keyring):
                 for name, created, count, size in connection.execute(query)
             ]
 
+    def collection_names(self) -> list[str]:
+        """The name of every collection, sorted (cheaper than :meth:`collections`, which counts images)."""
+        c = schema.collections
+        with one_read(self.engine) as connection:
+            return list(connection.execute(select(c.c.name).order_by(c.c.name)).scalars())
+
     # -- images --------------------------------------------------------------------------------------
 
     def put(
@@ -85,6 +100,9 @@ class Images(Keyring):
 
         Raises :class:`InvalidImage` (naming the file) when it is not an image the store accepts.
         """
+        from .ingest import stored_name
+        from .validate import check_metadata, inspect_image, read_image_file
+
         check_collection_name(collection)
         check_metadata(metadata)
         if isinstance(source, bytes | bytearray | memoryview):
@@ -110,35 +128,44 @@ class Images(Keyring):
     ) -> Iterator[PutResult]:
         """Store every image file named in ``paths`` (directories recursively), streaming.
 
-        Files are validated in ``jobs`` worker processes and written in batches; a result is yielded
-        for each file once its image is committed, or once it was refused. Bad files never stop the
-        good ones. Memory does not grow with the number of files.
+        Files are validated in ``jobs`` worker processes and written in batches, each committed on a
+        writer thread (:mod:`.writer`) while the next files are validated; a result is yielded for each
+        file once its image is committed, or once it was refused. Bad files never stop the good ones.
+        Memory does not grow with the number of files.
         """
+        from .ingest import check_files, iter_files
+        from .validate import check_metadata
+        from .writer import BatchWriter
+
         check_collection_name(collection)
         check_metadata(metadata)
-        pending: list[tuple[Path, ImageFacts, bytes]] = []
+        pending: list[tuple] = []  # (path, facts, bytes)
         pending_bytes = 0
         started = 0.0
-        for checked in check_files(iter_files(paths), jobs):
-            data, error = checked.bytes_to_store()
-            if error:
-                yield PutResult(checked.path, error=error)
-                continue
-            if not pending:
-                started = time.monotonic()
-            pending.append((checked.path, checked.facts, data))
-            pending_bytes += len(data)
-            if (
-                len(pending) >= BATCH_IMAGES
-                or pending_bytes >= BATCH_BYTES
-                or time.monotonic() - started > BATCH_SECONDS
-            ):
-                yield from self._commit_batch(collection, pending, metadata)
-                pending, pending_bytes = [], 0
-        if pending:
-            yield from self._commit_batch(collection, pending, metadata)
+        with BatchWriter(lambda batch: self._commit_batch(collection, batch, metadata)) as writer:
+            for checked in check_files(iter_files(paths), jobs):
+                data, error = checked.bytes_to_store()
+                if error:
+                    yield PutResult(checked.path, error=error)
+                    continue
+                if not pending:
+                    started = time.monotonic()
+                pending.append((checked.path, checked.facts, data))
+                pending_bytes += len(data)
+                if (
+                    len(pending) >= BATCH_IMAGES
+                    or pending_bytes >= BATCH_BYTES
+                    or time.monotonic() - started > BATCH_SECONDS
+                ):
+                    yield from writer.submit(pending)
+                    pending, pending_bytes = [], 0
+            if pending:
+                yield from writer.submit(pending)
+            yield from writer.finish()
 
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
+        from .ingest import stored_name
+
         with self._writing() as connection:
             collection_id = self._collection_id(connection, collection, create=True)
             images = self._insert(
@@ -155,9 +182,10 @@ class Images(Keyring):
         rows, images = [], []
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
-            bound = image_context({"collection_id": collection_id, "collection": collection, "format": facts.format,
-                                   "width": facts.width, "height": facts.height, "mode": facts.mode,
-                                   "bytes": facts.bytes})  # fmt: skip
+            # Encoded once, for the image's two or three blobs.
+            bound = image_context_bytes({"collection_id": collection_id, "collection": collection,
+                                         "format": facts.format, "width": facts.width, "height": facts.height,
+                                         "mode": facts.mode, "bytes": facts.bytes})  # fmt: skip
             rows.append(
                 {
                     "id": image_id,
@@ -197,36 +225,24 @@ class Images(Keyring):
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
-        images = schema.images
-        with self.engine.connect() as connection:
-            row = connection.execute(image_columns().add_columns(images.c.data).where(images.c.id == image_id)).first()
+        with one_read(self.engine) as connection:
+            row = connection.execute(_image_by_id(), {"image_id": image_id}).first()
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        return self._sealer.open("image.data", image_id, row.data, context=image_context(row._mapping))
+        return self._sealer.open("image.data", image_id, row.data, context=image_context_bytes(row._mapping))
 
     def _info_query(self):
+        # _info takes the columns in this order.
         i = schema.images
         return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
 
     def _info(self, row) -> ImageInfo:
-        bound = image_context(row._mapping)
-
-        def open_(kind: str, blob: bytes) -> bytes:
-            return self._sealer.open(kind, row.id, blob, context=bound)
-
-        metadata = json.loads(open_("image.metadata", row.metadata)) if row.metadata is not None else {}
-        return ImageInfo(
-            id=row.id,
-            name=open_("image.name", row.name).decode(),
-            collection=row.collection,
-            format=row.format,
-            width=row.width,
-            height=row.height,
-            mode=row.mode,
-            bytes=row.bytes,
-            created=row.created_at,
-            metadata=metadata,
-        )
+        image_id, collection_id, collection, format_, width, height, mode, size, created, name, metadata = row
+        bound = image_context_of(collection_id, collection, format_, width, height, mode, size)
+        open_ = self._sealer.open
+        name = open_("image.name", image_id, name, context=bound).decode()
+        metadata = {} if metadata is None else json.loads(open_("image.metadata", image_id, metadata, context=bound))
+        return ImageInfo(image_id, name, collection, format_, width, height, mode, size, created, metadata)
 
     def info(self, image_id: str) -> ImageInfo:
         """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
@@ -236,19 +252,20 @@ class Images(Keyring):
             raise ImageNotFound(f"image {image_id} not found")
         return self._info(row)
 
-    def images(self, collection: str | None = None, *, page_size: int = 500, after: str = "") -> Iterator[ImageInfo]:
+    def images(self, collection: str | None = None, *, page_size: int = 2000, after: str = "") -> Iterator[ImageInfo]:
         """Every image (of one collection, if given) in the order they were put, streamed in pages.
 
         With ``after`` (an image id), only the images put after that one: where a listing left off.
         """
-        query = self._info_query().order_by(schema.images.c.id).limit(page_size)
+        images = schema.images
+        query = self._info_query().where(images.c.id > bindparam("after")).order_by(images.c.id).limit(page_size)
         if collection is not None:
             with self.engine.connect() as connection:
                 collection_id = self._collection_id(connection, collection, create=False)
-            query = query.where(schema.images.c.collection_id == collection_id)
+            query = query.where(images.c.collection_id == collection_id)
         while True:
-            with self.engine.connect() as connection:
-                rows = connection.execute(query.where(schema.images.c.id > after)).all()
+            with one_read(self.engine) as connection:
+                rows = connection.execute(query, {"after": after}).all()
             for row in rows:
                 yield self._info(row)
             if len(rows) < page_size:

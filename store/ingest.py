@@ -2,10 +2,11 @@
 
 Memory stays flat however many files there are: directories are walked as a generator and at most a
 fixed window of files is in flight. Workers send back the bytes they validated for files up to
-``INLINE_BYTES``; for larger ones only the facts and digest, and the writer reads the file again and
-checks the digest, so what is stored is always exactly what was validated.
+``INLINE_BYTES``; for larger ones only the facts and a SHA-256 digest, and the writer reads the file
+again and checks the digest, so what is stored is always exactly what was validated.
 """
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from .errors import InvalidImage
 from .validate import ImageFacts, read_image_file, read_regular_file
 
-CHUNK = 16
+CHUNK = 32
 INLINE_BYTES = 256 * 1024
 # Below this many files a pool costs more to start than it saves.
 POOL_THRESHOLD = 48
@@ -33,6 +34,8 @@ class Checked:
     facts: ImageFacts | None = None
     error: str | None = None
     data: bytes | None = None
+    # The SHA-256 of the validated bytes, when they were not sent back (``data`` is None).
+    sha256: str | None = None
 
     def bytes_to_store(self) -> tuple[bytes | None, str | None]:
         """The bytes that were validated, read again if the worker did not send them; or why not.
@@ -47,7 +50,7 @@ class Checked:
             data = read_regular_file(self.path)
         except InvalidImage as exc:
             return None, str(exc)
-        if hashlib.sha256(data).hexdigest() != self.facts.sha256:
+        if hashlib.sha256(data).hexdigest() != self.sha256:
             return None, f"{self.path}: file changed while it was being stored"
         return data, None
 
@@ -90,19 +93,27 @@ def stored_name(path: Path) -> str:
     return os.fsencode(path.name).decode("utf-8", "backslashreplace")
 
 
-def _check(path: Path | Checked) -> Checked:
+def _check(path: str | Path | Checked) -> tuple:
+    """``(facts, error, data, sha256)`` for one path: what :class:`Checked` holds besides the path."""
     if isinstance(path, Checked):
-        return path
+        return path.facts, path.error, path.data, path.sha256
     try:
-        data, facts = read_image_file(path)
+        data, facts = read_image_file(Path(path))
     except InvalidImage as exc:
-        return Checked(path, error=str(exc))
-    return Checked(path, facts=facts, data=data if len(data) <= INLINE_BYTES else None)
+        return None, str(exc), None, None
+    if len(data) <= INLINE_BYTES:
+        return facts, None, data, None
+    return facts, None, None, hashlib.sha256(data).hexdigest()
 
 
-def _check_chunk(paths: list[Path | Checked]) -> list[tuple]:
-    # Plain tuples, without the paths the parent already has: pickling is the pool's main cost.
-    return [(c.facts, c.error, c.data) for c in map(_check, paths)]
+def _check_chunk(paths: list[str | Checked]) -> list[tuple]:
+    # Plain tuples and strings, without the paths the parent already has: pickling is the pool's main
+    # cost on both sides (a dataclass pickles several times slower than the tuple of its fields).
+    checked = []
+    for facts, error, data, sha256 in map(_check, paths):
+        facts = facts and (facts.format, facts.width, facts.height, facts.mode, facts.bytes)
+        checked.append((facts, error, data, sha256))
+    return checked
 
 
 def check_files(paths: Iterable[Path | Checked], jobs: int | None = None) -> Iterator[Checked]:
@@ -114,19 +125,21 @@ def check_files(paths: Iterable[Path | Checked], jobs: int | None = None) -> Ite
     paths = iter(paths)
     head = list(islice(paths, POOL_THRESHOLD))
     if jobs == 1 or len(head) < POOL_THRESHOLD:
-        for path in head:
-            yield _check(path)
-        for path in paths:
-            yield _check(path)
+        for path in chain(head, paths):
+            yield path if isinstance(path, Checked) else Checked(path, *_check(path))
         return
     chunks = _chunked(chain(head, paths), CHUNK)
     # fork starts workers in milliseconds; they only run Pillow, never the parent's database handles.
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method)) as pool:
+    context = multiprocessing.get_context(method)
+    # gc.freeze: a forked worker's garbage collector then leaves the objects it inherited alone, instead of
+    # writing to each one's header and so copying every page of the parent it shares.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=gc.freeze) as pool:
         window: deque = deque()
         try:
             for chunk in chunks:
-                window.append((chunk, pool.submit(_check_chunk, chunk)))
+                sent = [path if isinstance(path, Checked) else os.fspath(path) for path in chunk]
+                window.append((chunk, pool.submit(_check_chunk, sent)))
                 if len(window) >= 4 * jobs:
                     yield from _unpack(*window.popleft())
             while window:
@@ -137,8 +150,11 @@ def check_files(paths: Iterable[Path | Checked], jobs: int | None = None) -> Ite
 
 
 def _unpack(chunk: list[Path | Checked], future) -> Iterator[Checked]:
-    for path, (facts, error, data) in zip(chunk, future.result(), strict=True):
-        yield path if isinstance(path, Checked) else Checked(path, facts, error, data)
+    for path, (facts, error, data, sha256) in zip(chunk, future.result(), strict=True):
+        if isinstance(path, Checked):
+            yield path
+        else:
+            yield Checked(path, facts and ImageFacts(*facts), error, data, sha256)
 
 
 def _chunked(items: Iterator, size: int) -> Iterator[list]:

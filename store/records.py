@@ -1,7 +1,9 @@
 """What the store hands back: images, collections, put outcomes and rotation reports."""
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
 
@@ -11,8 +13,8 @@ def utc_now() -> datetime:
 
 
 def iso_utc(moment: datetime) -> str:
-    """A naive UTC datetime as ISO 8601 with a Z."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A naive UTC datetime as ISO 8601 with a Z (``2026-11-25T13:02:26.000000Z``)."""
+    return moment.isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,28 @@ class ImageInfo:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``created`` as ISO 8601 UTC)."""
-        return {**asdict(self), "created": iso_utc(self.created)}
+        # Field by field: asdict deep-copies each value, which is most of the time of a JSON listing.
+        return {"id": self.id, "name": self.name, "collection": self.collection, "format": self.format,
+                "width": self.width, "height": self.height, "mode": self.mode, "bytes": self.bytes,
+                "created": iso_utc(self.created), "metadata": dict(self.metadata)}  # fmt: skip
+
+    def to_json(self) -> str:
+        """``json.dumps(self.to_dict())``, written out: a JSON listing makes one per image."""
+        if type(self.width) is int and type(self.height) is int and type(self.bytes) is int:
+            quote = encode_basestring_ascii
+            try:
+                return _IMAGE_JSON % (quote(self.id), quote(self.name), quote(self.collection), quote(self.format),
+                                      self.width, self.height, quote(self.mode), self.bytes, iso_utc(self.created),
+                                      json.dumps(self.metadata) if self.metadata else "{}")  # fmt: skip
+            except TypeError:
+                pass  # a field that is not a str: json.dumps knows what to do with it
+        return json.dumps(self.to_dict())
+
+
+_IMAGE_JSON = (
+    '{"id": %s, "name": %s, "collection": %s, "format": %s, "width": %d, "height": %d, "mode": %s, "bytes": %d,'
+    ' "created": "%s", "metadata": %s}'
+)
 
 
 @dataclass(frozen=True)

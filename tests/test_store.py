@@ -3,9 +3,12 @@
 import hashlib
 import json
 import os
+from datetime import datetime
 
 import pytest
 import sqlalchemy
+from hypothesis import given
+from hypothesis import strategies as st
 from rawdb import flip_bit, raw_engine, stored_bytes, tamper
 from sqlalchemy import select, update
 
@@ -21,6 +24,7 @@ from imgvault.store import (
     schema,
 )
 from imgvault.store.crypto import blob_key_id
+from imgvault.store.records import ImageInfo
 
 
 def test_get_returns_the_exact_bytes_that_were_put_for_every_format_and_mode(store, image_dir):
@@ -87,6 +91,7 @@ def test_collections_count_images_and_bytes(store, image_dir):
     assert found["photos"].images == 2
     assert found["photos"].bytes == sum((image_dir / n).stat().st_size for n in ("china.jpg", "flower.bmp"))
     assert found["scans"].images == 1
+    assert store.collection_names() == ["photos", "scans"]
 
 
 def test_remove_deletes_all_or_nothing(store, image_dir):
@@ -425,9 +430,24 @@ def test_put_many_streams_its_input_instead_of_reading_it_all_first(store, image
     results = store.put_many(paths(), jobs=1)
     first = next(results)
     assert first.image is not None
-    # One batch, plus at most the look-ahead of the validation step, was read to produce it.
+    # Two batches (one committed on the writer thread while the next is read), plus at most the
+    # look-ahead of the validation step, were read to produce it.
     from imgvault.store.ingest import POOL_THRESHOLD
     from imgvault.store.store import BATCH_IMAGES
 
-    assert consumed <= BATCH_IMAGES + POOL_THRESHOLD < 5000
+    assert consumed <= 2 * BATCH_IMAGES + POOL_THRESHOLD < 5000
     results.close()
+
+
+@given(
+    text=st.text(max_size=30),
+    sizes=st.tuples(*[st.one_of(st.integers(0, 2**63), st.booleans(), st.none())] * 3),
+    metadata=st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3),
+    created=st.datetimes(min_value=datetime(1000, 1, 1)),
+)
+def test_an_image_as_json_is_what_json_dumps_makes_of_its_dict(text, sizes, metadata, created):
+    # ls --json writes each image's JSON by hand for speed; it must be exactly the standard encoding.
+    width, height, size = sizes
+    image = ImageInfo(id="01J" + text, name=text, collection="c" + text, format="PNG", width=width, height=height,
+                      mode=text, bytes=size, created=created, metadata=metadata)  # fmt: skip
+    assert image.to_json() == json.dumps(image.to_dict())
