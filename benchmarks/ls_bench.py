@@ -15,7 +15,6 @@ images, peak memory the same for the small and the large store, start on an empt
 
 import argparse
 import io
-import json
 import os
 import shutil
 import statistics
@@ -27,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from store_bench import print_figures
 
 
 def write_tiles(folder: Path, count: int) -> list[Path]:
@@ -140,11 +142,7 @@ def main() -> None:
     figures[f"ls_peak_rss_mb_{args.n}_json"] = round(peak["json_large"], 1)
     figures[f"ls_peak_rss_mb_{max(args.n // 50, 1)}_json"] = round(peak["json_small"], 1)
     figures["ls_peak_rss_growth_mb"] = round(peak["json_large"] - peak["json_small"], 1)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        for name, value in figures.items():
-            print(f"{name:28} {value}")
+    print_figures(figures, args.json)
 
 
 if __name__ == "__main__":

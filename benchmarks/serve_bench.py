@@ -17,7 +17,6 @@ so the ratio is a floor.
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from servers import free_port, serving
-from store_bench import write_images
+from store_bench import print_figures, write_images
 
 from imgvault.store import Settings, Store
 from imgvault.store.tokens import create_token
@@ -111,11 +110,7 @@ def main() -> None:
         "content_ratio_vs_inprocess": round(content["rps"] / baseline["rps"], 3),
         "thumbnails_per_second": round(thumbs["rps"]), "thumbnail_p50_ms": round(thumbs["p50_ms"], 2),
     }  # fmt: skip
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for name, value in result.items():
-            print(f"{name:28} {value}")
+    print_figures(result, args.json)
 
 
 if __name__ == "__main__":
