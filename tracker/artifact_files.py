@@ -34,8 +34,13 @@ def looks_sealed(data: bytes) -> bool:
     return len(data) >= OVERHEAD and data[:4] == MAGIC
 
 
-def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``path`` through a temporary file in the same folder, so that no reader sees half of it."""
+def write_file_atomically(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = False) -> None:
+    """Write ``path`` through a temporary file in the same folder, so that no reader sees half of it.
+
+    ``durable``: fsync before the rename, for a file that replaces data which exists nowhere else (sealing
+    in place). New artifacts skip it, as MLflow's own repository does: an fsync per figure cost a tracked
+    batch 5 %.
+    """
     import secrets
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +49,9 @@ def write_file_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -83,7 +89,7 @@ def seal_files(sealer, root: Path, report: SealReport | None = None) -> SealRepo
             data = path.read_bytes()
             place = local_place(path)
             if not looks_sealed(data):
-                write_file_atomically(path, sealer.seal(KIND, place, data))
+                write_file_atomically(path, sealer.seal(KIND, place, data), durable=True)
                 report.sealed += 1
                 continue
             if blob_key_id(data) == primary:
@@ -93,7 +99,7 @@ def seal_files(sealer, root: Path, report: SealReport | None = None) -> SealRepo
             except IntegrityError:
                 report.damaged.append(str(path))
                 continue
-            write_file_atomically(path, sealer.seal(KIND, place, plaintext))
+            write_file_atomically(path, sealer.seal(KIND, place, plaintext), durable=True)
             report.resealed += 1
     return report
 
