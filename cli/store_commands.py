@@ -254,9 +254,9 @@ def _seal_artifacts(sealer, home: Path, tracking: str | None, artifact_uris: tup
     from imgvault.tracker.artifact_files import seal_home
 
     report = seal_home(sealer, home, tracking)
-    for uri in artifact_uris:
+    if artifact_uris:  # the sealed repository imports MLflow: only when asked
         from imgvault.tracker.sealed_artifacts import reseal_repository
-
+    for uri in artifact_uris:
         more = reseal_repository(sealer, uri)
         report.sealed, report.resealed = report.sealed + more.sealed, report.resealed + more.resealed
         report.damaged += more.damaged

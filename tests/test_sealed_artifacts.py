@@ -318,3 +318,31 @@ def test_key_rotate_reseals_the_mlflow_artifacts_before_the_old_key_goes(photos,
 def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
     result = runner.invoke(cli, ["key", "rotate", "--artifacts", "s3://bucket/plain"])
     assert result.exit_code == 2 and "is not a sealed artifact location" in result.output
+
+
+def test_every_inner_scheme_is_registered_with_mlflow():
+    from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
+
+    from imgvault.tracker.sealed_artifacts import INNER_SCHEMES
+
+    registered = get_registered_artifact_repositories()
+    ours = {scheme for scheme, repo in registered.items() if repo is SealedArtifactRepository}
+    assert ours == {f"imgvault+{scheme}" for scheme in INNER_SCHEMES}
+    assert all(scheme in registered for scheme in INNER_SCHEMES)  # each wraps a repository MLflow has
+
+
+def test_db_upgrade_names_an_artifact_that_does_not_open_and_leaves_it_as_is(store, home, runner, tmp_path):
+    use_store(store)
+    repo = SealedArtifactRepository(sealed_uri(str(home / "mlartifacts" / "exp")))
+    repo.write_bytes("1/run/artifacts/a.json", b"{}")
+    damaged = home / "mlartifacts" / "exp" / "1" / "run" / "artifacts" / "a.json"
+    blob = bytearray(damaged.read_bytes())
+    blob[5] ^= 1  # its key id: a key this store does not hold (one under the current key is not re-opened)
+    damaged.write_bytes(bytes(blob))
+    (damaged.parent / "b.json").write_bytes(b'{"plain": true}')
+    result = runner.invoke(cli, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert f"Error: artifact {damaged.as_uri()} failed its integrity check" in result.stderr
+    assert "sealed 1 plaintext files in place" in result.stdout
+    assert damaged.read_bytes() == bytes(blob)
+    assert repo.read_bytes("1/run/artifacts/b.json") == b'{"plain": true}'

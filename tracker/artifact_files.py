@@ -72,12 +72,29 @@ class SealReport:
         self.damaged = self.damaged or []
 
 
+def reseal(sealer, place: str, stored: bytes, report: SealReport) -> bytes | None:
+    """What the artifact at ``place`` should hold instead of ``stored``: sealed if it is plaintext, re-sealed
+    if another key than the primary sealed it; None when it is fine as it is, or does not open (counted in
+    ``report``)."""
+    if not looks_sealed(stored):
+        report.sealed += 1
+        return sealer.seal(KIND, place, stored)
+    if blob_key_id(stored) == sealer.keyset.primary_id:
+        return None
+    try:
+        plaintext = sealer.open(KIND, place, stored)
+    except IntegrityError:
+        report.damaged.append(place)
+        return None
+    report.resealed += 1
+    return sealer.seal(KIND, place, plaintext)
+
+
 def seal_files(sealer, root: Path, report: SealReport | None = None) -> SealReport:
     """Seal every plaintext file under ``root`` in place, and re-seal those under a key other than the primary."""
     report = report or SealReport()
     if not root.is_dir():
         return report
-    primary = sealer.keyset.primary_id
     for folder, _dirs, files in os.walk(root):
         for name in sorted(files):
             path = Path(folder, name)
@@ -86,21 +103,9 @@ def seal_files(sealer, root: Path, report: SealReport | None = None) -> SealRepo
                 continue
             if path.is_symlink() or not path.is_file():
                 continue
-            data = path.read_bytes()
-            place = local_place(path)
-            if not looks_sealed(data):
-                write_file_atomically(path, sealer.seal(KIND, place, data), durable=True)
-                report.sealed += 1
-                continue
-            if blob_key_id(data) == primary:
-                continue
-            try:
-                plaintext = sealer.open(KIND, place, data)
-            except IntegrityError:
-                report.damaged.append(str(path))
-                continue
-            write_file_atomically(path, sealer.seal(KIND, place, plaintext), durable=True)
-            report.resealed += 1
+            blob = reseal(sealer, local_place(path), path.read_bytes(), report)
+            if blob is not None:
+                write_file_atomically(path, blob, durable=True)
     return report
 
 

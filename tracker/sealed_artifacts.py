@@ -223,7 +223,7 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
                 f"{remote_file_path} is sealed: serve it with `mlflow server --app-name imgvault` (or `imgvault"
                 " ui`), which opens it in memory, not through a plaintext temporary file"
             )
-        write_file_atomically(Path(local_path), self.read_bytes(remote_file_path), mode=0o600)
+        write_file_atomically(Path(local_path), self.read_bytes(remote_file_path))
 
     def delete_artifacts(self, artifact_path=None):
         self.inner.delete_artifacts(self._relative(artifact_path) or None)
@@ -244,22 +244,12 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
 def reseal_repository(sealer, uri: str):
     """Seal the plaintext artifacts under ``uri`` (``imgvault+<inner>``) in place, and re-seal those under a key
     other than ``sealer``'s primary: :func:`imgvault.tracker.artifact_files.seal_files` for any inner scheme."""
-    from .artifact_files import SealReport, looks_sealed
+    from .artifact_files import SealReport, reseal
 
     repo = SealedArtifactRepository(uri)
     report = SealReport()
-    primary = sealer.keyset.primary_id
     for path in repo.walk():
-        raw, place = repo.read_raw(path), repo.place(path)
-        if not looks_sealed(raw):
-            repo.write_raw(path, sealer.seal(KIND, place, raw))
-            report.sealed += 1
-        elif blob_key_id(raw) != primary:
-            try:
-                plaintext = sealer.open(KIND, place, raw)
-            except IntegrityError:
-                report.damaged.append(place)
-                continue
-            repo.write_raw(path, sealer.seal(KIND, place, plaintext))
-            report.resealed += 1
+        blob = reseal(sealer, repo.place(path), repo.read_raw(path), report)
+        if blob is not None:
+            repo.write_raw(path, blob)
     return report
