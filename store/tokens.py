@@ -7,6 +7,7 @@ and the hashes compared again with :func:`hmac.compare_digest`: the time a check
 hash only, never on how much of a guessed token was right.
 """
 
+import functools
 import hashlib
 import hmac
 import re
@@ -14,10 +15,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 
 from . import schema
-from .engine import write_transaction
+from .engine import one_read, write_transaction
 from .errors import InvalidParameter, NotFound
 from .records import iso_utc, utc_now
 
@@ -95,14 +96,20 @@ def revoke_token(store, name: str) -> TokenInfo:
     return _info(row)
 
 
+@functools.cache
+def _token_by_digest() -> Select:
+    # Built once: every API request checks its token, and making the SELECT costs more than running it.
+    table = schema.api_tokens
+    return select(table).where(table.c.token_sha256 == bindparam("digest"))
+
+
 def check_token(store, token: str) -> TokenInfo | None:
     """The token's record if ``token`` is a token of this store and not revoked, else None."""
     if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > _MAX_TOKEN or not token.isascii():
         return None
     digest = _digest(token)
-    table = schema.api_tokens
-    with store.engine.connect() as connection:
-        row = connection.execute(select(table).where(table.c.token_sha256 == digest)).first()
+    with one_read(store.engine) as connection:
+        row = connection.execute(_token_by_digest(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
         return None
     return _info(row)

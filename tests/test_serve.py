@@ -103,12 +103,17 @@ def is_problem(response: httpx.Response, status: int) -> bool:
 
 
 def test_a_request_without_a_valid_token_is_refused_with_401(server):
-    for headers in ({}, {"Authorization": "Bearer ivt_not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"},
-                    {"Authorization": f"Bearer {server.tokens['revoked']}"}):  # fmt: skip
-        with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers) as client:
-            response = client.get("/collections")
-            assert is_problem(response, 401), (headers, response.text)
-            assert response.headers["www-authenticate"].startswith("Bearer")
+    with open_store(server) as store:
+        image_id = next(store.images("photos")).id
+    # The content path is answered by a fast path in front of the application: it must refuse the same way.
+    for path in ("/collections", f"/images/{image_id}/content"):
+        for headers in ({}, {"Authorization": "Bearer ivt_not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"},
+                        {"Authorization": f"Bearer {server.tokens['revoked']}"},
+                        {"Authorization": "Bearer"}):  # fmt: skip
+            with httpx.Client(base_url=f"{server.url}/api/v1", headers=headers) as client:
+                response = client.get(path)
+                assert is_problem(response, 401), (path, headers, response.text)
+                assert response.headers["www-authenticate"].startswith("Bearer")
     with server.client() as client:
         assert client.get("/collections").status_code == 200
 
@@ -159,13 +164,16 @@ def test_content_is_the_exact_bytes_that_were_put_with_their_content_type(server
     types = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "TIFF": "image/tiff", "BMP": "image/bmp",
              "WEBP": "image/webp"}  # fmt: skip
     with server.client() as client:
-        images = client.get("/collections/photos/images", params={"page_size": 100}).json()["images"]
+        listing = client.get("/collections/photos/images", params={"page_size": 100})
+        images = listing.json()["images"]
         assert {image["name"] for image in images} == set(PHOTOS)
         for image in images:
             response = client.get(f"/images/{image['id']}/content")
             assert response.content == PHOTOS[image["name"]], image["name"]
             assert response.headers["content-type"] == types[image["format"]]
             assert response.headers["cache-control"] == "no-store"
+            for name in ("content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options"):
+                assert response.headers[name] == listing.headers[name], name
             thumbnail = client.get(f"/images/{image['id']}/thumbnail", params={"size": 64})
             with Image.open(io.BytesIO(thumbnail.content)) as shown:
                 assert shown.format == "PNG" and max(shown.size) <= 64, image["name"]

@@ -88,8 +88,11 @@ def image_info(request: Request, caller: Reader, image_id: ImageId) -> dict:
 
 
 @router.get("/images/{image_id}/content", response_class=Response)
-def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
-    """The original bytes, exactly as they were put, with their content type."""
+async def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
+    """The original bytes, exactly as they were put, with their content type.
+
+    On the event loop: one indexed select and an AES-GCM open are cheaper than the thread-pool hop.
+    """
     data = _store(request).get(image_id)
     return Response(data, media_type=media.sniff_content_type(data))
 

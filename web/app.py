@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from imgvault.store.errors import ConfigError, ImgVaultError, IntegrityError, InvalidImage, InvalidParameter, NotFound
 
 from .auth import AuthError, Sessions
+from .fastpath import ContentFastPath
 from .uploads import BodyError
 
 log = logging.getLogger("imgvault.web")
@@ -88,6 +89,7 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     app.include_router(api.router)
     app.include_router(gallery.router)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(ContentFastPath, store=store, headers=SECURITY_HEADERS)
 
     def respond(request: Request, status: int, detail: str, **extra) -> Response:
         if request.url.path.startswith("/api/"):
