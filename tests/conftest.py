@@ -19,7 +19,15 @@ SKIMAGE_DATA = Path(skimage.data.__file__).parent
 # The store's suites run on SQLite, and on PostgreSQL too when this names a database the tests may use,
 # e.g. postgresql+psycopg://imgvault:imgvault@127.0.0.1:5432/imgvault_test (.ci/run sets it).
 PG_URL = os.environ.get("IMGVAULT_TEST_PG_URL")
-BOTH_BACKENDS = {"test_store", "test_encoding", "test_cli", "test_schema", "test_processes", "test_links"}
+BOTH_BACKENDS = {
+    "test_store",
+    "test_encoding",
+    "test_cli",
+    "test_schema",
+    "test_processes",
+    "test_links",
+    "test_web_store",
+}
 
 
 def pytest_generate_tests(metafunc):

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from imgvault.store.tokens import TokenInfo, check_token
 
@@ -86,16 +87,25 @@ def bearer_token(authorization: str) -> str | None:
 async def bearer(request: Request) -> Caller:
     """The caller of an API request, from its ``Authorization: Bearer TOKEN`` header; else AuthError 401.
 
-    A coroutine, so that checking the token (one indexed select) runs on the event loop instead of costing
-    a hop to the thread pool and back on every request.
+    A coroutine, so that on SQLite checking the token (one indexed select in a local file) runs on the event
+    loop instead of costing a hop to the thread pool and back on every request (see :func:`on_store`).
     """
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         raise AuthError(401, "send a token: Authorization: Bearer TOKEN (imgvault token create NAME)")
-    info = check_token(request.app.state.store, token)
+    info = await on_store(request.app.state.store, check_token, request.app.state.store, token)
     if info is None:
         raise AuthError(401, "the token is not valid (unknown or revoked)")
     return Caller(info)
+
+
+async def on_store(store, function, *args):
+    """``function(*args)``, a short call into ``store``: on the event loop if the database is a local SQLite
+    file (faster than a thread hop), else in the thread pool, so that a database across a network never
+    holds up the other requests."""
+    if store.engine.dialect.name == "sqlite":
+        return function(*args)
+    return await run_in_threadpool(function, *args)
 
 
 def session_caller(request: Request) -> Caller:

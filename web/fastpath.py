@@ -11,7 +11,7 @@ import re
 
 from imgvault.store.tokens import check_token
 
-from .auth import bearer_token
+from .auth import bearer_token, on_store
 from .media import sniff_content_type
 
 _CONTENT = re.compile(r"/api/v1/images/([0-9A-HJKMNP-TV-Z]{26})/content")
@@ -34,9 +34,9 @@ class ContentFastPath:
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
         token = bearer_token(authorization.decode("latin-1"))
         try:
-            if token is None or check_token(self.store, token) is None:
+            if token is None or await on_store(self.store, check_token, self.store, token) is None:
                 return False
-            data = self.store.get(image_id)
+            data = await on_store(self.store, self.store.get, image_id)
         except Exception:  # the application answers it, with its problem document
             return False
         headers = [(b"content-type", sniff_content_type(data).encode()),

@@ -1,0 +1,52 @@
+"""The web service's calls into the store, on both backends, through the real ASGI application in process."""
+
+import asyncio
+import threading
+
+import httpx
+import pytest
+from conftest import sample_images
+
+from imgvault.store.tokens import check_token, create_token, revoke_token
+from imgvault.web.app import create_app
+from imgvault.web.auth import on_store
+
+PHOTOS = sample_images()
+
+
+def test_store_calls_run_on_the_event_loop_only_for_a_local_sqlite_file(store, backend):
+    def where():
+        return threading.get_ident()
+
+    ran_on = asyncio.run(on_store(store, where))
+    loop_thread = threading.get_ident()  # asyncio.run runs the loop in this thread
+    assert (ran_on == loop_thread) == (backend == "sqlite")
+
+
+def get(app, path: str, token: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as client:
+            return await client.get(path)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("name", ["astronaut-rgb.png", "china.jpg"])
+def test_content_is_exact_and_refusals_are_problems_on_both_backends(store, home, name):
+    image = store.put(PHOTOS[name], name=name, collection="c")
+    _, token = create_token(store, "t")
+    app = create_app(store, home=home)
+    path = f"/api/v1/images/{image.id}/content"
+    response = get(app, path, token)
+    assert response.status_code == 200 and response.content == PHOTOS[name]
+    assert response.headers["cache-control"] == "no-store"
+    assert check_token(store, token) is not None
+    revoke_token(store, "t")
+    refused = get(app, path, token)
+    assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+    _, other = create_token(store, "u")
+    missing = get(app, "/api/v1/images/01ARZ3NDEKTSV4RRFFQ69G5FAV/content", other)
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
