@@ -16,6 +16,7 @@ A second rotation fails fast with :class:`RotationInProgress` rather than waitin
 store takes minutes, and a command that silently waits that long looks hung.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -24,6 +25,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ConfigError, RotationInProgress
 
@@ -91,7 +93,7 @@ def _advisory_key(store_id: str) -> int:
 @contextmanager
 def _postgresql_lock(engine: Engine, store_id: str) -> Iterator[None]:
     key = _advisory_key(store_id)
-    connection = engine.connect()
+    connection, held = engine.connect(), False
     try:
         held = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
         connection.commit()  # the lock belongs to the session: no transaction stays open for the rotation
@@ -99,7 +101,13 @@ def _postgresql_lock(engine: Engine, store_id: str) -> Iterator[None]:
             raise RotationInProgress(BUSY)
         yield
     finally:
-        # The session ends with the connection, and its advisory locks with it; it is not pooled.
+        # Released now: a closed connection's session (and its locks) ends only when the server notices,
+        # which a rotation right after this one could beat. Should the unlock fail, the session's end
+        # releases the lock: the connection is not pooled either way.
+        with contextlib.suppress(SQLAlchemyError):
+            if held:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
         connection.invalidate()
         connection.close()
 

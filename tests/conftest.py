@@ -27,6 +27,7 @@ BOTH_BACKENDS = {
     "test_processes",
     "test_links",
     "test_web_store",
+    "test_locks",
 }
 
 
