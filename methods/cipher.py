@@ -44,6 +44,7 @@ class ImageCipher(ImageCodec):
     _model_attributes = ("key_",)
     randomized = False  # the same image under the same key encrypts the same way: NPCR/UACI apply
     lossless = True
+    secret_attribute = "key_"
 
     def fit(self, X, y=None):
         X = check_images(X)

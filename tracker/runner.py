@@ -26,7 +26,8 @@ from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client, tracking_uri
 
-SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim")
+SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
+            "key_sensitivity", "key_sensitivity_bits", "key_space_bits")  # fmt: skip
 QUALITY = ("mse", "psnr", "ssim", "bpp")
 COSTS = ("bpp_with_model", "compression_ratio", "encode_seconds", "decode_seconds", "fit_seconds")
 PASSED = ("entropy_pass", "chi2_pass", "npcr_pass", "uaci_pass")
