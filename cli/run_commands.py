@@ -14,13 +14,17 @@ from .output import plain_table, progress_bar
 
 
 def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
-    from imgvault.methods.registry import METHOD_NAMES
+    from imgvault.methods.registry import available_methods, check_method
+    from imgvault.store.errors import InvalidParameter
 
     methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if unknown or not methods:
-        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
-                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
+    if not methods:
+        raise click.BadParameter(f"unknown method {value!r}; the methods are: {', '.join(available_methods())}")
+    for method in methods:
+        try:
+            check_method(method)  # a plugin that does not load or is not a method: its own Error line
+        except InvalidParameter as exc:
+            raise click.BadParameter(str(exc)) from None
     return methods
 
 

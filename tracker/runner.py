@@ -337,7 +337,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
     that it is another key even for a fit that does not depend on its seed.
     """
     from imgvault.methods.metrics import quality
-    from imgvault.methods.registry import method_classes
+    from imgvault.methods.registry import method_class
 
     ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
     if len(ok) < 2:
@@ -353,7 +353,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
                 return  # k above half the collection: no disjoint model to compare with
             wrong_for.update(dict.fromkeys(mine.tolist(), wrong))
     else:
-        cls = method_classes()[method]
+        cls = method_class(method)
         following = ok[1:] + ok[:1]
         wrong_for = {i: cls.from_model_bytes(model_params, results[j][0].model) for i, j in zip(ok, following,
                                                                                              strict=True)}  # fmt: skip
