@@ -122,6 +122,25 @@ class ImageCipher(ImageCodec):
         raise NotImplementedError
 
 
+def inverse(permutation: np.ndarray) -> np.ndarray:
+    """The permutation that undoes ``permutation`` (``inverse(p)[p] == arange``)."""
+    undone = np.empty_like(permutation)
+    undone[permutation] = np.arange(permutation.size, dtype=permutation.dtype)
+    return undone
+
+
+def gather_and_mask(pixels: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each image's value ``i`` (row-major, channels last) taken from position ``source[i]``, XOR ``mask[i]``."""
+    flat = pixels.reshape(pixels.shape[0], -1)
+    return (flat[:, source] ^ mask).reshape(pixels.shape)
+
+
+def unmask_and_scatter(pixels: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`gather_and_mask`, given ``target = inverse(source)``."""
+    flat = pixels.reshape(pixels.shape[0], -1)
+    return (flat ^ mask)[:, target].reshape(pixels.shape)
+
+
 def check_block_size(block_size, image_shape: tuple[int, ...], method: str) -> int:
     """``block_size`` if it is a whole number that divides the image's height and width."""
     if isinstance(block_size, bool) or not isinstance(block_size, int | np.integer) or block_size < 1:

@@ -22,9 +22,9 @@ KNOBS = {
     "pca": Knob("k", DEFAULT_K, "principal components"),
     "kmeans": Knob("k", DEFAULT_K, "clusters"),
     "gmm": Knob("k", DEFAULT_K, "mixture components"),
-    "le": Knob("block_size", 4, "block size M (M x M blocks)"),
-    "etc": Knob("block_size", 16, "block size M (M x M blocks)"),
-    "arnold": Knob("iterations", 10, "iterations of the cat map"),
+    "le": Knob("block_size", 4, "block side"),
+    "etc": Knob("block_size", 16, "block side"),
+    "arnold": Knob("iterations", 10, "cat-map iterations"),
 }
 
 METHOD_NAMES = ("pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold")
@@ -113,3 +113,27 @@ def make_codec(method: str, *, k: int | None = None, fit: str = "image", random_
     if setting.name != "k":
         return cls(**{setting.name: k})
     return cls(k=k, random_state=random_state)
+
+
+def describe_methods() -> list[dict]:
+    """Every method (built-in, then the installed plugins) with its knob, declared properties and origin; a
+    plugin that does not load is listed with ``error`` instead."""
+    from imgvault.store.errors import PluginError
+
+    from .plugins import plugin_entry_points
+
+    points = plugin_entry_points()
+    rows = []
+    for name in available_methods():
+        row = {"method": name, "source": "built-in" if name in METHOD_NAMES else f"plugin {points[name].value}"}
+        try:
+            cls, setting = method_class(name), knob(name)
+        except PluginError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        rows.append({**row, "knob": None if setting is None else setting.name,
+                     "knob_default": None if setting is None else setting.default,
+                     "knob_meaning": None if setting is None else setting.meaning,
+                     "lossless": bool(cls.lossless), "randomized": bool(cls.randomized),
+                     "key": "fitted model" if cls.secret_attribute is None else "secret bit string"})  # fmt: skip
+    return rows

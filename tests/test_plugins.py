@@ -162,3 +162,14 @@ def test_a_plugin_that_is_not_a_method_is_refused_before_any_work(plugin, runner
         .splitlines()[-1]
         .startswith('Error: method plugin "imgvault_xor_plugin:NotACodec" is not an ImageCodec subclass')
     )
+
+
+def test_imgvault_methods_lists_built_ins_and_plugins_with_their_knob_and_a_broken_plugins_error(plugin, runner):
+    rows = {row["method"]: row for row in json.loads(runner.invoke(cli, ["methods", "--json"]).stdout)}
+    assert rows["etc"]["knob"] == "block_size" and rows["etc"]["knob_default"] == 16
+    assert rows["logistic"]["knob"] is None and rows["logistic"]["lossless"] is True
+    assert rows["pca"]["key"] == "fitted model" and rows["aes"]["randomized"] is True
+    assert rows["xor"]["source"] == "plugin imgvault_xor_plugin:XorCodec" and rows["xor"]["key"] == "secret bit string"
+    assert "does not load: ModuleNotFoundError" in rows["broken"]["error"]
+    table = runner.invoke(cli, ["methods"]).stdout
+    assert "arnold    iterations: cat-map iterations, default 10  yes" in table
