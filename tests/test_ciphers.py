@@ -47,7 +47,8 @@ def test_another_key_does_not_decrypt_to_the_original(method):
     mine, other = make_codec(method).fit(X), make_codec(method).fit(X)
     assert not np.array_equal(mine.key_, other.key_)  # drawn from the OS: every fit a new key
     guess = other.decode(mine.encode(X))
-    assert np.mean(guess != X) > 0.5
+    # pe's wrong key still gets about half the values right (each negation bit is a coin toss), the others more.
+    assert np.mean(guess != X) > 0.4
 
 
 @pytest.mark.parametrize("method", CIPHERS)
