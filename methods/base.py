@@ -56,6 +56,10 @@ class ImageCodec(BaseEstimator):
     #: string (AES, the image ciphers); None when the key is a model learned from the images (PCA, K-Means)
     secret_attribute: str | None = None
 
+    def check_shape(self, image_shape: tuple[int, ...]) -> None:
+        """Raise InvalidParameter if the method, with its parameters, cannot work on images of this shape
+        (one image's shape, e.g. ``(96, 96, 3)``): a batch asks before any work."""
+
     def key_space_bits(self) -> float | None:
         """log2 of the number of keys, or None where that is not a meaningful number (a fitted model)."""
         return None

@@ -53,6 +53,9 @@ class ImageCipher(ImageCodec):
         self.image_shape_ = X.shape[1:]
         return self
 
+    def check_shape(self, image_shape):
+        self._check_shape(tuple(image_shape))
+
     def key_space_bits(self) -> float:
         """log2 of the number of distinct keys for the fitted image shape: what the cipher's structure allows,
         at most the 256 bits of the secret it is derived from."""

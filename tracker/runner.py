@@ -157,6 +157,9 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     size, color = check_size(config.size), check_color(config.color)
     if config.fit not in ("image", "collection"):
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
+    shape = (size, size) if color == "gray" else (size, size, 3)
+    for method, k in config.configurations():  # a block size that does not divide the size: before any work
+        make_codec(method, k=k, fit=config.fit, random_state=config.random_state).check_shape(shape)
     client = open_client(store.settings.home, store)  # before any work: a dead tracking store fails fast
     images = list(store.images(collection))
     if not images:
