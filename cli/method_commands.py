@@ -18,10 +18,46 @@ def _format_metric(value) -> str:
     return f"{value:,.4f}" if isinstance(value, float) else f"{value:,}"
 
 
+@cli.command("methods")
+@json_option
+def methods_command(as_json: bool) -> None:
+    """List the methods: built-in ones and installed plugins, what -k sets for each, and their properties.
+
+    KEY is "secret" for a method keyed by a random bit string (aes, the ciphers) and "model" for one whose
+    key is the model fitted to the images (pca, kmeans, gmm). Plugins are found through the entry-point
+    group imgvault.methods (see the README's "Your own method on the bench").
+
+    \b
+    Example:
+      imgvault methods
+      imgvault methods --json
+    """
+    from imgvault.methods.registry import describe_methods
+
+    rows = describe_methods()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+
+    def knob_text(row):
+        if row["knob"] is None:
+            return "none"
+        return f"{row['knob']}: {row['knob_meaning']}, default {row['knob_default']}"
+
+    plain_table(
+        [("METHOD", 8), ("KNOB (-k)", 42), ("LOSSLESS", 8), ("RANDOMIZED", 10), ("KEY", 6), ("SOURCE", 0)],
+        ((r["method"], knob_text(r), "yes" if r["lossless"] else "no", "yes" if r["randomized"] else "no",
+          "secret" if r["key"] == "secret bit string" else "model", r["source"]) if "error" not in r
+         else (r["method"], "-", "-", "-", "-", f"{r['source']}: {r['error']}") for r in rows),
+    )  # fmt: skip
+
+
 @cli.command()
 @click.argument("image_id")
 @click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHOD_NAMES)}.")
-@click.option("-k", type=int, default=None, help="Components (pca) or clusters (kmeans, gmm). Default 8; none for aes.")
+@click.option("-k", type=int, default=None,
+              help="The method's knob: components (pca), clusters (kmeans, gmm), default 8; block size (le 4, "
+                   "etc 16); iterations (arnold 10). None for aes, pe, logistic.")  # fmt: skip
 @click.option("--size", type=int, default=100, show_default=True, help="Side of the square the image is resized to.")
 @click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of the method.")
@@ -53,7 +89,8 @@ def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, c
         return
     click.echo(f"encoded image {info.id} (model {info.model_id})")
     codec = info.params["codec"]
-    settings = f"{info.method}" + (f", k={codec['k']}" if "k" in codec else "") + f", {size}x{size} {color}"
+    knobs = "".join(f", {name}={codec[name]}" for name in ("k", "block_size", "iterations") if name in codec)
+    settings = f"{info.method}{knobs}, {size}x{size} {color}"
     rows = [("method", settings)] + [(name, _format_metric(value)) for name, value in info.metrics.items()]
     plain_table([("METRIC", 18), ("VALUE", 0)], rows)
 
@@ -80,6 +117,10 @@ def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> No
     write_output(output or safe_file_name(f"{encoded_id}.png", "decoded.png"), png, force=force)
 
 
+def _knob(codec: dict):
+    return next((codec[name] for name in ("k", "block_size", "iterations") if name in codec), "-")
+
+
 def list_encoded(store, collection: str | None, as_json: bool) -> None:
     """``imgvault ls --encoded``: the encoded images with their settings and metrics."""
     encodings = store.encoded_images(collection)
@@ -89,7 +130,7 @@ def list_encoded(store, collection: str | None, as_json: bool) -> None:
     columns = [("ID", 26), ("IMAGE", 26), ("METHOD", 6), ("K", 3), ("SIZE", 9), ("MSE", 9), ("PSNR", 7), ("SSIM", 6),
                ("BPP", 6), ("CREATED", 0)]  # fmt: skip
     rows = (
-        (e.id, e.image_id, e.method, e.params["codec"].get("k", "-"), f"{e.params['size']} {e.params['color']}",
+        (e.id, e.image_id, e.method, _knob(e.params["codec"]), f"{e.params['size']} {e.params['color']}",
          f"{e.metrics['mse']:.2f}", "inf" if e.metrics["psnr"] is None else f"{e.metrics['psnr']:.2f}",
          f"{e.metrics['ssim']:.3f}", f"{e.metrics['bpp']:.2f}", f"{e.created:%Y-%m-%d %H:%M:%S}")
         for e in encodings

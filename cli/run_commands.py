@@ -14,17 +14,23 @@ from .output import plain_table, progress_bar
 
 
 def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
-    from imgvault.methods.registry import METHOD_NAMES
+    from imgvault.methods.registry import available_methods, check_method
+    from imgvault.store.errors import InvalidParameter
 
     methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if unknown or not methods:
-        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
-                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
+    if not methods:
+        raise click.BadParameter(f"unknown method {value!r}; the methods are: {', '.join(available_methods())}")
+    for method in methods:
+        try:
+            check_method(method)  # a plugin that does not load or is not a method: its own Error line
+        except InvalidParameter as exc:
+            raise click.BadParameter(str(exc)) from None
     return methods
 
 
-def _split_ks(_ctx, _param, value: str) -> tuple[int, ...]:
+def _split_ks(_ctx, _param, value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()  # each method's own default
     try:
         ks = tuple(dict.fromkeys(int(k) for k in value.split(",")))
     except ValueError:
@@ -49,8 +55,10 @@ def _psnr(metrics: dict) -> str:
 @collection_option("The collection to run over.")
 @click.option("--methods", default="pca,kmeans,gmm,aes", show_default=True, callback=_split_methods,
               help="Comma-separated methods.")  # fmt: skip
-@click.option("-k", "ks", default="8", show_default=True, callback=_split_ks,
-              help="k, or a comma-separated sweep (2,4,8,16), for pca, kmeans and gmm.")  # fmt: skip
+@click.option("-k", "ks", default=None, callback=_split_ks,
+              help="Each method's one knob, or a comma-separated sweep (2,4,8,16): components (pca), clusters "
+                   "(kmeans, gmm), block size (le, etc), iterations (arnold); aes, pe and logistic take none. "
+                   "Default: each method's own (8; le 4, etc 16, arnold 10).")  # fmt: skip
 @click.option("--size", type=int, default=100, show_default=True)
 @click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
 @click.option("--fit", type=click.Choice(["image", "collection"]), default="image", show_default=True,
@@ -106,7 +114,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
         click.echo(f'Ran {len(result.runs)} configuration{plural} over {result.n_images} images of "{collection}"'
                    f" (MLflow experiment {result.experiment_id}, parent run {result.parent_run_id})")  # fmt: skip
         plain_table(
-            [("METHOD", 7), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
+            [("METHOD", 8), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
             ((r.method, r.k or "-", _number(r.metrics.get("mse")), _psnr(r.metrics),
               _number(r.metrics.get("ssim")), _number(r.metrics.get("bpp")), len(r.failures), r.run_id)
              for r in result.runs),
@@ -178,7 +186,7 @@ def print_comparison(rows: list[dict]) -> None:
 
     width = max([len(r["collection"]) for r in rows] + [10])
     plain_table(
-        [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
+        [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
          ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
         ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["n_images"],
           _number(r["mse"]), _psnr(r), _number(r["ssim"]), _number(r["bpp"]), r["run_id"])

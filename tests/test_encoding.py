@@ -22,11 +22,12 @@ def astronaut(store, image_dir):
     return store.put(image_dir / "astronaut-rgb.png", collection="faces")
 
 
-@pytest.mark.parametrize("method", ["pca", "kmeans", "gmm", "aes"])
+@pytest.mark.parametrize("method", ["pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold"])
 def test_a_stored_encoding_decodes_to_the_pixels_it_was_measured_on(store, astronaut, method):
-    encoding = encode_image(store, astronaut.id, method=method, k=None if method == "aes" else 6, size=48)
+    k = 6 if method in ("pca", "kmeans", "gmm") else None
+    encoding = encode_image(store, astronaut.id, method=method, k=k, size=48)
     assert np.array_equal(decode_image(store, encoding.info.id), encoding.reconstruction)
-    if method == "aes":
+    if method not in ("pca", "kmeans", "gmm"):  # lossless
         assert np.array_equal(encoding.reconstruction, encoding.original)
         assert encoding.info.metrics["psnr"] is None  # infinite: identical
     info, payload = store.get_encoded(encoding.info.id)
@@ -158,7 +159,8 @@ def test_decode_writes_a_png_of_the_exact_pixels_for_aes(put_id, runner, tmp_pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-m", "dct"], "Error: unknown method 'dct'; the methods are: pca, kmeans, gmm, aes\n"),
+        (["-m", "dct"], "Error: unknown method 'dct'; the methods are: pca, kmeans, gmm, aes, le, etc, pe, logistic,"
+                        " arnold\n"),
         (["-m", "pca", "-k", "101"], "Error: k=101 is too large: PCA on the rows of 1 image(s) of 100x100 has 100"
                                      " dimensions, so k can be at most 100\n"),
         (["-m", "kmeans", "-k", "0"], "Error: k must be a whole number of at least 1, not 0\n"),

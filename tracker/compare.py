@@ -8,7 +8,8 @@ from .tracking import open_client
 #: n_images, run_id, attack_model, criteria and not_applicable; all are means over the run's images
 COLUMNS = ("mse", "psnr", "ssim", "bpp", "exact_fraction", "failed_images")
 SECURITY_COLUMNS = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
-                    "entropy_pass_rate", "chi2_pass_rate", "npcr_pass_rate", "uaci_pass_rate")  # fmt: skip
+                    "key_sensitivity", "key_sensitivity_bits", "key_space_bits", "entropy_pass_rate", "chi2_pass_rate",
+                    "npcr_pass_rate", "uaci_pass_rate")  # fmt: skip
 ATTACK_COLUMNS = ("attack_ssim", "attack_baseline_ssim", "attack_key_holder_ssim", "attack_psnr_vs_key_holder",
                   "attack_gain", "attack_gain_ci_low", "attack_gain_ci_high", "attack_gap", "attack_gap_ci_low",
                   "attack_gap_ci_high", "attack_splits", "attack_test_images")  # fmt: skip

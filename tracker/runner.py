@@ -26,7 +26,8 @@ from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client, tracking_uri
 
-SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim")
+SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
+            "key_sensitivity", "key_sensitivity_bits", "key_space_bits")  # fmt: skip
 QUALITY = ("mse", "psnr", "ssim", "bpp")
 COSTS = ("bpp_with_model", "compression_ratio", "encode_seconds", "decode_seconds", "fit_seconds")
 PASSED = ("entropy_pass", "chi2_pass", "npcr_pass", "uaci_pass")
@@ -39,10 +40,11 @@ DEFAULT_FIGURES = 25
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """What a batch runs. ``ks`` applies to pca, kmeans and gmm (aes takes none)."""
+    """What a batch runs. ``ks`` sets each method's knob (:data:`imgvault.methods.registry.KNOBS`); empty: each
+    method's default. Methods without a knob (aes, pe, logistic) run once."""
 
     methods: tuple[str, ...] = ("pca", "kmeans", "gmm", "aes")
-    ks: tuple[int, ...] = (8,)
+    ks: tuple[int, ...] = ()
     size: int = 100
     color: str = "gray"
     fit: str = "image"
@@ -55,7 +57,13 @@ class BatchConfig:
     plaintext_figures: bool = False  # log per-image figures even to an artifact store that does not seal
 
     def configurations(self) -> list[tuple[str, int | None]]:
-        return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
+        from imgvault.methods.registry import knob
+
+        def values(method):
+            setting = knob(method)
+            return (None,) if setting is None else self.ks or (setting.default,)
+
+        return [(m, k) for m in self.methods for k in values(m)]
 
 
 @dataclass
@@ -149,6 +157,9 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     size, color = check_size(config.size), check_color(config.color)
     if config.fit not in ("image", "collection"):
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
+    shape = (size, size) if color == "gray" else (size, size, 3)
+    for method, k in config.configurations():  # a block size that does not divide the size: before any work
+        make_codec(method, k=k, fit=config.fit, random_state=config.random_state).check_shape(shape)
     client = open_client(store.settings.home, store)  # before any work: a dead tracking store fails fast
     images = list(store.images(collection))
     if not images:
@@ -329,7 +340,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
     that it is another key even for a fit that does not depend on its seed.
     """
     from imgvault.methods.metrics import quality
-    from imgvault.methods.registry import method_classes
+    from imgvault.methods.registry import method_class
 
     ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
     if len(ok) < 2:
@@ -345,7 +356,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
                 return  # k above half the collection: no disjoint model to compare with
             wrong_for.update(dict.fromkeys(mine.tolist(), wrong))
     else:
-        cls = method_classes()[method]
+        cls = method_class(method)
         following = ok[1:] + ok[:1]
         wrong_for = {i: cls.from_model_bytes(model_params, results[j][0].model) for i, j in zip(ok, following,
                                                                                              strict=True)}  # fmt: skip
