@@ -25,6 +25,35 @@ def collection_option(help_text: str, default: str | None = None):
     )
 
 
+def _split_methods(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
+    from imgvault.methods.registry import METHOD_NAMES
+
+    if value is None:
+        return None
+    methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
+    unknown = [m for m in methods if m not in METHOD_NAMES]
+    if unknown or not methods:
+        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
+                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
+    return methods
+
+
+def methods_option(*, default: str | None = None, one: bool = False):
+    """``-m/--methods``: method names, comma-separated (``pca,kmeans``), checked as one value format by
+    every command; with ``one``, a command that takes a single method (``--method`` is its old name)."""
+
+    def check(ctx, param, value):
+        methods = _split_methods(ctx, param, value)
+        if one and methods is not None and len(methods) > 1:
+            raise click.BadParameter("encode takes one method; imgvault run takes several")
+        return methods
+
+    names = ("-m", "--methods", "--method") if one else ("-m", "--methods")
+    return click.option(*names, "methods", default=default, required=default is None, show_default=default is not None,
+                        callback=check, metavar="pca,kmeans,gmm,aes" if not one else "METHOD",
+                        help="One of pca, kmeans, gmm, aes." if one else "Comma-separated methods.")  # fmt: skip
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 

@@ -9,19 +9,8 @@ import sys
 import click
 
 from .app import Context, cli, pass_context
-from .options import collection_option, json_option
+from .options import collection_option, json_option, methods_option
 from .output import plain_table, progress_bar
-
-
-def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
-    from imgvault.methods.registry import METHOD_NAMES
-
-    methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if unknown or not methods:
-        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
-                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
-    return methods
 
 
 def _split_ks(_ctx, _param, value: str) -> tuple[int, ...]:
@@ -47,8 +36,7 @@ def _psnr(metrics: dict) -> str:
 
 @cli.command()
 @collection_option("The collection to run over.")
-@click.option("--methods", default="pca,kmeans,gmm,aes", show_default=True, callback=_split_methods,
-              help="Comma-separated methods.")  # fmt: skip
+@methods_option(default="pca,kmeans,gmm,aes")
 @click.option("-k", "ks", default="8", show_default=True, callback=_split_ks,
               help="k, or a comma-separated sweep (2,4,8,16), for pca, kmeans and gmm.")  # fmt: skip
 @click.option("--size", type=int, default=100, show_default=True)
@@ -89,15 +77,17 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     """
     if collection is None:
         raise click.UsageError("which collection? give -c NAME")
-    from imgvault.tracker.runner import BatchConfig, run_batch
-
     if scheduler:
         warn_if_unencrypted(scheduler)
-    config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
-                         experiment=experiment, random_state=seed, figures=figures, attack=attack,
-                         scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
-    with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
-        result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
+    with ctx.open_store() as store:
+        store.collection(collection)  # an unknown collection is one Error line, before MLflow is imported
+        from imgvault.tracker.runner import BatchConfig, run_batch
+
+        config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
+                             experiment=experiment, random_state=seed, figures=figures, attack=attack,
+                             scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
+        with progress_bar("Encoding", sys.stderr.isatty()) as bar:
+            result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     print_notes(result)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -190,17 +190,28 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
 
 @cli.command()
 @click.argument("image_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the ids of what was removed, as JSON.")
 @pass_context
-def rm(ctx: Context, image_ids: tuple[str, ...]) -> None:
-    """Delete images by id: all of them, or none if any id is unknown.
+def rm(ctx: Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Delete images by id, with their encoded images and the codec models fitted on them alone: all of
+    them, or nothing if any id is unknown. Says how many of each it removed.
 
     \b
     Example:
       imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK 01JD3Z8R8C9YV6C1W8SPJ0J2QH
+      imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK --json
     """
     with ctx.open_store() as store:
-        removed = store.remove(image_ids)
-    click.echo(f"Removed {removed} image{'s' * (removed != 1)}.", err=True)
+        removal = store.remove(image_ids)
+    if as_json:
+        click.echo(json.dumps(removal.to_dict(), indent=2))
+        return
+    click.echo(f"Removed {_count(len(removal.images), 'image')}, {_count(len(removal.encoded_images), 'encoded image')}"
+               f" and {_count(len(removal.codec_models), 'codec model')}.", err=True)  # fmt: skip
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 @cli.command()

@@ -29,6 +29,7 @@ _EXPORTS = {
     "ImageInfo": "records",
     "PutResult": "records",
     "RotationReport": "records",
+    "Removal": "records",
     "RotationInProgress": "errors",
     "Store": "store",
 }
