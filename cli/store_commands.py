@@ -99,20 +99,21 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
     show = sys.stderr.isatty()
     store = ctx.open_store()
     try:
-        with store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+        # The JSON list is closed after the bar is gone: its last lines are not drawn over.
+        with store, JsonList(as_json) as out, progress_bar("Storing", show) as bar:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
             for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
                 bar.advance()
                 if result.error:
                     failed += 1
-                    click.echo(f"Error: {printable(result.error)}", err=True)
+                    bar.echo(f"Error: {printable(result.error)}", err=True)
                 else:
                     stored += 1
                     if as_json:
                         out.append(result.image.to_dict())
                     else:
-                        click.echo(f"{result.image.id}  {printable(str(result.path))}")
+                        bar.echo(f"{result.image.id}  {printable(str(result.path))}")
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
