@@ -8,11 +8,14 @@ import fcntl
 import os
 import select
 import shutil
+import signal
+import socket
 import struct
 import subprocess
 import sys
 import termios
 import time
+import urllib.request
 from pathlib import Path
 
 import pyte
@@ -92,3 +95,73 @@ def test_puts_progress_bar_is_gone_and_its_lines_are_whole(tmp_path, terminal_en
     assert code == 0, "\n".join(lines)
     assert [line.split()[1] for line in lines[:2]] == [str(sources / "camera.png"), str(sources / "coins.png")]
     assert lines[2:] == ['Stored 2 images in collection "scans".']
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """Every process now: pid -> (parent pid, state letter), from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            found[int(entry.name)] = (int(ppid), state)
+    return found
+
+
+def _descendants(pid: int) -> set[int]:
+    processes, found, todo = _processes(), set(), [pid]
+    while todo:
+        parent = todo.pop()
+        children = {child for child, (ppid, _) in processes.items() if ppid == parent}
+        found |= children
+        todo.extend(children)
+    return found
+
+
+def test_ui_stops_within_two_seconds_of_ctrl_c_and_leaves_no_process(tmp_path, clean_env, migrated_tracking_db,
+                                                                     record_property):  # fmt: skip
+    from servers import free_port
+
+    from imgvault.store import Store
+
+    home = tmp_path / "vault"
+    Store.init(home).close()
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    ui = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)],
+                          env=env, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and ui.poll() is None, ui.stderr.read().decode()[-3000:]
+                time.sleep(0.5)
+        # A browser keeps its connection open; the server must not wait for it.
+        browser = socket.create_connection(("127.0.0.1", port))
+        browser.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        children = _descendants(ui.pid)
+        assert children, "the UI runs its server as a child process"
+        started = time.monotonic()
+        os.killpg(ui.pid, signal.SIGINT)  # Ctrl-C: the terminal signals its foreground process group
+        code = ui.wait(timeout=60)
+        took = time.monotonic() - started
+        record_property("ui_stop_seconds", round(took, 2))
+        print(f"imgvault ui stopped {took:.2f} s after SIGINT")
+        browser.close()
+    finally:
+        if ui.poll() is None:
+            os.killpg(ui.pid, signal.SIGKILL)
+            ui.wait()
+        ui.stderr.close()
+    # 2 s on an idle machine; the margin is for a loaded CI runner.
+    assert took < 5, f"imgvault ui took {took:.1f} s to stop"
+    assert code == 0
+    left = {pid: state for pid, (_, state) in _processes().items() if pid in children}
+    assert not left, f"processes of the UI left behind: {left}"
