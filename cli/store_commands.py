@@ -311,9 +311,9 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
         report = store.rotate_key(before_retire=reseal)
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
     counts = report.resealed
-    click.echo(f"New primary key {report.new_key_id}; re-sealed {counts.get('image', 0):,} images, "
-               f"{counts.get('encoded', 0):,} encoded images, {counts.get('model', 0):,} codec models and "
-               f"{report.resealed_artifacts:,} MLflow artifacts; retired keys: {retired}.")  # fmt: skip
+    click.echo(f"New primary key {report.new_key_id}; re-sealed {_count(counts.get('image', 0), 'image')}, "
+               f"{_count(counts.get('encoded', 0), 'encoded image')}, {_count(counts.get('model', 0), 'codec model')}"
+               f" and {_count(report.resealed_artifacts, 'MLflow artifact')}; retired keys: {retired}.")  # fmt: skip
     for one in outside:
         _print_damaged(one)
 

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import re
 
 import click
 import pytest
@@ -466,3 +467,15 @@ def test_run_and_encode_take_methods_as_m_or_methods_in_the_same_format(initiali
     several = runner.invoke(cli, ["encode", image["id"], option, "kmeans,pca"])
     assert several.exit_code == 2
     assert several.stderr.splitlines()[-1].endswith("': encode takes one method; imgvault run takes several")
+
+
+def test_key_rotate_says_how_many_records_of_each_kind_it_resealed(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    encode_twice(runner, image["id"])
+    result = runner.invoke(cli, ["key", "rotate"])
+    assert result.exit_code == 0, result.output
+    sentence = re.sub(r"\d{5,}", "KEY", result.stdout)
+    assert sentence == (
+        "New primary key KEY; re-sealed 1 image, 2 encoded images, 2 codec models and 0 MLflow artifacts;"
+        " retired keys: KEY.\n"
+    )
