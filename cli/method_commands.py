@@ -35,7 +35,7 @@ def encode(ctx: Context, image_id: str, methods: tuple[str], k: int | None, size
 
     \b
     Example:
-      imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK --method kmeans -k 8
+      imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK --methods kmeans -k 8
       imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK -m pca -k 16 --color rgb --json
     """
     from imgvault.methods.pipeline import encode_image

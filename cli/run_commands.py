@@ -72,7 +72,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     \b
     Example:
       imgvault run -c photos
-      imgvault run -c photos --methods pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
+      imgvault run -c photos -m pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
       imgvault run -c faces --attack
       imgvault run -c scans --scheduler tls://dask.internal:8786
     """
@@ -224,10 +224,10 @@ def ui(ctx: Context, port: int) -> None:
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri", uri,
                "--artifacts-destination", sealed_uri(str(artifact_root(home))), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
-    click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
-    click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
     with ctx.open_store():  # a missing store or a wrong key is one Error line here, not a failed server
         pass
+    click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
     # The server finds the store (and so the key) as this command did. MLflow's job runner (GenAI jobs, 6
     # more processes with MLflow each, ~5 s to stop) is off: browsing runs does not use it.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "IMGVAULT_HOME": str(home),

@@ -216,9 +216,11 @@ def test_key_rotate_keeps_every_image_readable(initialised, runner, image_dir):
 
 
 def test_commands_before_init_say_to_run_init(home, backend, runner):
-    for args in (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"]):
+    commands = (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"],
+                ["ui"], ["run", "-c", "photos"], ["rm", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"])  # fmt: skip
+    for args in commands:
         result = runner.invoke(cli, args)
-        assert result.exit_code == 1, args
+        assert (result.exit_code, result.stdout) == (1, ""), args
         where = home if backend == "sqlite" else Settings.resolve(home).describe_db()
         assert result.stderr == f'Error: no imgvault store in {where} (run "imgvault init" first)\n', args
 
