@@ -68,8 +68,8 @@ TOUR: dict[str, list[Step]] = {
     "$ imgvault get": [
         Step("imgvault get"),
     ],
-    "$ imgvault encode {knee} --method kmeans -k 8": [
-        Step("imgvault encode {knee} --method kmeans -k 8", take={"encoded": r"encoded image (\S+)"}),
+    "$ imgvault encode {knee} -m kmeans -k 8": [
+        Step("imgvault encode {knee} -m kmeans -k 8", take={"encoded": r"encoded image (\S+)"}),
         Step("imgvault decode {encoded} -o knee-kmeans8.png"),
         Step("imgvault ls --encoded"),
         Step("imgvault rm {knee}"),
