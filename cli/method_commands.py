@@ -4,10 +4,8 @@ import json
 
 import click
 
-from imgvault.methods.registry import METHOD_NAMES
-
 from .app import Context, cli, pass_context
-from .options import json_option, output_option
+from .options import json_option, methods_option, output_option
 from .output import plain_table
 from .outputs import safe_file_name, write_output
 
@@ -54,7 +52,7 @@ def methods_command(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("image_id")
-@click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHOD_NAMES)}.")
+@methods_option(one=True)
 @click.option("-k", type=int, default=None,
               help="The method's knob: components (pca), clusters (kmeans, gmm), default 8; block size (le 4, "
                    "etc 16); iterations (arnold 10). None for aes, pe, logistic.")  # fmt: skip
@@ -63,7 +61,7 @@ def methods_command(as_json: bool) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of the method.")
 @json_option
 @pass_context
-def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, color: str, seed: int,
+def encode(ctx: Context, image_id: str, methods: tuple[str], k: int | None, size: int, color: str, seed: int,
            as_json: bool) -> None:  # fmt: skip
     """Encode ("encrypt") a stored image with a method; store the result and its model, sealed.
 
@@ -73,13 +71,12 @@ def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, c
 
     \b
     Example:
-      imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK --method kmeans -k 8
+      imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK --methods kmeans -k 8
       imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK -m pca -k 16 --color rgb --json
     """
     from imgvault.methods.pipeline import encode_image
-    from imgvault.methods.registry import check_method
 
-    check_method(method)
+    [method] = methods
     with ctx.open_store() as store:
         info = encode_image(store, image_id, method=method, k=k, size=size, color=color, random_state=seed).info
     if as_json:
@@ -111,14 +108,33 @@ def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> No
       imgvault decode 01JD3ZB4T5Q4X1Q7H2M8C2W3VY -o reconstruction.png
     """
     from imgvault.methods.pipeline import decode_image, to_png
+    from imgvault.store.errors import EncodedNotFound
 
     with ctx.open_store() as store:
-        png = to_png(decode_image(store, encoded_id))
+        try:
+            png = to_png(decode_image(store, encoded_id))
+        except EncodedNotFound:
+            image = _image_or_none(store, encoded_id)
+            if image is None:
+                raise
+            raise click.ClickException(
+                f"{image.id} is an image id, not an encoded image's; its encoded images are listed by"
+                f" `imgvault ls --encoded -c {image.collection}` (column IMAGE)"
+            ) from None
     write_output(output or safe_file_name(f"{encoded_id}.png", "decoded.png"), png, force=force)
 
 
 def _knob(codec: dict):
     return next((codec[name] for name in ("k", "block_size", "iterations") if name in codec), "-")
+
+
+def _image_or_none(store, image_id: str):
+    from imgvault.store.errors import ImageNotFound
+
+    try:
+        return store.info(image_id)
+    except ImageNotFound:
+        return None
 
 
 def list_encoded(store, collection: str | None, as_json: bool) -> None:

@@ -25,6 +25,43 @@ def collection_option(help_text: str, default: str | None = None):
     )
 
 
+def _split_methods(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
+    from imgvault.methods.registry import available_methods, check_method
+    from imgvault.store.errors import InvalidParameter
+
+    if value is None:
+        return None
+    methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
+    if not methods:
+        raise click.BadParameter(f"unknown method {value!r}; the methods are: {', '.join(available_methods())}")
+    for method in methods:
+        try:
+            check_method(method)  # a plugin that does not load or is not a method: its own Error line
+        except InvalidParameter as exc:
+            raise click.BadParameter(str(exc)) from None
+    return methods
+
+
+ONE_HELP = "A method (imgvault methods lists them, plugins too; or module:Class)."
+SEVERAL_HELP = "Comma-separated methods (imgvault methods lists them, plugins too; or module:Class)."
+
+
+def methods_option(*, default: str | None = None, one: bool = False):
+    """``-m/--methods``: method names, comma-separated (``pca,kmeans``), checked as one value format by
+    every command; with ``one``, a command that takes a single method (``--method`` is its old name)."""
+
+    def check(ctx, param, value):
+        methods = _split_methods(ctx, param, value)
+        if one and methods is not None and len(methods) > 1:
+            raise click.BadParameter("encode takes one method; imgvault run takes several")
+        return methods
+
+    names = ("-m", "--methods", "--method") if one else ("-m", "--methods")
+    return click.option(*names, "methods", default=default, required=default is None, show_default=default is not None,
+                        callback=check, metavar="pca,kmeans,gmm,aes" if not one else "METHOD",
+                        help=ONE_HELP if one else SEVERAL_HELP)  # fmt: skip
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 

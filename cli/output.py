@@ -1,6 +1,8 @@
 """Printing for people (aligned tables, progress bars) and for programs (streamed JSON lists)."""
 
 import json
+import os
+import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -72,10 +74,12 @@ def plain_table(columns: list[tuple[str, int]], rows: Iterable[tuple]) -> None:
 
 
 class _Bar:
-    """A progress bar handle: ``start(total)`` once the amount of work is known, ``advance()`` per item."""
+    """A progress bar handle: ``start(total)`` once the amount of work is known, ``advance()`` per item, and
+    ``echo(text)`` for a line printed while the bar is shown."""
 
-    def __init__(self, progress=None, task=None):
+    def __init__(self, progress=None, task=None, stdout_on_terminal: bool = False):
         self.progress, self.task = progress, task
+        self._stdout_on_terminal = stdout_on_terminal
 
     def start(self, total: int) -> None:
         if self.progress is not None:
@@ -85,10 +89,32 @@ class _Bar:
         if self.progress is not None:
             self.progress.advance(self.task)
 
+    def echo(self, text: str, err: bool = False) -> None:
+        """Print a line (to stderr if ``err``) above the bar, never glued onto it.
+
+        A line for the terminal that shows the bar goes through the bar's console, which takes the bar
+        away, prints the line and draws the bar again below it; stdout to a pipe or a file is untouched.
+        """
+        if self.progress is not None and (err or self._stdout_on_terminal):
+            self.progress.console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+        else:
+            click.echo(text, err=err)
+
+
+def _same_terminal(one, other) -> bool:
+    try:
+        return one.isatty() and os.path.samestat(os.fstat(one.fileno()), os.fstat(other.fileno()))
+    except (AttributeError, OSError, ValueError):  # a stream without a file (a test's capture)
+        return False
+
 
 @contextmanager
 def progress_bar(label: str, enabled: bool) -> Iterator[_Bar]:
-    """A progress bar on stderr when ``enabled`` (stderr is a terminal), else a handle that does nothing."""
+    """A progress bar on stderr when ``enabled`` (stderr is a terminal), else a handle that does nothing.
+
+    The bar is gone when the block ends (a line printed after it starts on a line of its own); lines
+    printed inside the block go through :meth:`_Bar.echo`.
+    """
     if not enabled:
         yield _Bar()
         return
@@ -96,8 +122,9 @@ def progress_bar(label: str, enabled: bool) -> Iterator[_Bar]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        yield _Bar(progress, progress.add_task(label, total=None))
+    with Progress(*columns, console=Console(stderr=True), transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as progress:  # fmt: skip
+        yield _Bar(progress, progress.add_task(label, total=None), _same_terminal(sys.stdout, sys.stderr))
 
 
 # Characters that reorder or hide what follows them on a terminal (bidirectional overrides and isolates).

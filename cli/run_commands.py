@@ -5,27 +5,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import click
 
 from .app import Context, cli, pass_context
-from .options import collection_option, json_option
+from .options import collection_option, json_option, methods_option
 from .output import plain_table, progress_bar
-
-
-def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
-    from imgvault.methods.registry import available_methods, check_method
-    from imgvault.store.errors import InvalidParameter
-
-    methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
-    if not methods:
-        raise click.BadParameter(f"unknown method {value!r}; the methods are: {', '.join(available_methods())}")
-    for method in methods:
-        try:
-            check_method(method)  # a plugin that does not load or is not a method: its own Error line
-        except InvalidParameter as exc:
-            raise click.BadParameter(str(exc)) from None
-    return methods
 
 
 def _split_ks(_ctx, _param, value: str | None) -> tuple[int, ...]:
@@ -53,8 +39,7 @@ def _psnr(metrics: dict) -> str:
 
 @cli.command()
 @collection_option("The collection to run over.")
-@click.option("--methods", default="pca,kmeans,gmm,aes", show_default=True, callback=_split_methods,
-              help="Comma-separated methods.")  # fmt: skip
+@methods_option(default="pca,kmeans,gmm,aes")
 @click.option("-k", "ks", default=None, callback=_split_ks,
               help="Each method's one knob, or a comma-separated sweep (2,4,8,16): components (pca), clusters "
                    "(kmeans, gmm), block size (le, etc), iterations (arnold); aes, pe and logistic take none. "
@@ -91,21 +76,23 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     \b
     Example:
       imgvault run -c photos
-      imgvault run -c photos --methods pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
+      imgvault run -c photos -m pca,kmeans -k 2,4,8,16 --color rgb --fit collection --json
       imgvault run -c faces --attack
       imgvault run -c scans --scheduler tls://dask.internal:8786
     """
     if collection is None:
         raise click.UsageError("which collection? give -c NAME")
-    from imgvault.tracker.runner import BatchConfig, run_batch
-
     if scheduler:
         warn_if_unencrypted(scheduler)
-    config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
-                         experiment=experiment, random_state=seed, figures=figures, attack=attack,
-                         scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
-    with ctx.open_store() as store, progress_bar("Encoding", sys.stderr.isatty()) as bar:
-        result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
+    with ctx.open_store() as store:
+        store.collection(collection)  # an unknown collection is one Error line, before MLflow is imported
+        from imgvault.tracker.runner import BatchConfig, run_batch
+
+        config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
+                             experiment=experiment, random_state=seed, figures=figures, attack=attack,
+                             scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
+        with progress_bar("Encoding", sys.stderr.isatty()) as bar:
+            result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     print_notes(result)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -228,7 +215,7 @@ def ui(ctx: Context, port: int) -> None:
     Example:
       imgvault ui --port 5000     # then open http://127.0.0.1:5000
     """
-    from imgvault.tracker.sealed_artifacts import sealed_uri
+    from imgvault.tracker.artifact_files import sealed_uri
     from imgvault.tracker.tracking import artifact_root, tracking_uri
 
     settings = ctx.settings()
@@ -241,38 +228,92 @@ def ui(ctx: Context, port: int) -> None:
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri", uri,
                "--artifacts-destination", sealed_uri(str(artifact_root(home))), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
-    click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
-    click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
     with ctx.open_store():  # a missing store or a wrong key is one Error line here, not a failed server
         pass
-    # The server finds the store (and so the key) as this command did.
-    raise SystemExit(serve(command, {**os.environ, "IMGVAULT_HOME": str(home), "IMGVAULT_DB_URL": settings.db_url,
-                                     "IMGVAULT_KEY_FILE": str(settings.key_file)}))  # fmt: skip
+    click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
+    # The server finds the store (and so the key) as this command did. MLflow's job runner (GenAI jobs, 6
+    # more processes with MLflow each, ~5 s to stop) is off: browsing runs does not use it.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "IMGVAULT_HOME": str(home),
+           "IMGVAULT_DB_URL": settings.db_url, "IMGVAULT_KEY_FILE": str(settings.key_file)}  # fmt: skip
+    raise SystemExit(serve(command, env))
+
+
+# How long the server may take to stop on its own before it is killed. After Ctrl-C a person waits:
+# `imgvault ui` is gone within 2 s (uvicorn stops at once; MLflow's own process, which then has nothing left
+# to save, takes seconds more to exit). SIGTERM (a service manager, a script) lets it finish cleanly.
+STOP_SECONDS = {"SIGINT": 1.0, "SIGTERM": 10.0, "SIGHUP": 10.0}
 
 
 def serve(command: list[str], env: dict | None = None) -> int:
     """Run a server in a process group of its own and stop the whole group when we are stopped.
 
     ``mlflow server`` starts uvicorn and its workers as further processes; a signal to us alone would
-    leave them running, so SIGINT, SIGTERM and SIGHUP are passed on to the group.
+    leave them running, so on SIGINT, SIGTERM or SIGHUP the group gets SIGTERM, and what still runs
+    :data:`STOP_SECONDS` later is killed (a second signal kills at once). The server is waited for: no
+    zombie is left, nor any of its children's (see :func:`_adopt_orphans`).
     """
     import signal
 
-    server = subprocess.Popen(command, env=os.environ.copy() if env is None else env, start_new_session=True)
+    class Stopped(Exception):
+        pass
 
     def stop(signum, _frame) -> None:
+        raise Stopped(signum)  # out of the wait below: a wait inside a handler would deadlock on its lock
+
+    def kill(_signum, _frame) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+
+    adopting = _adopt_orphans()
+    server = subprocess.Popen(command, env=os.environ.copy() if env is None else env, start_new_session=True)
+    try:
+        for one in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(one, stop)
+        code = server.wait()
+    except Stopped as stopped:
+        [signum] = stopped.args
+        for one in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(one, kill)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        raise SystemExit(0 if signum == signal.SIGINT else 128 + signum)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, stop)
-    code = server.wait()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.wait(timeout=STOP_SECONDS[signal.Signals(signum).name])
+        kill(None, None)  # also when the server has stopped: its children may still run in its group
+        server.wait()
+        if adopting:
+            _reap_children(deadline=time.monotonic() + 1)
+        return 0 if signum == signal.SIGINT else 128 + signum
+    if adopting:
+        _reap_children(deadline=time.monotonic() + 1)
     if code:
         click.echo(f"Error: the MLflow server stopped with exit code {code}", err=True)
         return 1
     return 0
+
+
+def _adopt_orphans() -> bool:
+    """Make this process the reaper of its descendants (Linux): a server's child whose parent dies then
+    becomes ours rather than PID 1's, and is reaped here, even in a container whose PID 1 reaps nothing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    PR_SET_CHILD_SUBREAPER = 36
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap_children(deadline: float) -> None:
+    """Wait for the children that are still exiting (the server's adopted ones), until ``deadline``."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:  # none left
+            return
+        if pid == 0:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.02)

@@ -99,20 +99,21 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
     show = sys.stderr.isatty()
     store = ctx.open_store()
     try:
-        with store, progress_bar("Storing", show) as bar, JsonList(as_json) as out:
+        # The JSON list is closed after the bar is gone: its last lines are not drawn over.
+        with store, JsonList(as_json) as out, progress_bar("Storing", show) as bar:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
             for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
                 bar.advance()
                 if result.error:
                     failed += 1
-                    click.echo(f"Error: {printable(result.error)}", err=True)
+                    bar.echo(f"Error: {printable(result.error)}", err=True)
                 else:
                     stored += 1
                     if as_json:
                         out.append(result.image.to_dict())
                     else:
-                        click.echo(f"{result.image.id}  {printable(str(result.path))}")
+                        bar.echo(f"{result.image.id}  {printable(str(result.path))}")
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
@@ -190,17 +191,28 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
 
 @cli.command()
 @click.argument("image_ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the ids of what was removed, as JSON.")
 @pass_context
-def rm(ctx: Context, image_ids: tuple[str, ...]) -> None:
-    """Delete images by id: all of them, or none if any id is unknown.
+def rm(ctx: Context, image_ids: tuple[str, ...], as_json: bool) -> None:
+    """Delete images by id, with their encoded images and the codec models fitted on them alone: all of
+    them, or nothing if any id is unknown. Says how many of each it removed.
 
     \b
     Example:
       imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK 01JD3Z8R8C9YV6C1W8SPJ0J2QH
+      imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK --json
     """
     with ctx.open_store() as store:
-        removed = store.remove(image_ids)
-    click.echo(f"Removed {removed} image{'s' * (removed != 1)}.", err=True)
+        removal = store.remove(image_ids)
+    if as_json:
+        click.echo(json.dumps(removal.to_dict(), indent=2))
+        return
+    click.echo(f"Removed {_count(len(removal.images), 'image')}, {_count(len(removal.encoded_images), 'encoded image')}"
+               f" and {_count(len(removal.codec_models), 'codec model')}.", err=True)  # fmt: skip
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 @cli.command()
@@ -299,9 +311,9 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
         report = store.rotate_key(before_retire=reseal)
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
     counts = report.resealed
-    click.echo(f"New primary key {report.new_key_id}; re-sealed {counts.get('image', 0):,} images, "
-               f"{counts.get('encoded', 0):,} encoded images, {counts.get('model', 0):,} codec models and "
-               f"{report.resealed_artifacts:,} MLflow artifacts; retired keys: {retired}.")  # fmt: skip
+    click.echo(f"New primary key {report.new_key_id}; re-sealed {_count(counts.get('image', 0), 'image')}, "
+               f"{_count(counts.get('encoded', 0), 'encoded image')}, {_count(counts.get('model', 0), 'codec model')}"
+               f" and {_count(report.resealed_artifacts, 'MLflow artifact')}; retired keys: {retired}.")  # fmt: skip
     for one in outside:
         _print_damaged(one)
 

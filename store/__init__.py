@@ -30,6 +30,7 @@ _EXPORTS = {
     "ImageInfo": "records",
     "PutResult": "records",
     "RotationReport": "records",
+    "Removal": "records",
     "RotationInProgress": "errors",
     "Store": "store",
 }

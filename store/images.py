@@ -19,7 +19,7 @@ from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
 from .keyring import Keyring
 from .names import check_collection_name
-from .records import CollectionInfo, ImageInfo, PutResult
+from .records import CollectionInfo, ImageInfo, PutResult, Removal
 from .records import utc_now as _now
 
 DEFAULT_COLLECTION = "default"
@@ -65,12 +65,23 @@ class Images(Keyring):
             raise CollectionNotFound(f'collection "{name}" not found')
         return found
 
+    def collection(self, name: str) -> CollectionInfo:
+        """The collection ``name`` with its image count and size; :class:`CollectionNotFound` if none."""
+        found = self._collection_infos(schema.collections.c.name == name)
+        if not found:
+            raise CollectionNotFound(f'collection "{name}" not found')
+        return found[0]
+
     def collections(self) -> list[CollectionInfo]:
         """Every collection with its image count and size, by name."""
+        return self._collection_infos()
+
+    def _collection_infos(self, *where) -> list[CollectionInfo]:
         c, i = schema.collections, schema.images
         query = (
             select(c.c.name, c.c.created_at, func.count(i.c.id), func.coalesce(func.sum(i.c.bytes), 0))
             .select_from(c.outerjoin(i, i.c.collection_id == c.c.id))
+            .where(*where)
             .group_by(c.c.id, c.c.name, c.c.created_at)
             .order_by(c.c.name)
         )
@@ -256,6 +267,7 @@ class Images(Keyring):
         """Every image (of one collection, if given) in the order they were put, streamed in pages.
 
         With ``after`` (an image id), only the images put after that one: where a listing left off.
+        An unknown collection raises :class:`CollectionNotFound` here, before anything is listed.
         """
         images = schema.images
         query = self._info_query().where(images.c.id > bindparam("after")).order_by(images.c.id).limit(page_size)
@@ -263,6 +275,9 @@ class Images(Keyring):
             with self.engine.connect() as connection:
                 collection_id = self._collection_id(connection, collection, create=False)
             query = query.where(images.c.collection_id == collection_id)
+        return self._pages(query, page_size, after)
+
+    def _pages(self, query: Select, page_size: int, after: str) -> Iterator[ImageInfo]:
         while True:
             with one_read(self.engine) as connection:
                 rows = connection.execute(query, {"after": after}).all()
@@ -272,9 +287,11 @@ class Images(Keyring):
                 return
             after = rows[-1].id
 
-    def remove(self, image_ids: Iterable[str]) -> int:
-        """Delete the images ``image_ids``: all of them, or none if any is missing. Returns the count."""
+    def remove(self, image_ids: Iterable[str]) -> Removal:
+        """Delete the images ``image_ids`` with their encoded images and the models fitted on them alone:
+        all of them, or nothing if any image is missing. Returns what was deleted."""
         wanted = list(dict.fromkeys(image_ids))
+        encoded, models = schema.encoded_images, schema.codec_models
         with self._writing() as connection:
             found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
             missing = [image_id for image_id in wanted if image_id not in found]
@@ -284,8 +301,11 @@ class Images(Keyring):
                 )
             # An image takes its encoded images and the models fitted on it alone along; models fitted
             # on a whole collection stay for the collection's other images.
-            encoded, models = schema.encoded_images, schema.codec_models
+            encoded_ids = connection.execute(select(encoded.c.id).where(encoded.c.image_id.in_(wanted))).scalars()
+            model_ids = connection.execute(select(models.c.id).where(models.c.image_id.in_(wanted))).scalars()
+            removal = Removal(images=tuple(sorted(wanted)), encoded_images=tuple(sorted(encoded_ids)),
+                              codec_models=tuple(sorted(model_ids)))  # fmt: skip
             connection.execute(delete(encoded).where(encoded.c.image_id.in_(wanted)))
             connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
-        return len(wanted)
+        return removal

@@ -96,6 +96,20 @@ class RotationReport:
 
 
 @dataclass(frozen=True)
+class Removal:
+    """What :meth:`Store.remove` deleted: the images, their encoded images, and the codec models fitted on
+    those images alone (ids, sorted)."""
+
+    images: tuple[str, ...]
+    encoded_images: tuple[str, ...]
+    codec_models: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"images": list(self.images), "encoded_images": list(self.encoded_images),
+                "codec_models": list(self.codec_models)}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class EncodedInfo:
     """An encoded ("encrypted") image: which image, method, parameters and model, and its quality metrics."""
 

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import re
 
 import click
 import pytest
@@ -196,7 +197,7 @@ def test_rm_removes_and_collections_counts(initialised, runner, image_dir):
         for n in ("china.jpg", "flower.bmp")
     ]
     result = runner.invoke(cli, ["rm", ids[0]])
-    assert (result.exit_code, result.stderr) == (0, "Removed 1 image.\n")
+    assert (result.exit_code, result.stderr) == (0, "Removed 1 image, 0 encoded images and 0 codec models.\n")
     [collection] = json.loads(runner.invoke(cli, ["collections", "--json"]).stdout)
     assert (collection["name"], collection["images"]) == ("c", 1)
     assert collection["bytes"] == (image_dir / "flower.bmp").stat().st_size
@@ -215,9 +216,11 @@ def test_key_rotate_keeps_every_image_readable(initialised, runner, image_dir):
 
 
 def test_commands_before_init_say_to_run_init(home, backend, runner):
-    for args in (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"]):
+    commands = (["ls"], ["collections"], ["get", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"], ["key", "rotate"], ["db", "upgrade"],
+                ["ui"], ["run", "-c", "photos"], ["rm", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"])  # fmt: skip
+    for args in commands:
         result = runner.invoke(cli, args)
-        assert result.exit_code == 1, args
+        assert (result.exit_code, result.stdout) == (1, ""), args
         where = home if backend == "sqlite" else Settings.resolve(home).describe_db()
         assert result.stderr == f'Error: no imgvault store in {where} (run "imgvault init" first)\n', args
 
@@ -386,3 +389,96 @@ def test_serve_refuses_a_public_address_without_tls(initialised, runner):
     result = runner.invoke(cli, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "0.0.0.0 is not a loopback address: serve it with TLS" in result.output
+
+
+def encode_twice(runner, image_id: str) -> list[dict]:
+    out = []
+    for k in ("2", "4"):
+        result = runner.invoke(cli, ["encode", image_id, "-m", "kmeans", "-k", k, "--size", "16", "--json"])
+        assert result.exit_code == 0, result.output
+        out.append(json.loads(result.stdout))
+    return out
+
+
+def test_rm_says_what_it_removed_with_the_image(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    encode_twice(runner, image["id"])
+    result = runner.invoke(cli, ["rm", image["id"]])
+    assert (result.exit_code, result.stderr) == (0, "Removed 1 image, 2 encoded images and 2 codec models.\n")
+    with Store.open(initialised) as store:
+        assert list(store.encoded_images()) == []
+
+
+def test_rm_json_lists_the_ids_it_removed(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    encoded = encode_twice(runner, image["id"])
+    result = runner.invoke(cli, ["rm", image["id"], "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "images": [image["id"]],
+        "encoded_images": sorted(e["encoded_id"] for e in encoded),
+        "codec_models": sorted(e["model_id"] for e in encoded),
+    }
+
+
+def test_rm_with_one_unknown_id_removes_nothing_and_says_so_only(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    encode_twice(runner, image["id"])
+    result = runner.invoke(cli, ["rm", image["id"], "01JD3Z8R8C6WQ3M1V0B5E3N9XK", "--json"])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        "Error: image 01JD3Z8R8C6WQ3M1V0B5E3N9XK not found\n",
+    )
+    with Store.open(initialised) as store:
+        assert [i.id for i in store.images()] == [image["id"]]
+        assert len(list(store.encoded_images())) == 2
+
+
+@pytest.mark.parametrize("args", [["ls", "-c", "nosuch"], ["ls", "--encoded", "-c", "nosuch"],
+                                  ["ls", "-c", "nosuch", "--json"], ["run", "-c", "nosuch"]])  # fmt: skip
+def test_an_unknown_collection_is_only_the_error_line(initialised, runner, args):
+    result = runner.invoke(cli, args)
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", 'Error: collection "nosuch" not found\n')
+
+
+def test_decode_of_an_image_id_says_it_is_an_image_and_where_its_encodings_are(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "-c", "trip", "--json"]).stdout)
+    result = runner.invoke(cli, ["decode", image["id"]])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"Error: {image['id']} is an image id, not an encoded image's; its encoded images are listed by"
+        " `imgvault ls --encoded -c trip` (column IMAGE)\n"
+    )
+    unknown = runner.invoke(cli, ["decode", "01JD3Z8R8C6WQ3M1V0B5E3N9XK"])
+    assert (unknown.exit_code, unknown.stderr) == (1, "Error: encoded image 01JD3Z8R8C6WQ3M1V0B5E3N9XK not found\n")
+
+
+@pytest.mark.parametrize("option", ["-m", "--methods"])
+def test_run_and_encode_take_methods_as_m_or_methods_in_the_same_format(initialised, runner, image_dir, option):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    for command in (["run", "-c", "default"], ["encode", image["id"]]):
+        result = runner.invoke(cli, [*command, option, "rot13"])
+        assert result.exit_code == 2
+        error = result.stderr.splitlines()[-1]
+        assert error.startswith("Error: Invalid value for '-m' / '--methods'"), error
+        assert error.endswith("': unknown method 'rot13'; the methods are: pca, kmeans, gmm, aes, le, etc, pe, logistic, "
+                              "arnold"), error
+    encoded = runner.invoke(cli, ["encode", image["id"], option, "kmeans", "-k", "2", "--size", "16", "--json"])
+    assert encoded.exit_code == 0, encoded.output
+    assert json.loads(encoded.stdout)["method"] == "kmeans"
+    several = runner.invoke(cli, ["encode", image["id"], option, "kmeans,pca"])
+    assert several.exit_code == 2
+    assert several.stderr.splitlines()[-1].endswith("': encode takes one method; imgvault run takes several")
+
+
+def test_key_rotate_says_how_many_records_of_each_kind_it_resealed(initialised, runner, image_dir):
+    [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
+    encode_twice(runner, image["id"])
+    result = runner.invoke(cli, ["key", "rotate"])
+    assert result.exit_code == 0, result.output
+    sentence = re.sub(r"\d{5,}", "KEY", result.stdout)
+    assert sentence == (
+        "New primary key KEY; re-sealed 1 image, 2 encoded images, 2 codec models and 0 MLflow artifacts;"
+        " retired keys: KEY.\n"
+    )

@@ -22,6 +22,7 @@ from imgvault.store import Settings, Store
 
 pytestmark = pytest.mark.slow
 
+ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 30}
 RUNS = ["pca k=4", "pca k=8", "kmeans k=4", "kmeans k=8", "gmm k=4", "gmm k=8", "aes"]
@@ -191,3 +192,26 @@ def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
     assert len(found) == 100
     last = np.asarray(Image.open(io.BytesIO(found[-1][1])))
     assert np.array_equal(last, to_uint8(skimage.data.lfw_subset()[99]))
+
+
+def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo):
+    """The README shows the full demo (minutes, so not run here): a --quick demo prints the same lines
+    with other numbers, and docs/readme_examples.py abbreviates both the same way."""
+    import importlib.util
+
+    home, result = demo
+    spec = importlib.util.spec_from_file_location("readme_examples", ROOT / "docs" / "readme_examples.py")
+    examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(examples)
+    readme = (ROOT / "README.md").read_text()
+    [shown] = [
+        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == "$ imgvault demo"
+    ]
+
+    def shape(text: str) -> list[str]:
+        text = examples.normalise(text.replace(str(home), "/home/me/imgvault-data"))
+        text = re.sub(r"[-+]?\d[\d,.]*(±[\d.]+)?", "N", text)
+        return [re.sub(r"N(,N)+", "N", line) for line in text.splitlines() if line != "..."]
+
+    quick = examples.abbreviate_demo(f"$ imgvault --home {home} demo\n{result.output}")
+    assert shape(quick)[1:] == shape(shown)[1:]

@@ -223,3 +223,9 @@ def test_a_rotation_killed_while_writing_the_key_file_leaves_nothing_behind_afte
     with Store.open(home) as store:
         assert store.get(image.id) == (tmp_path / "in" / "tile-00000.png").read_bytes()
         store.rotate_key()
+
+
+def test_run_of_an_unknown_collection_answers_without_importing_mlflow_or_the_methods(tmp_path, clean_env):
+    Store.init(tmp_path / "vault").close()
+    # The Error line itself is checked in test_cli; here only what it took to get there.
+    assert run_probe(["run", "-c", "nosuch", "-m", "pca"], tmp_path / "vault") == "CODE 1 HEAVY ['sqlalchemy']"

@@ -99,7 +99,7 @@ def test_remove_deletes_all_or_nothing(store, image_dir):
     with pytest.raises(ImageNotFound, match="image 01NOTANID not found"):
         store.remove([gone, "01NOTANID"])
     assert store.get(gone)
-    assert store.remove([gone]) == 1
+    assert store.remove([gone]).images == (gone,)
     with pytest.raises(ImageNotFound):
         store.get(gone)
     assert store.get(keep)

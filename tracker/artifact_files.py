@@ -25,6 +25,14 @@ KIND = "artifact"  # the kind bound into every sealed artifact's associated data
 OVERHEAD = HEADER.size + TAG_SIZE  # bytes that sealing adds to an artifact
 
 
+def sealed_uri(inner: str) -> str:
+    """``imgvault+<inner>``; a local path becomes ``imgvault+file:///abs/path``. (Here, not beside the
+    repository, so that naming a location, as ``imgvault ui`` does, does not import MLflow.)"""
+    if "://" not in inner and not inner.startswith("file:"):
+        inner = Path(inner).absolute().as_uri()
+    return PREFIX + inner
+
+
 def local_place(path: str | os.PathLike) -> str:
     """The location a local artifact file is bound to: ``file:///abs/path``, normalised."""
     return "file://" + posixpath.normpath(Path(path).absolute().as_posix())

@@ -151,4 +151,6 @@ def run_demo(store, quick: bool, *, jobs: int = -1,
     for demo in collections(quick):
         config = replace(demo.config, jobs=jobs)
         with progress(demo.name) if progress else nullcontext(_NoBar()) as bar:
-            yield demo, run_batch(store, demo.name, config, advance=bar.advance, started=bar.start)
+            result = run_batch(store, demo.name, config, advance=bar.advance, started=bar.start)
+        # Yielded once the bar is gone, so that what the caller prints is not drawn onto it.
+        yield demo, result

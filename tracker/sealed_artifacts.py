@@ -36,7 +36,7 @@ from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from imgvault.store.crypto import blob_key_id
 from imgvault.store.errors import IntegrityError
 
-from .artifact_files import KIND, OVERHEAD, PREFIX, write_file_atomically
+from .artifact_files import KIND, OVERHEAD, PREFIX, sealed_uri, write_file_atomically  # noqa: F401 (re-exported)
 
 # The inner schemes that the entry points in pyproject.toml register as imgvault+<scheme>.
 INNER_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "r2", "b2", "hdfs", "viewfs", "ftp", "sftp")
@@ -86,13 +86,6 @@ def _sealer():
 
 def is_sealed_uri(uri: str | None) -> bool:
     return bool(uri) and uri.startswith(PREFIX)
-
-
-def sealed_uri(inner: str) -> str:
-    """``imgvault+<inner>``; a local path becomes ``imgvault+file:///abs/path``."""
-    if "://" not in inner and not inner.startswith("file:"):
-        inner = Path(inner).absolute().as_uri()
-    return PREFIX + inner
 
 
 def seal(place: str, data: bytes) -> bytes:

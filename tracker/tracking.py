@@ -27,7 +27,7 @@ def artifact_location(home: Path, experiment: str) -> str | None:
     (``imgvault+file://``); the server's choice when ``MLFLOW_TRACKING_URI`` names one."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    from .sealed_artifacts import sealed_uri
+    from .artifact_files import sealed_uri
 
     folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
     return sealed_uri(str(artifact_root(home) / folder))
