@@ -462,8 +462,9 @@ def test_run_and_encode_take_methods_as_m_or_methods_in_the_same_format(initiali
         assert result.exit_code == 2
         error = result.stderr.splitlines()[-1]
         assert error.startswith("Error: Invalid value for '-m' / '--methods'"), error
-        assert error.endswith("': unknown method 'rot13'; the methods are: pca, kmeans, gmm, aes, le, etc, pe, "
-                              "logistic, arnold"), error
+        assert error.endswith(
+            "': unknown method 'rot13'; the methods are: pca, kmeans, gmm, aes, le, etc, pe, logistic, arnold"
+        ), error
     encoded = runner.invoke(cli, ["encode", image["id"], option, "kmeans", "-k", "2", "--size", "16", "--json"])
     assert encoded.exit_code == 0, encoded.output
     assert json.loads(encoded.stdout)["method"] == "kmeans"
