@@ -211,9 +211,54 @@ def test_run_exits_1_when_an_image_fails_and_says_which(photos, runner):
                                  "--jobs", "1"])  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "Error: pca k=40: 6 images: k=40 is too large: PCA on the rows of 1 image(s) of 32x32 has 32 dimensions,"
-        " so k can be at most 32"
+        "Error: pca k=40: failed on 6 of 6 images: k=40 is too large: PCA on the rows of 1 image(s) of 32x32 has 32"
+        " dimensions, so k can be at most 32"
     )
+
+
+def test_compare_counts_the_images_each_row_used_and_lists_a_fully_failed_configuration_with_its_error(
+    photos, runner
+):
+    photos[0].close()
+    # At 32x32, PCA takes k <= 32, and 4 of the 6 photos have fewer than 200 grey levels for K-Means.
+    result = runner.invoke(cli, ["run", "-c", "photos", "--methods", "pca,kmeans", "-k", "200", "--size", "32",
+                                 "--jobs", "1", "--figures", "0"])  # fmt: skip
+    assert result.exit_code == 1
+    rows = {row["method"]: row for row in json.loads(runner.invoke(cli, ["compare", "-c", "photos", "--json"]).stdout)}
+    pca, kmeans = rows["pca"], rows["kmeans"]
+    assert (pca["status"], pca["used_images"], pca["failed_images"], pca["ssim"]) == ("failed", 0, 6, None)
+    assert pca["error"] == "k=200 is too large: PCA on the rows of 1 image(s) of 32x32 has 32 dimensions, so k can be at most 32"
+    assert (kmeans["status"], kmeans["used_images"], kmeans["failed_images"]) == ("finished", 2, 4)
+    assert kmeans["error"].startswith("k=200 is too large: the image(s) have only")
+    lines = runner.invoke(cli, ["compare", "-c", "photos"]).stdout.splitlines()
+    head = lines[0].split()
+    [kmeans_line] = [line.split() for line in lines[1 : lines.index("")] if line.split()[1] == "kmeans"]
+    assert (kmeans_line[head.index("USED")], kmeans_line[head.index("FAILED")]) == ("2", "4")
+    assert "pca k=200 (image fit, 32 gray): failed on 6 of 6 images: " + pca["error"] in lines
+    assert any(line.startswith("kmeans k=200 (image fit, 32 gray): failed on 4 of 6 images: k=200 is too large")
+               for line in lines)  # fmt: skip
+
+
+def test_with_one_model_for_the_collection_a_method_that_cannot_fit_fails_alone_and_the_rest_run(
+    photos, runner, home
+):
+    photos[0].close()
+    result = runner.invoke(cli, ["run", "-c", "photos", "--fit", "collection", "-k", "8", "--size", "32",
+                                 "--jobs", "1", "--figures", "0"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: pca k=8: failed on 6 of 6 images: k=8 is too large: PCA of 6 whole image(s) (eigen-images) has at "
+        "most 6 components, so k can be at most 6"
+    ]
+    mlflow = client(home)
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name("imgvault/photos").experiment_id],
+                              "tags.`imgvault.kind` = 'child'")  # fmt: skip
+    assert {r.info.run_name: r.info.status for r in runs} == {"pca k=8": "FAILED", "kmeans k=8": "FINISHED",
+                                                             "gmm k=8": "FINISHED", "aes": "FINISHED"}  # fmt: skip
+    rows = json.loads(runner.invoke(cli, ["compare", "--json"]).stdout)
+    assert {(r["method"], r["status"], r["used_images"]) for r in rows} == {
+        ("pca", "failed", 0), ("kmeans", "finished", 6), ("gmm", "finished", 6), ("aes", "finished", 6)}  # fmt: skip
+    assert [r["error"] for r in rows if r["method"] == "pca"] == [result.stderr.split(": failed on 6 of 6 images: ")[1].strip()]
 
 
 def test_compare_of_a_collection_without_runs_is_an_error(photos, runner):
