@@ -203,22 +203,38 @@ def print_comparison(rows: list[dict]) -> None:
               help="The collection to report on (repeatable: one section each).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="report.html",
               show_default=True, help="Where to write the HTML page ('-' for stdout).")  # fmt: skip
+@click.option("--images", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Also show N sample images per method (original, encrypted, decoded, error), decrypted from "
+                   "the store: the page then holds image pixels.")  # fmt: skip
 @pass_context
-def report(ctx: Context, collections: tuple[str, ...], output: str) -> None:
+def report(ctx: Context, collections: tuple[str, ...], output: str, images: int) -> None:
     """Write one self-contained HTML page (figures embedded) comparing quality and security by method.
 
-    Built from the latest finished runs of each collection in MLflow; readable without MLflow.
+    Built from the latest runs of each collection in MLflow; readable without MLflow, and printable.
+    Without --images it holds no image pixels and no file names; with --images N it holds N sample
+    images per method, and says so at its top.
 
     \b
     Example:
       imgvault report -c faces -o faces.html
       imgvault report -c photos -c scans -o photos-and-scans.html
+      imgvault report -c photos --images 3 -o photos-with-samples.html
     """
     from imgvault.tracker.report import render_report
 
     from .outputs import write_output
 
-    write_output(output, render_report(ctx.settings().home, list(collections)).encode(), force=True)
+    home = ctx.settings().home
+    if images:
+        with ctx.open_store() as store:
+            page = render_report(home, list(collections), images=images, store=store)
+    else:
+        page = render_report(home, list(collections))
+    write_output(output, page.encode(), force=True)
+    if images:
+        where = "the page" if output == "-" else output
+        click.echo(f"Warning: {where} holds image pixels ({images} sample image(s) per method, decrypted from the "
+                   "store): keep it as you keep the images", err=True)  # fmt: skip
 
 
 @cli.command()

@@ -443,7 +443,7 @@ def test_compare_and_the_html_report_show_the_security_of_each_method(faces, hom
     assert result.exit_code == 0, result.output
     page = (tmp_path / "faces.html").read_text()
     assert page.startswith("<!doctype html>") and "imgvault report: faces" in page
-    assert page.count("data:image/png;base64,") == 3  # quality, security, attack: nothing to fetch
+    assert page.count("data:image/png;base64,") == 4  # SSIM and PSNR against bpp, security, attack: all embedded
     assert f"{rows['kmeans']['attack_ssim']:.3f}" in page
     assert "N/A: randomized encryption: IND-CPA, no diffusion test" in page and "7.671 ± 0.028" in page
     assert "Wang et al. 2004" in page
