@@ -74,6 +74,7 @@ def draw_curves(axis, rows: list[dict], metric: str, *, annotate: bool = True) -
         axis.annotate("exact: PSNR inf", (leftmost, top), textcoords="offset points", xytext=(-70, -3), fontsize=7,
                       color=exact[0][1])  # fmt: skip
         axis.set_ylim(low, top + 0.1 * (top - low))
+    axis.margins(x=0.12)  # room for the k labels of the rightmost points
     axis.grid(alpha=0.3)
     axis.tick_params(labelsize=8)
 
