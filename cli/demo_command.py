@@ -70,7 +70,7 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
             print_failures(result, prefix=f"{one.name}: ")
     names = [one.name for one in demos]
     click.echo()
-    print_comparison(compare(settings.home, names))
+    print_comparison(compare(settings.home, names, with_failed=True))
     click.echo()
     path = report_path or str(settings.home / "demo-report.html")
     write_output(path, render_report(settings.home, names).encode(), force=True)

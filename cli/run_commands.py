@@ -131,15 +131,16 @@ def print_notes(result, prefix: str = "") -> None:
 
 
 def print_failures(result, prefix: str = "") -> None:
-    """One ``Error:`` line per distinct error of each configuration, with how many images it hit."""
+    """One ``Error:`` line per distinct error of each configuration, with how many images it hit (and
+    which, if one)."""
     for run_ in result.runs:
-        label = run_.method if run_.k is None else f"{run_.method} k={run_.k}"
         by_error: dict[str, list[str]] = {}
         for image_id, error in run_.failures:
             by_error.setdefault(error, []).append(image_id)
         for error, image_ids in by_error.items():
-            which = f"image {image_ids[0]}" if len(image_ids) == 1 else f"{len(image_ids)} images"
-            click.echo(f"Error: {prefix}{label}: {which}: {error}", err=True)
+            which = f" ({image_ids[0]})" if len(image_ids) == 1 else ""
+            click.echo(f"Error: {prefix}{run_.label}: failed on {len(image_ids)} of {result.n_images} images{which}: "
+                       f"{error}", err=True)  # fmt: skip
 
 
 @cli.command()
@@ -157,7 +158,7 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
     """
     from imgvault.tracker.compare import compare as compare_runs
 
-    rows = compare_runs(ctx.settings().home, list(collections) or None, experiment)
+    rows = compare_runs(ctx.settings().home, list(collections) or None, experiment, with_failed=True)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -168,18 +169,28 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
 
 
 def print_comparison(rows: list[dict]) -> None:
-    """The quality table, then the security tables, of ``compare``'s rows."""
+    """The quality table (with the images each row used and failed on), the security tables, then the
+    configurations that failed on some or all images, with their first error."""
+    from imgvault.tracker.compare import failure_line, label
+
     from .comparison import print_security
 
     width = max([len(r["collection"]) for r in rows] + [10])
     plain_table(
-        [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
-         ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
-        ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["n_images"],
-          _number(r["mse"]), _psnr(r), _number(r["ssim"]), _number(r["bpp"]), r["run_id"])
+        [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10), ("SIZE", 9), ("USED", 5), ("FAILED", 6),
+         ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
+        ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["used_images"],
+          r["failed_images"], _number(r["mse"]), _psnr(r), _number(r["ssim"]), _number(r["bpp"]), r["run_id"])
          for r in rows),
     )  # fmt: skip
-    print_security(rows, width)
+    print_security([r for r in rows if r["status"] == "finished"], width)
+    failed = sorted((r for r in rows if r["failed_images"]), key=lambda r: r["status"] != "failed")
+    if failed:
+        click.echo()
+        click.echo("Failures (the first error of each configuration)")
+        for r in failed:
+            where = f"{r['collection']}: " if len({row["collection"] for row in rows}) > 1 else ""
+            click.echo(f"{where}{label(r)} ({r['fit']} fit, {r['size']} {r['color']}): {failure_line(r)}")
 
 
 @cli.command()
@@ -187,22 +198,38 @@ def print_comparison(rows: list[dict]) -> None:
               help="The collection to report on (repeatable: one section each).")  # fmt: skip
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True), default="report.html",
               show_default=True, help="Where to write the HTML page ('-' for stdout).")  # fmt: skip
+@click.option("--images", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Also show N sample images per method (original, encrypted, decoded, error), decrypted from "
+                   "the store: the page then holds image pixels.")  # fmt: skip
 @pass_context
-def report(ctx: Context, collections: tuple[str, ...], output: str) -> None:
+def report(ctx: Context, collections: tuple[str, ...], output: str, images: int) -> None:
     """Write one self-contained HTML page (figures embedded) comparing quality and security by method.
 
-    Built from the latest finished runs of each collection in MLflow; readable without MLflow.
+    Built from the latest runs of each collection in MLflow; readable without MLflow, and printable.
+    Without --images it holds no image pixels and no file names; with --images N it holds N sample
+    images per method, and says so at its top.
 
     \b
     Example:
       imgvault report -c faces -o faces.html
       imgvault report -c photos -c scans -o photos-and-scans.html
+      imgvault report -c photos --images 3 -o photos-with-samples.html
     """
     from imgvault.tracker.report import render_report
 
     from .outputs import write_output
 
-    write_output(output, render_report(ctx.settings().home, list(collections)).encode(), force=True)
+    home = ctx.settings().home
+    if images:
+        with ctx.open_store() as store:
+            page = render_report(home, list(collections), images=images, store=store)
+    else:
+        page = render_report(home, list(collections))
+    write_output(output, page.encode(), force=True)
+    if images:
+        where = "the page" if output == "-" else output
+        click.echo(f"Warning: {where} holds image pixels ({images} sample image(s) per method, decrypted from the "
+                   "store): keep it as you keep the images", err=True)  # fmt: skip
 
 
 @cli.command()

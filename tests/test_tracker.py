@@ -201,7 +201,7 @@ def test_run_json_and_compare_report_the_same_numbers(photos, runner):
     table = lines[: lines.index("")]  # the quality table; the security table follows
     assert table[0].split()[:3] == ["COLLECTION", "METHOD", "K"]
     assert [line.split()[1] for line in table[1:]] == ["aes", "pca"]
-    assert table[1].split()[7:9] == ["0.000", "inf"]  # MSE, PSNR of aes
+    assert table[1].split()[6:10] == ["6", "0", "0.000", "inf"]  # USED, FAILED, MSE, PSNR of aes
 
 
 def test_run_exits_1_when_an_image_fails_and_says_which(photos, runner):
@@ -211,9 +211,53 @@ def test_run_exits_1_when_an_image_fails_and_says_which(photos, runner):
                                  "--jobs", "1"])  # fmt: skip
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "Error: pca k=40: 6 images: k=40 is too large: PCA on the rows of 1 image(s) of 32x32 has 32 dimensions,"
-        " so k can be at most 32"
+        "Error: pca k=40: failed on 6 of 6 images: k=40 is too large: PCA on the rows of 1 image(s) of 32x32 has 32"
+        " dimensions, so k can be at most 32"
     )
+
+
+def test_compare_counts_used_and_failed_images_and_lists_a_wholly_failed_configuration(photos, runner):
+    photos[0].close()
+    # At 32x32, PCA takes k <= 32, and 4 of the 6 photos have fewer than 200 grey levels for K-Means.
+    result = runner.invoke(cli, ["run", "-c", "photos", "--methods", "pca,kmeans", "-k", "200", "--size", "32",
+                                 "--jobs", "1", "--figures", "0"])  # fmt: skip
+    assert result.exit_code == 1
+    rows = {row["method"]: row for row in json.loads(runner.invoke(cli, ["compare", "-c", "photos", "--json"]).stdout)}
+    pca, kmeans = rows["pca"], rows["kmeans"]
+    assert (pca["status"], pca["used_images"], pca["failed_images"], pca["ssim"]) == ("failed", 0, 6, None)
+    assert pca["error"] == ("k=200 is too large: PCA on the rows of 1 image(s) of 32x32 has 32 dimensions, so k can "
+                            "be at most 32")  # fmt: skip
+    assert (kmeans["status"], kmeans["used_images"], kmeans["failed_images"]) == ("finished", 2, 4)
+    assert kmeans["error"].startswith("k=200 is too large: the image(s) have only")
+    lines = runner.invoke(cli, ["compare", "-c", "photos"]).stdout.splitlines()
+    head = lines[0].split()
+    [kmeans_line] = [line.split() for line in lines[1 : lines.index("")] if line.split()[1] == "kmeans"]
+    used = head.index("USED") + 1  # SIZE is two words: "32 gray"
+    assert kmeans_line[used : used + 2] == ["2", "4"]
+    assert "pca k=200 (image fit, 32 gray): failed on 6 of 6 images: " + pca["error"] in lines
+    assert any(line.startswith("kmeans k=200 (image fit, 32 gray): failed on 4 of 6 images: k=200 is too large")
+               for line in lines)  # fmt: skip
+
+
+def test_a_method_that_cannot_fit_one_collection_model_fails_alone_and_the_rest_run(photos, runner, home):
+    photos[0].close()
+    result = runner.invoke(cli, ["run", "-c", "photos", "--fit", "collection", "-k", "8", "--size", "32",
+                                 "--jobs", "1", "--figures", "0"])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: pca k=8: failed on 6 of 6 images: k=8 is too large: PCA of 6 whole image(s) (eigen-images) has at "
+        "most 6 components, so k can be at most 6"
+    ]
+    mlflow = client(home)
+    runs = mlflow.search_runs([mlflow.get_experiment_by_name("imgvault/photos").experiment_id],
+                              "tags.`imgvault.kind` = 'child'")  # fmt: skip
+    assert {r.info.run_name: r.info.status for r in runs} == {"pca k=8": "FAILED", "kmeans k=8": "FINISHED",
+                                                             "gmm k=8": "FINISHED", "aes": "FINISHED"}  # fmt: skip
+    rows = json.loads(runner.invoke(cli, ["compare", "--json"]).stdout)
+    assert {(r["method"], r["status"], r["used_images"]) for r in rows} == {
+        ("pca", "failed", 0), ("kmeans", "finished", 6), ("gmm", "finished", 6), ("aes", "finished", 6)}  # fmt: skip
+    error = result.stderr.split(": failed on 6 of 6 images: ")[1].strip()
+    assert [r["error"] for r in rows if r["method"] == "pca"] == [error]
 
 
 def test_compare_of_a_collection_without_runs_is_an_error(photos, runner):
@@ -399,7 +443,7 @@ def test_compare_and_the_html_report_show_the_security_of_each_method(faces, hom
     assert result.exit_code == 0, result.output
     page = (tmp_path / "faces.html").read_text()
     assert page.startswith("<!doctype html>") and "imgvault report: faces" in page
-    assert page.count("data:image/png;base64,") == 3  # quality, security, attack: nothing to fetch
+    assert page.count("data:image/png;base64,") == 4  # SSIM and PSNR against bpp, security, attack: all embedded
     assert f"{rows['kmeans']['attack_ssim']:.3f}" in page
     assert "N/A: randomized encryption: IND-CPA, no diffusion test" in page and "7.671 ± 0.028" in page
     assert "Wang et al. 2004" in page

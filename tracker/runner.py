@@ -82,7 +82,8 @@ class ChildRun:
 
     def to_dict(self) -> dict:
         return {"method": self.method, "k": self.k, "run_id": self.run_id, "metrics": self.metrics,
-                "not_applicable": self.not_applicable, "failed_images": len(self.failures)}  # fmt: skip
+                "not_applicable": self.not_applicable, "failed_images": len(self.failures),
+                "error": self.failures[0][1] if self.failures else None}  # fmt: skip
 
 
 @dataclass
@@ -101,7 +102,8 @@ class BatchResult:
     def to_dict(self) -> dict:
         return {"experiment_id": self.experiment_id, "parent_run_id": self.parent_run_id,
                 "collection": self.collection, "n_images": self.n_images,
-                "runs": [run.to_dict() for run in self.runs], "notes": self.notes}  # fmt: skip
+                "runs": [{**run.to_dict(), "used_images": self.n_images - len(run.failures)} for run in self.runs],
+                "notes": self.notes}  # fmt: skip
 
 
 def summarise(values: dict[str, list[float]]) -> dict[str, float]:
