@@ -189,7 +189,7 @@ def test_a_permutation_ciphers_key_sensitivity_is_the_images_not_the_keys():
     # On a photograph a new key moves most pixels to where another value was: high, yet the cipher falls to
     # a chosen-plaintext attack (the permutation is recovered from a few images), so this measure cannot rank it.
     X = image("gray")
-    assert key_sensitivity(ArnoldCodec().fit(X[None]), X)["key_sensitivity"] > 0.9
+    assert key_sensitivity(ArnoldCodec().fit(X[None]), X)["key_sensitivity"] > 0.7  # 0.98 unless a, b recur
 
 
 def test_key_sensitivity_does_not_apply_to_a_key_that_is_a_fitted_model():
