@@ -1,0 +1,129 @@
+"""Per-block inversion: a known-plaintext attack on block-based ciphers.
+
+Learnable encryption transforms every MxM block with a key that the blocks share (Tanaka 2018), and the
+inverse-transformation attacks on it learn that block map from known (cipher, plain) pairs (e.g. Chang,
+Maungmaung, Kiya et al.'s attacks on block-wise encryption; Ito et al. 2021). Here the attacker learns a
+linear map from the *bits* of a cipher block (all its channels) to the plain block's values, by ridge
+regression on the blocks of the training images. A map on the bits can express any shuffle of bits or
+4-bit halves and any negative-positive transform (``255 - x`` is linear in the bits), which is what
+``le`` and ``pe`` do to a block.
+
+Two forms are tried: one map shared by every block position (right when the key is the same for every
+block, as in ``le``), and one map per block position (right when each position has its own key, as ``pe``
+has for each pixel, a 1x1 block; tried only while a block has at most :data:`PER_POSITION_FEATURES` bits,
+since each position's map learns from one block per training image). Which form and which ridge penalty is
+chosen on a validation fifth of the training images only.
+"""
+
+import numpy as np
+
+ALPHAS = (1e-2, 10.0)
+PER_POSITION_FEATURES = 96
+VALIDATION = 0.2
+
+
+def to_blocks(images: np.ndarray, size: int) -> np.ndarray:
+    """``(n, H, W, C)`` as ``(n, positions, size * size * C)``: the MxM blocks in raster order (edges cropped)."""
+    n, height, width, channels = images.shape
+    rows, cols = height // size, width // size
+    blocks = images[:, : rows * size, : cols * size].reshape(n, rows, size, cols, size, channels)
+    return blocks.transpose(0, 1, 3, 2, 4, 5).reshape(n, rows * cols, size * size * channels)
+
+
+def from_blocks(blocks: np.ndarray, shape: tuple[int, int, int], size: int, fill: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`to_blocks`; pixels outside the block grid are taken from ``fill`` ``(H, W, C)``."""
+    height, width, channels = shape
+    rows, cols = height // size, width // size
+    n = len(blocks)
+    out = np.broadcast_to(fill, (n, *shape)).copy()
+    grid = blocks.reshape(n, rows, cols, size, size, channels).transpose(0, 1, 3, 2, 4, 5)
+    out[:, : rows * size, : cols * size] = grid.reshape(n, rows * size, cols * size, channels)
+    return out
+
+
+def _bits(blocks: np.ndarray) -> np.ndarray:
+    """Each block's bits as floats, with a constant 1 for the intercept: ``(..., 8 * values + 1)``."""
+    bits = np.unpackbits(blocks[..., None], axis=-1).reshape(*blocks.shape[:-1], -1).astype(np.float64)
+    return np.concatenate([bits, np.ones((*bits.shape[:-1], 1))], axis=-1)
+
+
+def _solve(gram: np.ndarray, cross: np.ndarray, alpha: float) -> np.ndarray:
+    eye = np.eye(gram.shape[-1])
+    eye[-1, -1] = 0  # the intercept is not penalised
+    return np.linalg.solve(gram + alpha * eye, cross)
+
+
+class BlockInversion:
+    """The learned inverse of a block cipher: fit on (cipher, plain) uint8 stacks, predict plain from cipher.
+
+    Parameters
+    ----------
+    block_size : int
+        The cipher's M.
+
+    Attributes
+    ----------
+    form_ : str
+        ``"shared"`` (one map for all positions) or ``"per position"``.
+    alpha_ : float
+    weights_ : ndarray
+        ``(features, values)`` for shared, ``(positions, features, values)`` per position.
+    """
+
+    def __init__(self, block_size: int):
+        self.block_size = block_size
+
+    def _fit_form(self, X: np.ndarray, Y: np.ndarray, form: str, alpha: float) -> np.ndarray:
+        if form == "shared":
+            flat, targets = X.reshape(-1, X.shape[-1]), Y.reshape(-1, Y.shape[-1])
+            return _solve(flat.T @ flat, flat.T @ targets, alpha)
+        return _solve(np.einsum("npf,npg->pfg", X, X), np.einsum("npf,npv->pfv", X, Y), alpha)
+
+    @staticmethod
+    def _apply(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        return X @ weights if weights.ndim == 2 else np.einsum("npf,pfv->npv", X, weights)
+
+    def fit(self, cipher: np.ndarray, plain: np.ndarray, seed: int = 0) -> "BlockInversion":
+        X = _bits(to_blocks(cipher, self.block_size))
+        Y = to_blocks(plain, self.block_size).astype(np.float64) / 255
+        forms = ["shared"] + (["per position"] if X.shape[-1] - 1 <= PER_POSITION_FEATURES else [])
+        order = np.random.default_rng(seed).permutation(len(X))
+        held = order[: max(1, round(VALIDATION * len(X)))]
+        kept = order[len(held) :]
+        best = None
+        for form in forms:
+            for alpha in ALPHAS:
+                weights = self._fit_form(X[kept], Y[kept], form, alpha)
+                error = float(np.mean((self._apply(X[held], weights) - Y[held]) ** 2))
+                if best is None or error < best[0]:
+                    best = (error, form, alpha)
+        _, self.form_, self.alpha_ = best
+        self.weights_ = self._fit_form(X, Y, self.form_, self.alpha_)
+        self.fill_ = np.rint(plain.astype(np.float64).mean(axis=0)).astype(np.uint8)
+        return self
+
+    def predict(self, cipher: np.ndarray) -> np.ndarray:
+        """The plain images the map recovers, uint8 ``(n, H, W, C)``."""
+        guesses = self._apply(_bits(to_blocks(cipher, self.block_size)), self.weights_)
+        guesses = np.clip(np.rint(guesses * 255), 0, 255).astype(np.uint8)
+        return from_blocks(guesses, self.fill_.shape, self.block_size, self.fill_)
+
+
+def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, *, splits: int, seed: int = 0) -> dict:
+    """The attack over repeated splits (:func:`imgvault.methods.attacks.score_splits`).
+
+    ``originals``: uint8 ``(n, H, W[, C])``; ``ciphertexts(train)``: the cipher images of every image under
+    that split's keys, uint8 ``(n, H, W, C')``. Adds ``shared_form`` (the fraction of splits in which the
+    shared map was chosen) to the scores.
+    """
+    from . import score_splits
+
+    plain = originals.reshape(*originals.shape[:3], -1)
+
+    def recover(train, test):
+        cipher = ciphertexts(train)
+        inverse = BlockInversion(block_size).fit(cipher[train], plain[train], seed=seed)
+        guesses = inverse.predict(cipher[test])
+        return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_ == "shared"}
+
+    return score_splits(originals, recover, splits=splits, seed=seed)
