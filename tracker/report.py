@@ -13,6 +13,7 @@ import numpy as np
 
 from .compare import compare
 from .figures import COLORS, pyplot
+from .threat import threat_html
 
 QUALITY = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("mse", "MSE"), ("bpp", "bits/pixel"))
 SECURITY = (
@@ -126,6 +127,7 @@ def _section(rows, collection: str) -> str:
 <img alt="security by method on {name}" src="data:image/png;base64,{security}">
 {f"<h3>Learning attack</h3>{_table(attacked, ATTACK)}" if attacked else ""}
 {f'<img alt="learning attack on {name}" src="data:image/png;base64,{attack}">' if attack else ""}
+{threat_html(rows)}
 </section>
 """
 
