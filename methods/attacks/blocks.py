@@ -8,11 +8,12 @@ regression on the blocks of the training images. A map on the bits can express a
 4-bit halves and any negative-positive transform (``255 - x`` is linear in the bits), which is what
 ``le`` and ``pe`` do to a block.
 
-Two forms are tried: one map shared by every block position (right when the key is the same for every
-block, as in ``le``), and one map per block position (right when each position has its own key, as ``pe``
-has for each pixel, a 1x1 block; tried only while a block has at most :data:`PER_POSITION_FEATURES` bits,
-since each position's map learns from one block per training image). Which form and which ridge penalty is
-chosen on a validation fifth of the training images only.
+Three forms are tried: one map on the bits shared by every block position (right when the key is the
+same for every block, as in ``le``), and one map per block position, on the bits (while a block has at
+most :data:`PER_POSITION_FEATURES` bits) or on the values (right when each position has its own key, as
+``pe`` has for each pixel, a 1x1 block: a channel shuffle and ``255 - x`` are linear in the values; each
+position's map learns from one block per training image, so it needs few coefficients). Which form and
+which ridge penalty is chosen on a validation fifth of the training images only.
 """
 
 import numpy as np
@@ -41,10 +42,13 @@ def from_blocks(blocks: np.ndarray, shape: tuple[int, int, int], size: int, fill
     return out
 
 
-def _bits(blocks: np.ndarray) -> np.ndarray:
-    """Each block's bits as floats, with a constant 1 for the intercept: ``(..., 8 * values + 1)``."""
-    bits = np.unpackbits(blocks[..., None], axis=-1).reshape(*blocks.shape[:-1], -1).astype(np.float64)
-    return np.concatenate([bits, np.ones((*bits.shape[:-1], 1))], axis=-1)
+def _features(blocks: np.ndarray, form: str) -> np.ndarray:
+    """Each block's bits (or values, for ``"per position, values"``) as floats, and a constant 1."""
+    if form.endswith("values"):
+        x = blocks.astype(np.float64) / 255
+    else:
+        x = np.unpackbits(blocks[..., None], axis=-1).reshape(*blocks.shape[:-1], -1).astype(np.float64)
+    return np.concatenate([x, np.ones((*x.shape[:-1], 1))], axis=-1)
 
 
 def _solve(gram: np.ndarray, cross: np.ndarray, alpha: float) -> np.ndarray:
@@ -64,7 +68,8 @@ class BlockInversion:
     Attributes
     ----------
     form_ : str
-        ``"shared"`` (one map for all positions) or ``"per position"``.
+        ``"shared"`` (one map on the bits for all positions), ``"per position, bits"`` or
+        ``"per position, values"``.
     alpha_ : float
     weights_ : ndarray
         ``(features, values)`` for shared, ``(positions, features, values)`` per position.
@@ -84,27 +89,30 @@ class BlockInversion:
         return X @ weights if weights.ndim == 2 else np.einsum("npf,pfv->npv", X, weights)
 
     def fit(self, cipher: np.ndarray, plain: np.ndarray, seed: int = 0) -> "BlockInversion":
-        X = _bits(to_blocks(cipher, self.block_size))
+        blocks = to_blocks(cipher, self.block_size)
         Y = to_blocks(plain, self.block_size).astype(np.float64) / 255
-        forms = ["shared"] + (["per position"] if X.shape[-1] - 1 <= PER_POSITION_FEATURES else [])
-        order = np.random.default_rng(seed).permutation(len(X))
-        held = order[: max(1, round(VALIDATION * len(X)))]
+        forms = ["shared", "per position, values"]
+        if blocks.shape[-1] * 8 <= PER_POSITION_FEATURES:
+            forms.append("per position, bits")
+        order = np.random.default_rng(seed).permutation(len(blocks))
+        held = order[: max(1, round(VALIDATION * len(blocks)))]
         kept = order[len(held) :]
         best = None
         for form in forms:
+            X = _features(blocks, form)
             for alpha in ALPHAS:
                 weights = self._fit_form(X[kept], Y[kept], form, alpha)
                 error = float(np.mean((self._apply(X[held], weights) - Y[held]) ** 2))
                 if best is None or error < best[0]:
                     best = (error, form, alpha)
         _, self.form_, self.alpha_ = best
-        self.weights_ = self._fit_form(X, Y, self.form_, self.alpha_)
+        self.weights_ = self._fit_form(_features(blocks, self.form_), Y, self.form_, self.alpha_)
         self.fill_ = np.rint(plain.astype(np.float64).mean(axis=0)).astype(np.uint8)
         return self
 
     def predict(self, cipher: np.ndarray) -> np.ndarray:
         """The plain images the map recovers, uint8 ``(n, H, W, C)``."""
-        guesses = self._apply(_bits(to_blocks(cipher, self.block_size)), self.weights_)
+        guesses = self._apply(_features(to_blocks(cipher, self.block_size), self.form_), self.weights_)
         guesses = np.clip(np.rint(guesses * 255), 0, 255).astype(np.uint8)
         return from_blocks(guesses, self.fill_.shape, self.block_size, self.fill_)
 

@@ -182,15 +182,17 @@ def align(solved: np.ndarray, grid: np.ndarray, original: np.ndarray) -> tuple[n
 
     Only for scoring: it is what a viewer does at a glance (turn the picture upright, see it is a negative).
     """
-    best = (np.inf, solved, grid)
+    best = (np.inf, None, None)
+    original = original[::2, ::2].astype(np.float32)  # every fourth pixel tells the symmetries apart
     for turned, turned_grid in _symmetries(solved, grid):
-        for inverted in (turned, 255 - turned):
+        for inverted in (False, True):
             for order in _channel_orders(solved.shape[-1]):
-                candidate = inverted[..., list(order)]
-                error = float(np.mean((candidate.astype(np.float64) - original) ** 2))
+                candidate = turned[::2, ::2, list(order)].astype(np.float32)
+                error = float(np.mean(((255 - candidate if inverted else candidate) - original) ** 2))
                 if error < best[0]:
-                    best = (error, candidate, turned_grid)
-    return best[1], best[2]
+                    best = (error, (turned, inverted, order), turned_grid)
+    turned, inverted, order = best[1]
+    return (255 - turned if inverted else turned)[..., list(order)], best[2]
 
 
 def blocks_in_place(cipher: np.ndarray, grid: np.ndarray, original: np.ndarray, size: int) -> float:
