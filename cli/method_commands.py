@@ -21,7 +21,9 @@ def _format_metric(value) -> str:
 @cli.command()
 @click.argument("image_id")
 @click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHOD_NAMES)}.")
-@click.option("-k", type=int, default=None, help="Components (pca) or clusters (kmeans, gmm). Default 8; none for aes.")
+@click.option("-k", type=int, default=None,
+              help="The method's knob: components (pca), clusters (kmeans, gmm), default 8; block size (le 4, "
+                   "etc 16); iterations (arnold 10). None for aes, pe, logistic.")  # fmt: skip
 @click.option("--size", type=int, default=100, show_default=True, help="Side of the square the image is resized to.")
 @click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of the method.")
@@ -53,7 +55,8 @@ def encode(ctx: Context, image_id: str, method: str, k: int | None, size: int, c
         return
     click.echo(f"encoded image {info.id} (model {info.model_id})")
     codec = info.params["codec"]
-    settings = f"{info.method}" + (f", k={codec['k']}" if "k" in codec else "") + f", {size}x{size} {color}"
+    knobs = "".join(f", {name}={codec[name]}" for name in ("k", "block_size", "iterations") if name in codec)
+    settings = f"{info.method}{knobs}, {size}x{size} {color}"
     rows = [("method", settings)] + [(name, _format_metric(value)) for name, value in info.metrics.items()]
     plain_table([("METRIC", 18), ("VALUE", 0)], rows)
 
@@ -80,6 +83,10 @@ def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> No
     write_output(output or safe_file_name(f"{encoded_id}.png", "decoded.png"), png, force=force)
 
 
+def _knob(codec: dict):
+    return next((codec[name] for name in ("k", "block_size", "iterations") if name in codec), "-")
+
+
 def list_encoded(store, collection: str | None, as_json: bool) -> None:
     """``imgvault ls --encoded``: the encoded images with their settings and metrics."""
     encodings = store.encoded_images(collection)
@@ -89,7 +96,7 @@ def list_encoded(store, collection: str | None, as_json: bool) -> None:
     columns = [("ID", 26), ("IMAGE", 26), ("METHOD", 6), ("K", 3), ("SIZE", 9), ("MSE", 9), ("PSNR", 7), ("SSIM", 6),
                ("BPP", 6), ("CREATED", 0)]  # fmt: skip
     rows = (
-        (e.id, e.image_id, e.method, e.params["codec"].get("k", "-"), f"{e.params['size']} {e.params['color']}",
+        (e.id, e.image_id, e.method, _knob(e.params["codec"]), f"{e.params['size']} {e.params['color']}",
          f"{e.metrics['mse']:.2f}", "inf" if e.metrics["psnr"] is None else f"{e.metrics['psnr']:.2f}",
          f"{e.metrics['ssim']:.3f}", f"{e.metrics['bpp']:.2f}", f"{e.created:%Y-%m-%d %H:%M:%S}")
         for e in encodings

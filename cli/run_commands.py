@@ -24,7 +24,9 @@ def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
     return methods
 
 
-def _split_ks(_ctx, _param, value: str) -> tuple[int, ...]:
+def _split_ks(_ctx, _param, value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()  # each method's own default
     try:
         ks = tuple(dict.fromkeys(int(k) for k in value.split(",")))
     except ValueError:
@@ -49,8 +51,10 @@ def _psnr(metrics: dict) -> str:
 @collection_option("The collection to run over.")
 @click.option("--methods", default="pca,kmeans,gmm,aes", show_default=True, callback=_split_methods,
               help="Comma-separated methods.")  # fmt: skip
-@click.option("-k", "ks", default="8", show_default=True, callback=_split_ks,
-              help="k, or a comma-separated sweep (2,4,8,16), for pca, kmeans and gmm.")  # fmt: skip
+@click.option("-k", "ks", default=None, callback=_split_ks,
+              help="Each method's one knob, or a comma-separated sweep (2,4,8,16): components (pca), clusters "
+                   "(kmeans, gmm), block size (le, etc), iterations (arnold); aes, pe and logistic take none. "
+                   "Default: each method's own (8; le 4, etc 16, arnold 10).")  # fmt: skip
 @click.option("--size", type=int, default=100, show_default=True)
 @click.option("--color", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
 @click.option("--fit", type=click.Choice(["image", "collection"]), default="image", show_default=True,

@@ -7,6 +7,11 @@ pca       principal-component scores (rows of one image, or eigen-image scores) 
 kmeans    label map, ceil(log2 k) bits per pixel                                 k cluster centres
 gmm       label map from a Gaussian mixture                                      means, weights, covariances
 aes       AES-256-GCM ciphertext of the 8-bit pixels (the secure reference)      a random 256-bit key
+le        learnable encryption (Tanaka): 4-bit halves shuffled within blocks     a random 256-bit secret
+etc       encryption-then-compression: blocks scrambled, turned, negated         a random 256-bit secret
+pe        pixel-based encryption: per-pixel negative-positive, channel orders    a random 256-bit secret
+logistic  logistic-map permutation-diffusion cipher (Fridrich's structure)       a random 256-bit secret
+arnold    Arnold cat-map scrambling (permutation only, square images)            a random 256-bit secret
 ========  =====================================================================  ==========================
 
 Names load on first use: importing this package does not import scikit-learn.
@@ -23,6 +28,12 @@ _EXPORTS = {
     "KMeansCodec": "palette",
     "GMMCodec": "palette",
     "AESCodec": "aes",
+    "LECodec": "learnable",
+    "ETCCodec": "learnable",
+    "PECodec": "learnable",
+    "LogisticCodec": "chaotic",
+    "ArnoldCodec": "chaotic",
+    "ImageCipher": "cipher",
     "METHOD_NAMES": "registry",
     "make_codec": "registry",
     "encode_image": "pipeline",

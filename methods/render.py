@@ -10,6 +10,7 @@ pca (rows)  the size x k score matrix, min-max scaled to 0-255, stretched to the
 pca (imgs)  the k scores of the image, min-max scaled, as k vertical bands across the width
 kmeans/gmm  the label map, labels scaled to 0-255 (label * 255 / (k - 1))
 aes         the ciphertext bytes (without nonce and tag) reshaped to the image's shape
+ciphers     the encrypted image itself (le, etc, pe, logistic, arnold: 8-bit images of the image's shape)
 ==========  ================================================================================
 
 A figure puts side by side: original | encrypted | decrypted | error map (absolute error, x4).
@@ -47,13 +48,17 @@ def render_encoded(method: str, encoded_one: np.ndarray, image_shape: tuple[int,
     elif method == "aes":
         size = int(np.prod(image_shape))
         return np.asarray(encoded_one, dtype=np.uint8)[NONCE : NONCE + size].reshape(image_shape)
+    elif np.asarray(encoded_one).dtype == np.uint8 and np.asarray(encoded_one).shape == tuple(image_shape):
+        return np.asarray(encoded_one)  # an image cipher's output is an image
     else:
         raise ValueError(f"no rendering for method {method!r}")
     return pixels if len(image_shape) == 2 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 
 ENCRYPTED_LABEL = {"pca": "encrypted (PCA scores)", "kmeans": "encrypted (label map)",
-                   "gmm": "encrypted (label map)", "aes": "encrypted (ciphertext)"}  # fmt: skip
+                   "gmm": "encrypted (label map)", "aes": "encrypted (ciphertext)", "le": "encrypted (le)",
+                   "etc": "encrypted (etc)", "pe": "encrypted (pe)", "logistic": "encrypted (logistic)",
+                   "arnold": "encrypted (arnold)"}  # fmt: skip
 MIN_PANEL = 128  # panels are enlarged (nearest neighbour, whole factors) to at least this height
 
 

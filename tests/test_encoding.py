@@ -158,7 +158,8 @@ def test_decode_writes_a_png_of_the_exact_pixels_for_aes(put_id, runner, tmp_pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["-m", "dct"], "Error: unknown method 'dct'; the methods are: pca, kmeans, gmm, aes\n"),
+        (["-m", "dct"], "Error: unknown method 'dct'; the methods are: pca, kmeans, gmm, aes, le, etc, pe, logistic,"
+                        " arnold\n"),
         (["-m", "pca", "-k", "101"], "Error: k=101 is too large: PCA on the rows of 1 image(s) of 100x100 has 100"
                                      " dimensions, so k can be at most 100\n"),
         (["-m", "kmeans", "-k", "0"], "Error: k must be a whole number of at least 1, not 0\n"),

@@ -136,7 +136,7 @@ def test_k_beyond_what_the_data_allows_is_an_error_naming_the_limit():
 
 
 def test_unknown_method_lists_the_valid_ones():
-    with pytest.raises(InvalidParameter, match="unknown method 'dct'; the methods are: pca, kmeans, gmm, aes"):
+    with pytest.raises(InvalidParameter, match=r"unknown method 'dct'; the methods are: pca, .*, arnold"):
         make_codec("dct")
 
 

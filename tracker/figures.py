@@ -6,7 +6,17 @@ PANELS = (("ssim", "SSIM (higher is closer)"), ("psnr", "PSNR, dB (finite values
           ("bpp", "bits per pixel of the encoded image"))  # fmt: skip
 
 
-COLORS = {"pca": "tab:blue", "kmeans": "tab:orange", "gmm": "tab:green", "aes": "tab:red"}
+COLORS = {
+    "pca": "tab:blue",
+    "kmeans": "tab:orange",
+    "gmm": "tab:green",
+    "aes": "tab:red",
+    "le": "tab:purple",
+    "etc": "tab:brown",
+    "pe": "tab:pink",
+    "logistic": "tab:olive",
+    "arnold": "tab:cyan",
+}
 
 
 def _label(run) -> str:

@@ -7,6 +7,7 @@ from itertools import islice
 
 import numpy as np
 
+from imgvault.methods.registry import knob
 from imgvault.store.version import imgvault_version
 
 from .figures import comparison_figure, security_figure, ssim_vs_bpp_figure
@@ -84,7 +85,7 @@ class RunLogger:
         run = self.client.create_run(self.experiment_id, run_name=name,
                                      tags={"imgvault.kind": "batch", "imgvault.collection": collection})  # fmt: skip
         params = {"collection": collection, "methods": ",".join(config.methods),
-                  "k": ",".join(str(k) for k in config.ks), "size": config.size, "color": config.color,
+                  "k": ",".join(str(k) for k in config.ks) or "default", "size": config.size, "color": config.color,
                   "fit": config.fit, "n_images": n_images, "jobs": config.jobs,
                   "scheduler": config.scheduler or "local",
                   "random_state": config.random_state, "imgvault_version": version}  # fmt: skip
@@ -132,6 +133,9 @@ class RunLogger:
         params = {"method": method, "k": "none" if k is None else k, "size": config.size, "color": config.color,
                   "fit": config.fit, "n_images": n_images, "random_state": config.random_state,
                   "imgvault_version": imgvault_version()}  # fmt: skip
+        setting = knob(method)
+        if k is not None and setting is not None and setting.name != "k":
+            params[setting.name] = k  # the knob under its own name too: block_size=16, iterations=10
         self._log(run_id, params=params.items())
         dataset = MetaDataset(CodeDatasetSource(tags={"imgvault.collection": collection}), name=collection,
                               digest=digest)  # fmt: skip

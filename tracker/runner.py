@@ -39,10 +39,11 @@ DEFAULT_FIGURES = 25
 
 @dataclass(frozen=True)
 class BatchConfig:
-    """What a batch runs. ``ks`` applies to pca, kmeans and gmm (aes takes none)."""
+    """What a batch runs. ``ks`` sets each method's knob (:data:`imgvault.methods.registry.KNOBS`); empty: each
+    method's default. Methods without a knob (aes, pe, logistic) run once."""
 
     methods: tuple[str, ...] = ("pca", "kmeans", "gmm", "aes")
-    ks: tuple[int, ...] = (8,)
+    ks: tuple[int, ...] = ()
     size: int = 100
     color: str = "gray"
     fit: str = "image"
@@ -55,7 +56,13 @@ class BatchConfig:
     plaintext_figures: bool = False  # log per-image figures even to an artifact store that does not seal
 
     def configurations(self) -> list[tuple[str, int | None]]:
-        return [(m, None) if m == "aes" else (m, k) for m in self.methods for k in ((None,) if m == "aes" else self.ks)]
+        from imgvault.methods.registry import knob
+
+        def values(method):
+            setting = knob(method)
+            return (None,) if setting is None else self.ks or (setting.default,)
+
+        return [(m, k) for m in self.methods for k in values(m)]
 
 
 @dataclass

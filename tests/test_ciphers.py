@@ -1,0 +1,168 @@
+"""The literature's image ciphers (le, etc, pe, logistic, arnold): exact, keyed, and as strong as they are."""
+
+import numpy as np
+import pytest
+import skimage.data
+
+from imgvault.methods import ArnoldCodec, ETCCodec, LECodec, LogisticCodec, PECodec, make_codec
+from imgvault.methods.security import npcr_uaci, one_level_change
+from imgvault.store import IntegrityError, InvalidParameter
+
+CIPHERS = ["le", "etc", "pe", "logistic", "arnold"]
+
+
+def image(color: str, size: int = 64) -> np.ndarray:
+    """A real photograph (scikit-image's astronaut), cropped square, as floats in [0, 1]."""
+    astronaut = skimage.data.astronaut()[::2, ::2][:size, :size]
+    pixels = astronaut if color == "rgb" else (astronaut.mean(axis=2)).round().astype(np.uint8)
+    return pixels / 255.0
+
+
+@pytest.mark.parametrize("method", CIPHERS)
+@pytest.mark.parametrize("color", ["gray", "rgb"])
+@pytest.mark.parametrize("size", [32, 48, 256])
+def test_every_cipher_decrypts_exactly_what_it_encrypted(method, color, size):
+    X = np.stack([image(color, size), image(color, size)[::-1]])
+    codec = make_codec(method).fit(X)
+    encrypted = codec.encode(X)
+    assert encrypted.dtype == np.uint8 and encrypted.shape == X.shape
+    assert not np.array_equal(encrypted / 255.0, X)
+    assert np.array_equal(codec.decode(encrypted), X)
+
+
+@pytest.mark.parametrize("method", CIPHERS)
+def test_a_stored_cipher_model_and_payload_decrypt_exactly(method):
+    X = image("rgb")[None]
+    codec = make_codec(method).fit(X)
+    payload = codec.encoded_to_bytes(codec.encode(X)[0])
+    loaded = type(codec).from_model_bytes(codec.get_params(), codec.model_to_bytes())
+    assert np.array_equal(loaded.decode(loaded.encoded_from_bytes(payload)[None]), X)
+    with pytest.raises(IntegrityError, match="does not match its model's shape"):
+        loaded.encoded_from_bytes(payload[:-1])
+
+
+@pytest.mark.parametrize("method", CIPHERS)
+def test_another_key_does_not_decrypt_to_the_original(method):
+    X = image("gray")[None]
+    mine, other = make_codec(method).fit(X), make_codec(method).fit(X)
+    assert not np.array_equal(mine.key_, other.key_)  # drawn from the OS: every fit a new key
+    guess = other.decode(mine.encode(X))
+    assert np.mean(guess != X) > 0.5
+
+
+@pytest.mark.parametrize("method", CIPHERS)
+def test_a_collection_key_encrypts_every_image_the_same_way_and_a_refit_changes_it(method):
+    X = np.stack([image("gray"), image("gray")])
+    codec = make_codec(method, fit="collection").fit(X)
+    first, second = codec.encode(X)
+    assert np.array_equal(first, second)  # one key, deterministic
+    assert not np.array_equal(first, codec.fit(X).encode(X[:1])[0])
+
+
+def test_le_shuffles_the_4_bit_halves_within_blocks():
+    X = image("gray")[None]
+    codec = LECodec(block_size=4).fit(X)
+    encrypted = codec.encode(X)[0].astype(np.int64)
+    original = np.rint(X[0] * 255).astype(np.int64)
+
+    # The multiset of 4-bit halves of each block is kept up to the keyed negation (v -> 15 - v): with one
+    # key for every block, a block's halves folded to min(v, 15 - v) are the same as the original's.
+    def folded(pixels, r, c):
+        block = pixels[r : r + 4, c : c + 4].ravel()
+        halves = np.concatenate([block >> 4, block & 15])
+        return np.sort(np.minimum(halves, 15 - halves))
+
+    assert all(np.array_equal(folded(encrypted, r, c), folded(original, r, c)) for r in (0, 20, 60) for c in (0, 8))
+
+
+def test_etc_moves_whole_blocks():
+    X = image("gray")[None]
+    codec = ETCCodec(block_size=16).fit(X)
+    encrypted = codec.encode(X)[0]
+    original = np.rint(X[0] * 255).astype(np.uint8)
+    blocks = [original[r : r + 16, c : c + 16] for r in range(0, 64, 16) for c in range(0, 64, 16)]
+    symmetries = [np.rot90(b, t) for b in blocks for t in range(4)]
+    symmetries += [s[::-1] for s in symmetries]
+    candidates = {s.tobytes() for s in symmetries} | {(255 - s).tobytes() for s in symmetries}
+    for r in range(0, 64, 16):
+        for c in range(0, 64, 16):
+            assert encrypted[r : r + 16, c : c + 16].tobytes() in candidates
+
+
+def test_etc_and_pe_channel_shuffles_are_permutations():
+    X = image("rgb")[None]
+    original = np.rint(X[0] * 255).astype(np.uint8)
+
+    def triples(pixels):  # each pixel's values, each folded to min(v, 255 - v), in sorted order
+        folded = np.minimum(pixels, 255 - pixels).reshape(-1, 3)
+        return sorted(map(tuple, np.sort(folded, axis=1)))
+
+    for codec in (ETCCodec(block_size=8).fit(X), PECodec().fit(X)):
+        encrypted = codec.encode(X)[0]
+        # Blocks move, turn and are negated, but a pixel's three values stay together, only reordered.
+        assert triples(encrypted) == triples(original)
+        assert (np.sort(encrypted, axis=2) != np.sort(original, axis=2)).any()
+
+
+def test_pe_keeps_every_pixel_in_place():
+    X = image("gray")[None]
+    encrypted = PECodec().fit(X).encode(X)[0]
+    original = np.rint(X[0] * 255).astype(np.uint8)
+    assert ((encrypted == original) | (encrypted == 255 - original)).all()
+
+
+def test_arnold_permutes_pixels_and_keeps_their_values():
+    X = image("rgb")[None]
+    encrypted = ArnoldCodec(iterations=3).fit(X).encode(X)[0]
+    original = np.rint(X[0] * 255).astype(np.uint8)
+    assert sorted(map(tuple, encrypted.reshape(-1, 3))) == sorted(map(tuple, original.reshape(-1, 3)))
+    assert not np.array_equal(encrypted, original)
+
+
+@pytest.mark.parametrize(
+    ("codec", "shape", "message"),
+    [
+        (ArnoldCodec(), (64, 48), "arnold needs square images of at least 3x3; got 48x64"),
+        (ArnoldCodec(iterations=0), (64, 64), "arnold: iterations .* at least 1, not 0"),
+        (ETCCodec(), (100, 100), "etc: block size 16 does not divide the 100x100 image"),
+        (LECodec(block_size=3), (64, 64), "le: block size 3 does not divide the 64x64 image"),
+        (LECodec(block_size=0), (64, 64), "le: the block size must be a whole number of at least 1, not 0"),
+    ],
+)
+def test_what_a_cipher_cannot_encrypt_is_refused_with_the_reason(codec, shape, message):
+    with pytest.raises(InvalidParameter, match=message):
+        codec.fit(np.zeros((1, *shape)))
+
+
+@pytest.mark.parametrize("method", ["pe", "logistic"])
+def test_ciphers_without_a_knob_refuse_k(method):
+    with pytest.raises(InvalidParameter, match=f"{method} takes no k"):
+        make_codec(method, k=4)
+
+
+def test_the_knob_sets_each_ciphers_own_parameter():
+    assert make_codec("le").get_params() == {"block_size": 4}
+    assert make_codec("etc", k=8).get_params() == {"block_size": 8}
+    assert make_codec("arnold", k=3).get_params() == {"iterations": 3}
+    assert make_codec("logistic").get_params() == {}
+
+
+def test_key_spaces_are_stated_and_capped_by_the_secret():
+    gray, rgb = image("gray")[None], image("rgb")[None]
+    # le 4x4 gray: one shuffle of 32 4-bit halves (log2 32! = 117.7) and 32 flip bits.
+    assert LECodec().fit(gray).key_space_bits() == pytest.approx(149.66, abs=0.01)
+    assert LECodec().fit(rgb).key_space_bits() == 256  # 96! alone is beyond the 256-bit secret
+    assert LogisticCodec().fit(gray).key_space_bits() == 256
+    assert ArnoldCodec().fit(gray).key_space_bits() == pytest.approx(2 * np.log2(63))  # a, b in 1..63
+
+
+def test_diffusion_logistic_changes_almost_every_pixel_for_one_grey_level_permutations_one():
+    X = image("rgb")
+    results = {}
+    for method in CIPHERS:
+        codec = make_codec(method).fit(X[None])
+        results[method] = npcr_uaci(codec.encode(X[None])[0], codec.encode(one_level_change(X)[None])[0])
+    npcr, uaci = results["logistic"]
+    assert npcr > 99.5 and 33.0 < uaci < 34.0  # Wu et al.'s ideal: 99.61 %, 33.46 %
+    for method in ("le", "etc", "pe", "arnold"):
+        assert results[method][0] < 0.01  # one of 12,288 values changes: no diffusion at all
