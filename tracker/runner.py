@@ -284,6 +284,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     not_applicable = results[ok[0]][0].not_applicable if ok else {}
     if ok:
         summary.update({f"criterion/{name}": value for name, value in results[ok[0]][0].criteria.items()})
+        summary.update(_key_space(method, model_params, shared_model or results[ok[0]][0].model))
     if config.attack and len(ok) >= 10:
         attacked, attacks_not_applicable = _attack(results, pixels, ok, method, k, config, model_params)
         summary.update(attacked)
@@ -356,6 +357,14 @@ def _threat_attacks(subset, keys, codec, config) -> tuple[dict, dict]:
     from imgvault.methods.attacks.matrix import run_attacks
 
     return run_attacks(subset, keys, codec, config.fit, seed=config.random_state)
+
+
+def _key_space(method, model_params, model: bytes) -> dict:
+    """``key_space_bits`` of a method that states it (the ciphers: ``key_space_bits()``), for the threat matrix."""
+    from imgvault.methods.registry import method_classes
+
+    codec = method_classes()[method].from_model_bytes(model_params, model)
+    return {"key_space_bits": codec.key_space_bits()} if hasattr(codec, "key_space_bits") else {}
 
 
 def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:

@@ -8,19 +8,36 @@ regression on the blocks of the training images. A map on the bits can express a
 4-bit halves and any negative-positive transform (``255 - x`` is linear in the bits), which is what
 ``le`` and ``pe`` do to a block.
 
-Three forms are tried: one map on the bits shared by every block position (right when the key is the
-same for every block, as in ``le``), and one map per block position, on the bits (while a block has at
-most :data:`PER_POSITION_FEATURES` bits) or on the values (right when each position has its own key, as
-``pe`` has for each pixel, a 1x1 block: a channel shuffle and ``255 - x`` are linear in the values; each
-position's map learns from one block per training image, so it needs few coefficients). Which form and
-which ridge penalty is chosen on a validation fifth of the training images only.
+Several forms are tried: one map on the bits shared by every block position (right when the key is the
+same for every block, as in ``le``; on the values instead for blocks of more than :data:`SHARED_FEATURES`
+bits, none above that many values), and one map per block position, on the bits (while a block has at
+most :data:`PER_POSITION_FEATURES` bits) or on the values (while it has at most that many values): right
+when each position has its own key, as ``pe`` has for each pixel, a 1x1 block (a channel shuffle and
+``255 - x`` are linear in the values). Each position's map learns from one block per training image, so
+it must have few coefficients. Which form and which ridge penalty is chosen on a validation fifth of the
+training images only.
 """
 
 import numpy as np
 
 ALPHAS = (1e-2, 10.0)
 PER_POSITION_FEATURES = 96
+SHARED_FEATURES = 2048  # the shared map's normal equations are features^2 floats
 VALIDATION = 0.2
+
+
+def forms(values: int) -> list[str]:
+    """The forms of the map that fit a block of ``values`` 8-bit values (none for very large blocks)."""
+    out = []
+    if values * 8 <= SHARED_FEATURES:
+        out.append("shared")
+    elif values <= SHARED_FEATURES:
+        out.append("shared, values")
+    if values <= PER_POSITION_FEATURES:
+        out.append("per position, values")
+    if values * 8 <= PER_POSITION_FEATURES:
+        out.append("per position, bits")
+    return out
 
 
 def to_blocks(images: np.ndarray, size: int) -> np.ndarray:
@@ -43,7 +60,7 @@ def from_blocks(blocks: np.ndarray, shape: tuple[int, int, int], size: int, fill
 
 
 def _features(blocks: np.ndarray, form: str) -> np.ndarray:
-    """Each block's bits (or values, for ``"per position, values"``) as floats, and a constant 1."""
+    """Each block's bits (or values, for the forms on values) as floats, and a constant 1."""
     if form.endswith("values"):
         x = blocks.astype(np.float64) / 255
     else:
@@ -68,8 +85,8 @@ class BlockInversion:
     Attributes
     ----------
     form_ : str
-        ``"shared"`` (one map on the bits for all positions), ``"per position, bits"`` or
-        ``"per position, values"``.
+        ``"shared"`` (one map on the bits for all positions), ``"shared, values"``, ``"per position, bits"``
+        or ``"per position, values"``.
     alpha_ : float
     weights_ : ndarray
         ``(features, values)`` for shared, ``(positions, features, values)`` per position.
@@ -79,7 +96,7 @@ class BlockInversion:
         self.block_size = block_size
 
     def _fit_form(self, X: np.ndarray, Y: np.ndarray, form: str, alpha: float) -> np.ndarray:
-        if form == "shared":
+        if form.startswith("shared"):
             flat, targets = X.reshape(-1, X.shape[-1]), Y.reshape(-1, Y.shape[-1])
             return _solve(flat.T @ flat, flat.T @ targets, alpha)
         return _solve(np.einsum("npf,npg->pfg", X, X), np.einsum("npf,npv->pfv", X, Y), alpha)
@@ -91,14 +108,11 @@ class BlockInversion:
     def fit(self, cipher: np.ndarray, plain: np.ndarray, seed: int = 0) -> "BlockInversion":
         blocks = to_blocks(cipher, self.block_size)
         Y = to_blocks(plain, self.block_size).astype(np.float64) / 255
-        forms = ["shared", "per position, values"]
-        if blocks.shape[-1] * 8 <= PER_POSITION_FEATURES:
-            forms.append("per position, bits")
         order = np.random.default_rng(seed).permutation(len(blocks))
         held = order[: max(1, round(VALIDATION * len(blocks)))]
         kept = order[len(held) :]
         best = None
-        for form in forms:
+        for form in forms(blocks.shape[-1]):
             X = _features(blocks, form)
             for alpha in ALPHAS:
                 weights = self._fit_form(X[kept], Y[kept], form, alpha)
@@ -132,6 +146,6 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
         cipher = ciphertexts(train)
         inverse = BlockInversion(block_size).fit(cipher[train], plain[train], seed=seed)
         guesses = inverse.predict(cipher[test])
-        return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_ == "shared"}
+        return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_.startswith("shared")}
 
     return score_splits(originals, recover, splits=splits, seed=seed)

@@ -14,6 +14,7 @@ attacker holds under each key mode:
 import numpy as np
 
 from . import ATTACKS, SPLITS, Keys, cipher_image, cipher_images
+from .blocks import SHARED_FEATURES, forms
 
 
 def _reason(name: str, codec, fit: str, pixels: np.ndarray) -> str | None:
@@ -24,6 +25,10 @@ def _reason(name: str, codec, fit: str, pixels: np.ndarray) -> str | None:
         return "the cipher is randomized: the same image encrypts differently every time"
     if cipher_image(codec, codec.encode(pixels[:1])[0]) is None:
         return "its ciphertext is not an 8-bit image on the image's grid"
+    if name == "inversion_blocks":
+        values = codec.block_size**2 * (pixels.shape[3] if pixels.ndim == 4 else 1)
+        if not forms(values):
+            return f"blocks of {values} values are too large for the learned map (at most {SHARED_FEATURES})"
     if name == "jigsaw":
         from .jigsaw import MAX_BLOCKS
 
