@@ -44,18 +44,22 @@ def _gain(row: dict) -> str:
 def print_security(rows: list[dict], width: int) -> None:
     """The measures (means over images), the randomness tests at each payload's size, the learning attack,
     and why the measures marked n/a do not apply."""
-    key = [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10)]
+    key = [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10)]
 
     def head(r):
         return r["collection"], r["method"], r["k"] or "-", r["fit"]
 
     click.echo()
-    click.echo("Security of the encrypted payloads (means over images; a cipher: correlations and SSIMs near 0)")
+    click.echo(
+        "Security of the encrypted payloads (means over images; a cipher: correlations and SSIMs near 0; "
+        "KEY_SENS: share of the payload changed by one key bit; KEYSPACE: bits)"
+    )
     plain_table(
         [*key, ("ENTROPY", 8), ("CHI2", 9), ("CORR_H", 7), ("CORR_V", 7), ("NPCR", 7), ("UACI", 7),
-         ("VISUAL", 7), ("KEY", 0)],
+         ("VISUAL", 7), ("KEY", 6), ("KEY_SENS", 8), ("KEYSPACE", 0)],
         ((*head(r), _value(r, "entropy"), _value(r, "chi2", 1), _value(r, "corr_h"), _value(r, "corr_v"),
-          _value(r, "npcr"), _value(r, "uaci"), _value(r, "visual_ssim"), _value(r, "key_ssim")) for r in rows),
+          _value(r, "npcr"), _value(r, "uaci"), _value(r, "visual_ssim"), _value(r, "key_ssim"),
+          _value(r, "key_sensitivity"), _value(r, "key_space_bits", 0)) for r in rows),
     )  # fmt: skip
     click.echo()
     click.echo("Randomness tests at each payload's size N (alpha 0.05): criterion, then the share of images passing")

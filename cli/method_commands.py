@@ -18,6 +18,40 @@ def _format_metric(value) -> str:
     return f"{value:,.4f}" if isinstance(value, float) else f"{value:,}"
 
 
+@cli.command("methods")
+@json_option
+def methods_command(as_json: bool) -> None:
+    """List the methods: built-in ones and installed plugins, what -k sets for each, and their properties.
+
+    KEY is "secret" for a method keyed by a random bit string (aes, the ciphers) and "model" for one whose
+    key is the model fitted to the images (pca, kmeans, gmm). Plugins are found through the entry-point
+    group imgvault.methods (see the README's "Your own method on the bench").
+
+    \b
+    Example:
+      imgvault methods
+      imgvault methods --json
+    """
+    from imgvault.methods.registry import describe_methods
+
+    rows = describe_methods()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+
+    def knob_text(row):
+        if row["knob"] is None:
+            return "none"
+        return f"{row['knob']}: {row['knob_meaning']}, default {row['knob_default']}"
+
+    plain_table(
+        [("METHOD", 8), ("KNOB (-k)", 42), ("LOSSLESS", 8), ("RANDOMIZED", 10), ("KEY", 6), ("SOURCE", 0)],
+        ((r["method"], knob_text(r), "yes" if r["lossless"] else "no", "yes" if r["randomized"] else "no",
+          "secret" if r["key"] == "secret bit string" else "model", r["source"]) if "error" not in r
+         else (r["method"], "-", "-", "-", "-", f"{r['source']}: {r['error']}") for r in rows),
+    )  # fmt: skip
+
+
 @cli.command()
 @click.argument("image_id")
 @click.option("-m", "--method", required=True, help=f"One of: {', '.join(METHOD_NAMES)}.")

@@ -14,13 +14,17 @@ from .output import plain_table, progress_bar
 
 
 def _split_methods(_ctx, _param, value: str) -> tuple[str, ...]:
-    from imgvault.methods.registry import METHOD_NAMES
+    from imgvault.methods.registry import available_methods, check_method
+    from imgvault.store.errors import InvalidParameter
 
     methods = tuple(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
-    unknown = [m for m in methods if m not in METHOD_NAMES]
-    if unknown or not methods:
-        raise click.BadParameter(f"unknown method {unknown[0] if unknown else value!r}; the methods are: "
-                                 f"{', '.join(METHOD_NAMES)}")  # fmt: skip
+    if not methods:
+        raise click.BadParameter(f"unknown method {value!r}; the methods are: {', '.join(available_methods())}")
+    for method in methods:
+        try:
+            check_method(method)  # a plugin that does not load or is not a method: its own Error line
+        except InvalidParameter as exc:
+            raise click.BadParameter(str(exc)) from None
     return methods
 
 
@@ -110,7 +114,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
         click.echo(f'Ran {len(result.runs)} configuration{plural} over {result.n_images} images of "{collection}"'
                    f" (MLflow experiment {result.experiment_id}, parent run {result.parent_run_id})")  # fmt: skip
         plain_table(
-            [("METHOD", 7), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
+            [("METHOD", 8), ("K", 4), ("MSE", 9), ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("FAILED", 6), ("RUN", 0)],
             ((r.method, r.k or "-", _number(r.metrics.get("mse")), _psnr(r.metrics),
               _number(r.metrics.get("ssim")), _number(r.metrics.get("bpp")), len(r.failures), r.run_id)
              for r in result.runs),
@@ -182,7 +186,7 @@ def print_comparison(rows: list[dict]) -> None:
 
     width = max([len(r["collection"]) for r in rows] + [10])
     plain_table(
-        [("COLLECTION", width), ("METHOD", 7), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
+        [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10), ("SIZE", 9), ("N", 5), ("MSE", 9),
          ("PSNR", 7), ("SSIM", 6), ("BPP", 6), ("RUN", 0)],
         ((r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}", r["n_images"],
           _number(r["mse"]), _psnr(r), _number(r["ssim"]), _number(r["bpp"]), r["run_id"])

@@ -41,6 +41,11 @@ class AESCodec(ImageCodec):
 
     _model_attributes = ("key_",)
     randomized = True  # a fresh nonce per encoding: the same image encrypts differently every time
+    lossless = True
+    secret_attribute = "key_"
+
+    def key_space_bits(self) -> float:
+        return 256.0
 
     def measured_payload(self, encoded_one):
         """The ciphertext bytes without nonce and tag, in the image's shape (channels kept): 256 levels."""
@@ -57,12 +62,19 @@ class AESCodec(ImageCodec):
         return struct.pack(f">{len(self.image_shape_)}I", *self.image_shape_)
 
     def encode(self, X) -> np.ndarray:
+        return self._encode(X, fixed_nonce=None)
+
+    def comparable_encoding(self, X) -> np.ndarray:
+        """AES-GCM under an all-zero nonce: two keys compared on the same nonce (a measure, never stored)."""
+        return self._encode(X, fixed_nonce=bytes(NONCE))
+
+    def _encode(self, X, fixed_nonce: bytes | None) -> np.ndarray:
         check_is_fitted(self)
         X = check_images(X, self.image_shape_)
         aead, aad = AESGCM(self.key_.tobytes()), self._aad()
         out = []
         for image in to_uint8(X):
-            nonce = os.urandom(NONCE)
+            nonce = fixed_nonce or os.urandom(NONCE)
             out.append(np.frombuffer(nonce + aead.encrypt(nonce, image.tobytes(), aad), dtype=np.uint8))
         return np.stack(out)
 

@@ -59,6 +59,24 @@ class ImageCodec(BaseEstimator):
     #: True if encoding only moves values to other positions and never changes them: open to the
     #: chosen-plaintext attack that reads the permutation back from ceil(log_256 N) chosen images.
     permutation_only: bool = False
+    #: True if decode(encode(X)) gives back X's 8-bit pixels exactly (AES and the image ciphers)
+    lossless: bool = False
+    #: the fitted attribute that holds the secret key as a uint8 array, for methods whose key is a bit
+    #: string (AES, the image ciphers); None when the key is a model learned from the images (PCA, K-Means)
+    secret_attribute: str | None = None
+
+    def check_shape(self, image_shape: tuple[int, ...]) -> None:
+        """Raise InvalidParameter if the method, with its parameters, cannot work on images of this shape
+        (one image's shape, e.g. ``(96, 96, 3)``): a batch asks before any work."""
+
+    def key_space_bits(self) -> float | None:
+        """log2 of the number of keys, or None where that is not a meaningful number (a fitted model)."""
+        return None
+
+    def comparable_encoding(self, X) -> np.ndarray:
+        """``encode(X)``, except that a randomized method fixes its randomness (a nonce) so that two keys can
+        be compared on the same input: used by the key-sensitivity measure only, never stored."""
+        return self.encode(X)
 
     def measured_payload(self, encoded_one: np.ndarray) -> tuple[np.ndarray, int | None]:
         """What the security measures work on for one image's encoding, and how many values it can take.

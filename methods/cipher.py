@@ -44,6 +44,7 @@ class ImageCipher(ImageCodec):
     _model_attributes = ("key_",)
     randomized = False  # the same image under the same key encrypts the same way: NPCR/UACI apply
     lossless = True
+    secret_attribute = "key_"
 
     def fit(self, X, y=None):
         X = check_images(X)
@@ -51,6 +52,9 @@ class ImageCipher(ImageCodec):
         self.key_ = np.frombuffer(os.urandom(SECRET_BITS // 8), dtype=np.uint8).copy()
         self.image_shape_ = X.shape[1:]
         return self
+
+    def check_shape(self, image_shape):
+        self._check_shape(tuple(image_shape))
 
     def key_space_bits(self) -> float:
         """log2 of the number of distinct keys for the fitted image shape: what the cipher's structure allows,
@@ -119,6 +123,25 @@ class ImageCipher(ImageCodec):
 
     def _decrypt(self, pixels: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+
+def inverse(permutation: np.ndarray) -> np.ndarray:
+    """The permutation that undoes ``permutation`` (``inverse(p)[p] == arange``)."""
+    undone = np.empty_like(permutation)
+    undone[permutation] = np.arange(permutation.size, dtype=permutation.dtype)
+    return undone
+
+
+def gather_and_mask(pixels: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each image's value ``i`` (row-major, channels last) taken from position ``source[i]``, XOR ``mask[i]``."""
+    flat = pixels.reshape(pixels.shape[0], -1)
+    return (flat[:, source] ^ mask).reshape(pixels.shape)
+
+
+def unmask_and_scatter(pixels: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`gather_and_mask`, given ``target = inverse(source)``."""
+    flat = pixels.reshape(pixels.shape[0], -1)
+    return (flat ^ mask)[:, target].reshape(pixels.shape)
 
 
 def check_block_size(block_size, image_shape: tuple[int, ...], method: str) -> int:

@@ -6,14 +6,23 @@ exact on 8-bit pixels and keep the image's shape; gray images have one channel, 
 """
 
 import itertools
+import math
 
 import numpy as np
 
-from .cipher import ImageCipher, check_block_size, from_blocks, log2_factorial, to_blocks
+from .cipher import (
+    ImageCipher,
+    check_block_size,
+    from_blocks,
+    gather_and_mask,
+    inverse,
+    log2_factorial,
+    to_blocks,
+    unmask_and_scatter,
+)
 
 #: the 6 orders of three colour channels; a key picks one per block (etc) or per pixel (pe)
 CHANNEL_ORDERS = np.array(list(itertools.permutations(range(3))), dtype=np.intp)
-CHANNEL_INVERSES = np.argsort(CHANNEL_ORDERS, axis=1)
 
 
 def _channels(image_shape: tuple[int, ...]) -> int:
@@ -137,41 +146,35 @@ class ETCCodec(ImageCipher):
         return log2_factorial(blocks) + blocks * (3 + 1 + colour)
 
     def _schedule(self):
+        """The four steps applied once to an image of positions: encryption is then one gather and one XOR
+        (negation is p XOR 255 on 8 bits), decryption the inverse gather."""
         blocks = self._blocks(self.image_shape_)
         rng = self.generator("etc")
         order = rng.permutation(blocks)
         symmetry = rng.integers(0, 8, blocks)
         negative = rng.integers(0, 2, blocks).astype(bool)
         channels = rng.integers(0, 6, blocks)
-        return order, symmetry, negative, channels
+        shape = tuple(self.image_shape_)
+        positions = to_blocks(np.arange(math.prod(shape), dtype=np.int64).reshape(1, *shape), self.block_size)
+        positions = positions[:, order]  # (1) block scrambling
+        for g in range(1, 8):  # (2) rotation and flip
+            chosen = symmetry == g
+            turned = np.rot90(positions[:, chosen], g % 4, axes=(2, 3))
+            positions[:, chosen] = turned[:, :, ::-1] if g >= 4 else turned
+        mask = np.zeros(positions.shape, dtype=np.uint8)
+        mask[:, negative] = 255  # (3) negative-positive transformation
+        if positions.shape[-1] == 3:  # (4) colour channel shuffling
+            positions = np.take_along_axis(positions, CHANNEL_ORDERS[channels][None, :, None, None, :], axis=4)
+        source = from_blocks(positions, shape).ravel()
+        return source, inverse(source), from_blocks(mask, shape).ravel()
 
     def _encrypt(self, pixels):
-        order, symmetry, negative, channels = self.schedule()
-        blocks = to_blocks(pixels, self.block_size)[:, order]
-        for g in range(1, 8):
-            chosen = symmetry == g
-            turned = np.rot90(blocks[:, chosen], g % 4, axes=(2, 3))
-            blocks[:, chosen] = turned[:, :, ::-1] if g >= 4 else turned
-        blocks[:, negative] = 255 - blocks[:, negative]
-        if blocks.shape[-1] == 3:
-            blocks = np.take_along_axis(blocks, CHANNEL_ORDERS[channels][None, :, None, None, :], axis=4)
-        return from_blocks(blocks, self.image_shape_)
+        source, _, mask = self.schedule()
+        return gather_and_mask(pixels, source, mask)
 
     def _decrypt(self, pixels):
-        order, symmetry, negative, channels = self.schedule()
-        blocks = to_blocks(pixels, self.block_size)
-        if blocks.shape[-1] == 3:
-            blocks = np.take_along_axis(blocks, CHANNEL_INVERSES[channels][None, :, None, None, :], axis=4)
-        else:
-            blocks = blocks.copy()
-        blocks[:, negative] = 255 - blocks[:, negative]
-        for g in range(1, 8):
-            chosen = symmetry == g
-            flipped = blocks[:, chosen][:, :, ::-1] if g >= 4 else blocks[:, chosen]
-            blocks[:, chosen] = np.rot90(flipped, -(g % 4), axes=(2, 3))
-        plain = np.empty_like(blocks)
-        plain[:, order] = blocks
-        return from_blocks(plain, self.image_shape_)
+        _, target, mask = self.schedule()
+        return unmask_and_scatter(pixels, target, mask)
 
 
 class PECodec(ImageCipher):
@@ -204,20 +207,20 @@ class PECodec(ImageCipher):
         return pixels * _channels(image_shape) + (pixels * np.log2(6) if len(image_shape) == 3 else 0.0)
 
     def _schedule(self):
+        """Both key maps as one gather (the channel orders) and one XOR (the negations)."""
         rng = self.generator("pe")
-        flips = np.where(rng.integers(0, 2, self.image_shape_).astype(bool), 255, 0).astype(np.uint8)
-        channels = rng.integers(0, 6, self.image_shape_[:2])
-        return flips, channels
+        shape = tuple(self.image_shape_)
+        mask = np.where(rng.integers(0, 2, shape).astype(bool), 255, 0).astype(np.uint8).ravel()
+        source = np.arange(math.prod(shape), dtype=np.int64)
+        if len(shape) == 3:
+            channels = rng.integers(0, 6, shape[:2]).ravel()
+            source = (source.reshape(-1, 3)[:, :1] + CHANNEL_ORDERS[channels]).ravel()
+        return source, inverse(source), mask
 
     def _encrypt(self, pixels):
-        flips, channels = self.schedule()
-        out = pixels ^ flips
-        if out.ndim == 4:
-            out = np.take_along_axis(out, CHANNEL_ORDERS[channels][None], axis=3)
-        return out
+        source, _, mask = self.schedule()
+        return gather_and_mask(pixels, source, mask)
 
     def _decrypt(self, pixels):
-        flips, channels = self.schedule()
-        if pixels.ndim == 4:
-            pixels = np.take_along_axis(pixels, CHANNEL_INVERSES[channels][None], axis=3)
-        return pixels ^ flips
+        _, target, mask = self.schedule()
+        return unmask_and_scatter(pixels, target, mask)

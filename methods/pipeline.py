@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .metrics import payload_cost, quality
+from .plugins import check_outputs
 from .preprocess import check_color, check_size, load_pixels, to_uint8
-from .registry import make_codec, method_classes
+from .registry import make_codec, method_class
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,16 @@ def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, imag
     when it is shared by ``images_per_model`` images; otherwise the codec's own model is serialised.
     """
     started = time.perf_counter()
-    encoded = codec.encode(pixels[None])[0]
+    stack = codec.encode(pixels[None])
+    if len(stack) != 1:
+        check_outputs(codec, pixels, stack, stack, method)
+    encoded = stack[0]
     payload = codec.encoded_to_bytes(encoded)
     encoded_at = time.perf_counter()
-    reconstruction = to_uint8(codec.decode(codec.encoded_from_bytes(payload)[None])[0])
+    decoded = codec.decode(codec.encoded_from_bytes(payload)[None])
     decoded_at = time.perf_counter()
+    check_outputs(codec, pixels, encoded[None], decoded, method)
+    reconstruction = to_uint8(decoded[0])
     own_model = codec.model_to_bytes() if model is None else None
     original = to_uint8(pixels)
     metrics = {
@@ -93,7 +99,7 @@ def decode_image(store, encoded_id: str) -> np.ndarray:
     """The reconstruction (uint8) of stored encoded image ``encoded_id``, from its stored model."""
     info, payload = store.get_encoded(encoded_id)
     method, params, model = store.get_model(info.model_id)
-    codec = method_classes()[method].from_model_bytes(params["codec"], model)
+    codec = method_class(method).from_model_bytes(params["codec"], model)
     return to_uint8(codec.decode(codec.encoded_from_bytes(payload)[None])[0])
 
 

@@ -1,4 +1,5 @@
-"""The methods by name, and how one knob ``k`` and a fit scope become a configured codec."""
+"""The methods by name (built-in, or plugins: :mod:`imgvault.methods.plugins`), and how one knob ``k`` and a
+fit scope become a configured codec. Built-in names are checked without importing scikit-learn."""
 
 from dataclasses import dataclass
 
@@ -21,9 +22,9 @@ KNOBS = {
     "pca": Knob("k", DEFAULT_K, "principal components"),
     "kmeans": Knob("k", DEFAULT_K, "clusters"),
     "gmm": Knob("k", DEFAULT_K, "mixture components"),
-    "le": Knob("block_size", 4, "block size M (M x M blocks)"),
-    "etc": Knob("block_size", 16, "block size M (M x M blocks)"),
-    "arnold": Knob("iterations", 10, "iterations of the cat map"),
+    "le": Knob("block_size", 4, "block side"),
+    "etc": Knob("block_size", 16, "block side"),
+    "arnold": Knob("iterations", 10, "cat-map iterations"),
 }
 
 METHOD_NAMES = ("pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold")
@@ -40,14 +41,44 @@ def method_classes() -> dict:
             "etc": ETCCodec, "pe": PECodec, "logistic": LogisticCodec, "arnold": ArnoldCodec}  # fmt: skip
 
 
+def available_methods() -> tuple[str, ...]:
+    """The built-in methods, then the installed plugins' names."""
+    from .plugins import plugin_entry_points
+
+    return METHOD_NAMES + tuple(sorted(set(plugin_entry_points()) - set(METHOD_NAMES)))
+
+
+def method_class(method: str) -> type:
+    """The codec class of ``method``: a built-in name, an installed plugin's name or a ``module:Class``."""
+    if method in METHOD_NAMES:
+        return method_classes()[method]
+    from .plugins import load_plugin
+
+    found = load_plugin(method)
+    if found is None:
+        raise InvalidParameter(f"unknown method {method!r}; the methods are: {', '.join(available_methods())}")
+    return found
+
+
 def knob(method: str) -> Knob | None:
     """What ``-k`` sets for ``method``, or None if the method takes no k."""
-    return KNOBS.get(method)
+    if method in METHOD_NAMES:
+        return KNOBS.get(method)
+    cls = method_class(method)
+    name = getattr(cls, "knob", None)
+    return None if name is None else Knob(name, cls().get_params()[name], f"{name} (a plugin's parameter)")
 
 
 def check_method(method: str) -> str:
-    if method not in METHOD_NAMES:
-        raise InvalidParameter(f"unknown method {method!r}; the methods are: {', '.join(METHOD_NAMES)}")
+    """``method`` if it names a built-in method or a plugin that loads and is a method; else an error."""
+    from .plugins import NAME_LIMIT
+
+    if method in METHOD_NAMES:
+        return method
+    if len(method) > NAME_LIMIT:
+        raise InvalidParameter(f"method {method!r} is {len(method)} characters; the store records at most "
+                               f"{NAME_LIMIT}: give the plugin a short entry-point name instead")  # fmt: skip
+    method_class(method)
     return method
 
 
@@ -62,8 +93,15 @@ def make_codec(method: str, *, k: int | None = None, fit: str = "image", random_
     check_method(method)
     if fit not in FIT_SCOPES:
         raise InvalidParameter(f"fit must be one of {', '.join(FIT_SCOPES)}, not {fit!r}")
-    cls = method_classes()[method]
+    cls = method_class(method)
     setting = knob(method)
+    if method not in METHOD_NAMES:  # a plugin: its knob and random_state, if it has them
+        params = {"random_state": random_state} if "random_state" in cls().get_params() else {}
+        if k is not None:
+            if setting is None:
+                raise InvalidParameter(f"{method} takes no k: it declares no knob")
+            params[setting.name] = k
+        return cls(**params)
     if setting is None:
         if k is not None:
             why = "it encrypts every pixel, losslessly" if method == "aes" else "its key is all it has"
@@ -75,3 +113,27 @@ def make_codec(method: str, *, k: int | None = None, fit: str = "image", random_
     if setting.name != "k":
         return cls(**{setting.name: k})
     return cls(k=k, random_state=random_state)
+
+
+def describe_methods() -> list[dict]:
+    """Every method (built-in, then the installed plugins) with its knob, declared properties and origin; a
+    plugin that does not load is listed with ``error`` instead."""
+    from imgvault.store.errors import PluginError
+
+    from .plugins import plugin_entry_points
+
+    points = plugin_entry_points()
+    rows = []
+    for name in available_methods():
+        row = {"method": name, "source": "built-in" if name in METHOD_NAMES else f"plugin {points[name].value}"}
+        try:
+            cls, setting = method_class(name), knob(name)
+        except PluginError as exc:
+            rows.append({**row, "error": str(exc)})
+            continue
+        rows.append({**row, "knob": None if setting is None else setting.name,
+                     "knob_default": None if setting is None else setting.default,
+                     "knob_meaning": None if setting is None else setting.meaning,
+                     "lossless": bool(cls.lossless), "randomized": bool(cls.randomized),
+                     "key": "fitted model" if cls.secret_attribute is None else "secret bit string"})  # fmt: skip
+    return rows

@@ -10,7 +10,8 @@ pca (rows)  the size x k score matrix, min-max scaled to 0-255, stretched to the
 pca (imgs)  the k scores of the image, min-max scaled, as k vertical bands across the width
 kmeans/gmm  the label map, labels scaled to 0-255 (label * 255 / (k - 1))
 aes         the ciphertext bytes (without nonce and tag) reshaped to the image's shape
-ciphers     the encrypted image itself (le, etc, pe, logistic, arnold: 8-bit images of the image's shape)
+ciphers     the encrypted image itself (le, etc, pe, logistic, arnold), an 8-bit image of the same shape
+plugins     the same if the payload is an 8-bit image; else its numbers min-max scaled, as a grid
 ==========  ================================================================================
 
 A figure puts side by side: original | encrypted | decrypted | error map (absolute error, x4).
@@ -50,8 +51,15 @@ def render_encoded(method: str, encoded_one: np.ndarray, image_shape: tuple[int,
         return np.asarray(encoded_one, dtype=np.uint8)[NONCE : NONCE + size].reshape(image_shape)
     elif np.asarray(encoded_one).dtype == np.uint8 and np.asarray(encoded_one).shape == tuple(image_shape):
         return np.asarray(encoded_one)  # an image cipher's output is an image
-    else:
-        raise ValueError(f"no rendering for method {method!r}")
+    else:  # a plugin's payload: its numbers min-max scaled, as a grid (stretched to the width) or as bands
+        values = np.asarray(encoded_one, dtype=np.float64)
+        if values.shape[:2] == tuple(image_shape[:2]):
+            values = values if values.ndim == 2 else values.reshape(height, width, -1).mean(axis=2)
+            pixels = _scale(values)
+        else:
+            matrix = values.reshape(values.shape[0], -1) if values.ndim >= 2 else values.reshape(1, -1)
+            rows = np.minimum((np.arange(height) * matrix.shape[0]) // height, matrix.shape[0] - 1)
+            pixels = _stretch_columns(_scale(matrix[rows]), width)
     return pixels if len(image_shape) == 2 else np.repeat(pixels[:, :, None], 3, axis=2)
 
 

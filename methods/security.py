@@ -9,7 +9,15 @@ method      payload measured                            levels  measures that ap
 pca         the scores (size x k, or k for collection)  real    adjacent correlations (on a size x k matrix only)
 kmeans/gmm  the label map, labels 0 .. k-1              k       all; entropy against log2(k), NPCR/UACI with F=k-1
 aes         the ciphertext bytes in the image's shape   256     all but NPCR/UACI (randomized: IND-CPA)
+ciphers     the encrypted image (le, etc, pe, ...)       256     all
 ==========  ==========================================  ======  =================================================
+
+Key sensitivity (:func:`key_sensitivity`) applies to methods whose key is a bit string (AES, the image
+ciphers, a plugin that names its ``secret_attribute``): one bit of the key flipped, the same image encoded
+again (AES with the same nonce), the share of payload values that differ (``key_sensitivity``, ideally
+(levels - 1) / levels, 0.996 for bytes) and, for byte payloads, of payload bits (``key_sensitivity_bits``,
+ideally 0.5). It is averaged over :data:`KEY_BITS_FLIPPED` bits spread over the key. For a key that is a
+model fitted to the images (PCA, K-Means, GMM) there is no key bit to flip: not applicable.
 
 Each measure that passes or fails is judged against its criterion at the payload's size
 (:mod:`imgvault.methods.criteria`), and gives a 0/1 ``<measure>_pass``. A measure that does not apply is
@@ -23,15 +31,20 @@ import numpy as np
 
 from .criteria import ALPHA, chi2_critical, criteria, entropy_interval, npcr_critical, uaci_interval
 
-__all__ = ["Security", "adjacent_correlations", "chi2", "chi2_critical", "entropy", "evaluate", "not_applicable",
-           "npcr_critical", "npcr_uaci", "uaci_interval"]  # fmt: skip
+__all__ = ["Security", "adjacent_correlations", "chi2", "chi2_critical", "entropy", "evaluate", "key_sensitivity",
+           "not_applicable", "npcr_critical", "npcr_uaci", "uaci_interval"]  # fmt: skip
 
 RANDOMIZED = "randomized encryption: IND-CPA, no diffusion test"
 REAL_VALUED = "real-valued scores: entropy, chi-square, NPCR and UACI are defined on discrete levels"
 NOT_A_GRID = "the payload is k numbers, not a grid: no adjacent pixels"
 NOT_AN_IMAGE = "the payload is not an image of the original's shape"
 ONE_LEVEL = "k=1: a payload with one level carries nothing to measure"
+NO_SECRET = (
+    "the key is a model fitted to the images, not a bit string: no key bit to flip (key_ssim compares "
+    "with another fitted model instead)"
+)
 CHANNELS = "rgb"
+KEY_BITS_FLIPPED = 4
 
 
 def entropy(values: np.ndarray, levels: int = 256) -> float:
@@ -83,6 +96,42 @@ def one_level_change(pixels: np.ndarray) -> np.ndarray:
     return changed
 
 
+def flipped_key(codec, bit: int):
+    """A copy of the fitted ``codec`` whose secret differs from its own in key bit ``bit`` alone."""
+    import copy
+
+    twin = copy.copy(codec)
+    key = np.array(getattr(codec, codec.secret_attribute), dtype=np.uint8, copy=True)
+    key.reshape(-1)[bit // 8] ^= np.uint8(1 << (bit % 8))
+    setattr(twin, codec.secret_attribute, key)
+    return twin
+
+
+def key_sensitivity(codec, pixels: np.ndarray) -> dict[str, float]:
+    """How much of the payload of ``pixels`` (one image, floats in [0, 1]) changes when one key bit changes.
+
+    ``key_sensitivity``: share of payload values that differ; ``key_sensitivity_bits`` (byte payloads):
+    share of payload bits; both the mean over :data:`KEY_BITS_FLIPPED` bits spread over the key (its first
+    and last bit among them). Empty if the codec has no secret bit string (see :data:`NO_SECRET`).
+    """
+    if codec.secret_attribute is None:
+        return {}
+    values, levels = codec.measured_payload(codec.comparable_encoding(pixels[None])[0])
+    key_bits = np.asarray(getattr(codec, codec.secret_attribute)).size * 8
+    changed, bits = [], []
+    for bit in np.linspace(0, key_bits - 1, KEY_BITS_FLIPPED).round().astype(int):
+        twin = flipped_key(codec, int(bit))
+        other, _ = twin.measured_payload(twin.comparable_encoding(pixels[None])[0])
+        changed.append(float(np.mean(np.asarray(values) != np.asarray(other))))
+        if levels == 256:
+            xor = np.asarray(values, dtype=np.uint8) ^ np.asarray(other, dtype=np.uint8)
+            bits.append(float(np.unpackbits(xor).mean()))
+    out = {"key_sensitivity": float(np.mean(changed))}
+    if bits:
+        out["key_sensitivity_bits"] = float(np.mean(bits))
+    return out
+
+
 def not_applicable(codec, encoded_one: np.ndarray) -> dict[str, str]:
     """The measures that do not apply to ``codec``'s payloads, each with the reason shown for it."""
     values, levels = codec.measured_payload(encoded_one)
@@ -97,6 +146,8 @@ def not_applicable(codec, encoded_one: np.ndarray) -> dict[str, str]:
         out.update(dict.fromkeys(("corr_h", "corr_v", "corr_d"), NOT_A_GRID))
     if levels is None or values.shape[:2] != tuple(codec.image_shape_[:2]):
         out["visual_ssim"] = NOT_AN_IMAGE
+    if codec.secret_attribute is None:
+        out["key_sensitivity"] = NO_SECRET
     return out
 
 
@@ -150,6 +201,11 @@ def evaluate(codec, pixels: np.ndarray, encoded_one: np.ndarray, original: np.nd
         if picture.ndim < original.ndim:
             picture = np.repeat(picture[..., None], original.shape[-1], axis=-1)
         metrics["visual_ssim"] = ssim(original, picture)
+    if "key_sensitivity" not in skip:
+        metrics.update(key_sensitivity(codec, pixels))
+    bits = codec.key_space_bits()
+    if bits is not None:
+        metrics["key_space_bits"] = float(bits)
     found = criteria(values.size, levels, alpha) if levels is not None and levels >= 2 else {}
     return Security(metrics, skip, found)
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "ImageNotFound": "errors",
     "EncodedNotFound": "errors",
     "InvalidParameter": "errors",
+    "PluginError": "errors",
     "EncodedInfo": "records",
     "ImgVaultError": "errors",
     "IntegrityError": "errors",

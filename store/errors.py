@@ -49,6 +49,10 @@ class InvalidParameter(ImgVaultError, ValueError):
     """
 
 
+class PluginError(ImgVaultError):
+    """A method plugin does not load, or breaks the method contract; the message names the plugin and what."""
+
+
 class InvalidMetadata(ImgVaultError, ValueError):
     """User metadata the store does not accept (too large, or not JSON text)."""
 

@@ -5,7 +5,7 @@ import pytest
 import skimage.data
 
 from imgvault.methods import ArnoldCodec, ETCCodec, LECodec, LogisticCodec, PECodec, make_codec
-from imgvault.methods.security import npcr_uaci, one_level_change
+from imgvault.methods.security import flipped_key, key_sensitivity, not_applicable, npcr_uaci, one_level_change
 from imgvault.store import IntegrityError, InvalidParameter
 
 CIPHERS = ["le", "etc", "pe", "logistic", "arnold"]
@@ -47,7 +47,8 @@ def test_another_key_does_not_decrypt_to_the_original(method):
     mine, other = make_codec(method).fit(X), make_codec(method).fit(X)
     assert not np.array_equal(mine.key_, other.key_)  # drawn from the OS: every fit a new key
     guess = other.decode(mine.encode(X))
-    assert np.mean(guess != X) > 0.5
+    # pe's wrong key still gets about half the values right (each negation bit is a coin toss), the others more.
+    assert np.mean(guess != X) > 0.4
 
 
 @pytest.mark.parametrize("method", CIPHERS)
@@ -166,3 +167,44 @@ def test_diffusion_logistic_changes_almost_every_pixel_for_one_grey_level_permut
     assert npcr > 99.5 and 33.0 < uaci < 34.0  # Wu et al.'s ideal: 99.61 %, 33.46 %
     for method in ("le", "etc", "pe", "arnold"):
         assert results[method][0] < 0.01  # one of 12,288 values changes: no diffusion at all
+
+
+# -- key sensitivity -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["aes", "logistic"])
+def test_one_key_bit_changes_every_byte_and_half_the_bits_of_a_strong_cipher(method):
+    X = image("rgb")
+    found = key_sensitivity(make_codec(method).fit(X[None]), X)
+    assert found["key_sensitivity"] == pytest.approx(255 / 256, abs=0.003)
+    assert found["key_sensitivity_bits"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_a_permutation_ciphers_key_sensitivity_is_the_images_not_the_keys():
+    # Moving pixels of a flat image changes nothing, whatever the key: the measure depends on the content.
+    flat = np.full((64, 64), 0.5)
+    assert key_sensitivity(ArnoldCodec().fit(flat[None]), flat)["key_sensitivity"] == 0
+    # On a photograph a new key moves most pixels to where another value was: high, yet the cipher falls to
+    # a chosen-plaintext attack (the permutation is recovered from a few images), so this measure cannot rank it.
+    X = image("gray")
+    assert key_sensitivity(ArnoldCodec().fit(X[None]), X)["key_sensitivity"] > 0.9
+
+
+def test_key_sensitivity_does_not_apply_to_a_key_that_is_a_fitted_model():
+    X = image("gray")
+    codec = make_codec("kmeans", k=4).fit(X[None])
+    assert key_sensitivity(codec, X) == {}
+    assert "no key bit to flip" in not_applicable(codec, codec.encode(X[None])[0])["key_sensitivity"]
+
+
+def test_flipping_a_key_bit_changes_that_bit_alone():
+    codec = LogisticCodec().fit(image("gray")[None])
+    twin = flipped_key(codec, 255)
+    assert np.unpackbits(codec.key_ ^ twin.key_).sum() == 1 and twin.key_[31] ^ codec.key_[31] == 128
+
+
+def test_a_batch_refuses_a_block_size_that_does_not_divide_the_size_before_any_work(store):
+    from imgvault.tracker.runner import BatchConfig, run_batch
+
+    with pytest.raises(InvalidParameter, match="etc: block size 16 does not divide the 100x100 image"):
+        run_batch(store, "nothing-yet", BatchConfig(methods=("pca", "etc"), size=100))

@@ -13,7 +13,21 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import estimator_checks
 
-from imgvault.methods import AESCodec, GMMCodec, KMeansCodec, PCACodec, load_pixels, make_codec, quality, to_uint8
+from imgvault.methods import (
+    AESCodec,
+    ArnoldCodec,
+    ETCCodec,
+    GMMCodec,
+    KMeansCodec,
+    LECodec,
+    LogisticCodec,
+    PCACodec,
+    PECodec,
+    load_pixels,
+    make_codec,
+    quality,
+    to_uint8,
+)
 from imgvault.methods.payload import arrays_to_bytes, bytes_to_arrays, pack_labels, unpack_labels
 from imgvault.store import IntegrityError, InvalidParameter
 
@@ -34,7 +48,12 @@ def pixels(data=ASTRONAUT, color="gray", size=64):
     return load_pixels(data, size=size, color=color)[None]
 
 
-ALL = ["pca", "kmeans", "gmm", "aes"]
+ALL = ["pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold"]
+LEARNED = ("pca", "kmeans", "gmm")  # k is what they learn; the others' knob, if any, keeps its default here
+
+
+def knob(method: str, k: int):
+    return k if method in LEARNED else None
 
 
 # -- preprocessing -------------------------------------------------------------------------------------
@@ -85,7 +104,7 @@ def test_bad_size_and_color_are_clear_errors():
 @pytest.mark.parametrize("method", ALL)
 def test_every_method_round_trips_a_real_image(method, color):
     X = pixels(COFFEE, color)
-    codec = make_codec(method, k=None if method == "aes" else 8).fit(X)
+    codec = make_codec(method, k=knob(method, 8)).fit(X)
     reconstruction = codec.decode(codec.encode(X))
     assert reconstruction.shape == X.shape
     assert reconstruction.min() >= 0 and reconstruction.max() <= 1
@@ -169,7 +188,8 @@ def test_a_collection_palette_and_a_collection_key_serve_every_image():
 # -- the estimator contract --------------------------------------------------------------------------
 
 
-ESTIMATORS = [PCACodec(), KMeansCodec(), GMMCodec(), AESCodec()]
+ESTIMATORS = [PCACodec(), KMeansCodec(), GMMCodec(), AESCodec(), LECodec(), ETCCodec(), PECodec(), LogisticCodec(),
+              ArnoldCodec()]  # fmt: skip
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
@@ -300,7 +320,7 @@ def test_label_packing_round_trips_with_ceil_log2_k_bits(k, data):
 @pytest.mark.parametrize("method", ALL)
 def test_a_model_reloaded_from_its_bytes_decodes_and_encodes_identically(method):
     X = pixels(COFFEE, "rgb", size=32)
-    codec = make_codec(method, k=None if method == "aes" else 6).fit(X)
+    codec = make_codec(method, k=knob(method, 6)).fit(X)
     encoded = codec.encode(X)
     reloaded = type(codec).from_model_bytes(codec.get_params(), codec.model_to_bytes())
     payload = codec.encoded_to_bytes(encoded[0])

@@ -6,12 +6,12 @@ from .threat import attack_cells
 from .tracking import open_client
 
 #: the keys of a row (and of ``imgvault compare --json``), besides collection, method, k, fit, size, color,
-#: n_images, run_id, attack_model, criteria, not_applicable, attacks (the threat matrix's cells: see
-#: :func:`imgvault.tracker.threat.attack_cells`), key_space_bits and key_sensitivity; all are means over
-#: the run's images
+#: n_images, run_id, attack_model, criteria, not_applicable and attacks (the threat matrix's cells: see
+#: :func:`imgvault.tracker.threat.attack_cells`); all are means over the run's images
 COLUMNS = ("mse", "psnr", "ssim", "bpp", "exact_fraction", "failed_images")
 SECURITY_COLUMNS = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
-                    "entropy_pass_rate", "chi2_pass_rate", "npcr_pass_rate", "uaci_pass_rate")  # fmt: skip
+                    "key_sensitivity", "key_sensitivity_bits", "key_space_bits", "entropy_pass_rate", "chi2_pass_rate",
+                    "npcr_pass_rate", "uaci_pass_rate")  # fmt: skip
 ATTACK_COLUMNS = ("attack_ssim", "attack_baseline_ssim", "attack_key_holder_ssim", "attack_psnr_vs_key_holder",
                   "attack_gain", "attack_gain_ci_low", "attack_gain_ci_high", "attack_gap", "attack_gap_ci_low",
                   "attack_gap_ci_high", "attack_splits", "attack_test_images")  # fmt: skip
@@ -67,8 +67,6 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
         metrics = run.data.metrics
         row.update({name: metrics.get(name) for name in COLUMNS + SECURITY_COLUMNS + ATTACK_COLUMNS})
         row["attack_model"] = tags.get("imgvault.attack_model")
-        row["key_space_bits"] = metrics.get("key_space_bits")
-        row["key_sensitivity"] = metrics.get("key_sensitivity")
         # What a random payload of this run's size scores (n, levels, entropy_expected, npcr_critical, ...).
         row["criteria"] = {k[len(CRITERION) :]: v for k, v in metrics.items() if k.startswith(CRITERION)}
         row["not_applicable"] = {k[len(NOT_APPLICABLE) :]: v for k, v in tags.items() if k.startswith(NOT_APPLICABLE)}

@@ -26,7 +26,8 @@ from imgvault.store.version import imgvault_version
 
 from .tracking import experiment_id, open_client, tracking_uri
 
-SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim")
+SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
+            "key_sensitivity", "key_sensitivity_bits", "key_space_bits")  # fmt: skip
 QUALITY = ("mse", "psnr", "ssim", "bpp")
 COSTS = ("bpp_with_model", "compression_ratio", "encode_seconds", "decode_seconds", "fit_seconds")
 PASSED = ("entropy_pass", "chi2_pass", "npcr_pass", "uaci_pass")
@@ -156,6 +157,9 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     size, color = check_size(config.size), check_color(config.color)
     if config.fit not in ("image", "collection"):
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
+    shape = (size, size) if color == "gray" else (size, size, 3)
+    for method, k in config.configurations():  # a block size that does not divide the size: before any work
+        make_codec(method, k=k, fit=config.fit, random_state=config.random_state).check_shape(shape)
     client = open_client(store.settings.home, store)  # before any work: a dead tracking store fails fast
     images = list(store.images(collection))
     if not images:
@@ -284,7 +288,6 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     not_applicable = results[ok[0]][0].not_applicable if ok else {}
     if ok:
         summary.update({f"criterion/{name}": value for name, value in results[ok[0]][0].criteria.items()})
-        summary.update(_key_space(method, model_params, shared_model or results[ok[0]][0].model))
     if config.attack and len(ok) >= 10:
         attacked, attacks_not_applicable = _attack(results, pixels, ok, method, k, config, model_params)
         summary.update(attacked)
@@ -359,14 +362,6 @@ def _threat_attacks(subset, keys, codec, config) -> tuple[dict, dict]:
     return run_attacks(subset, keys, codec, config.fit, seed=config.random_state)
 
 
-def _key_space(method, model_params, model: bytes) -> dict:
-    """``key_space_bits`` of a method that states it (the ciphers: ``key_space_bits()``), for the threat matrix."""
-    from imgvault.methods.registry import method_classes
-
-    codec = method_classes()[method].from_model_bytes(model_params, model)
-    return {"key_space_bits": codec.key_space_bits()} if hasattr(codec, "key_space_bits") else {}
-
-
 def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
     """``key_ssim`` of every image: SSIM of the original against its decoding with a wrong key.
 
@@ -375,7 +370,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
     that it is another key even for a fit that does not depend on its seed.
     """
     from imgvault.methods.metrics import quality
-    from imgvault.methods.registry import method_classes
+    from imgvault.methods.registry import method_class
 
     ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
     if len(ok) < 2:
@@ -391,7 +386,7 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
                 return  # k above half the collection: no disjoint model to compare with
             wrong_for.update(dict.fromkeys(mine.tolist(), wrong))
     else:
-        cls = method_classes()[method]
+        cls = method_class(method)
         following = ok[1:] + ok[:1]
         wrong_for = {i: cls.from_model_bytes(model_params, results[j][0].model) for i, j in zip(ok, following,
                                                                                              strict=True)}  # fmt: skip

@@ -55,8 +55,11 @@ def _extra(name: str, cell: dict | None) -> str:
     return f"{cell[figure]:.0%} {label}"
 
 
-def _number(value, digits: int) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _number(row: dict, name: str, digits: int) -> str:
+    value = row.get(name)
+    if value is None:
+        return "n/a" if name in (row.get("not_applicable") or {}) else "-"
+    return f"{value:.{digits}f}"
 
 
 def matrix_rows(rows: list[dict]) -> list[dict]:
@@ -69,8 +72,8 @@ def matrix_rows(rows: list[dict]) -> list[dict]:
             continue
         label = row["method"] + ("" if row.get("k") is None else f" k={row['k']}")
         out.append({"collection": row["collection"], "method": label, "fit": row["fit"],
-                    "key_space_bits": _number(row.get("key_space_bits"), 0),
-                    "key_sensitivity": _number(row.get("key_sensitivity"), 3),
+                    "key_space_bits": _number(row, "key_space_bits", 0),
+                    "key_sensitivity": _number(row, "key_sensitivity", 3),
                     **{name: cell_text(cells.get(name)) for name in ATTACK_NAMES},
                     **{f"{name}_extra": _extra(name, cells.get(name)) for name in ATTACK_NAMES}})  # fmt: skip
     return out

@@ -119,7 +119,7 @@ def image_encodings(request: Request, caller: Reader, image_id: ImageId) -> dict
 
 
 class EncodeRequest(BaseModel):
-    method: Literal["pca", "kmeans", "gmm", "aes"]
+    method: Literal["pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold"]
     k: int | None = Field(None, ge=1, le=256, description="Components (pca) or clusters (kmeans, gmm); none for aes")
     size: int = Field(100, ge=8, le=MAX_ENCODE_SIZE, description="Side of the square the image is resized to")
     colour: Literal["gray", "rgb"] = Field("gray", validation_alias=AliasChoices("colour", "color"))

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from imgvault.methods.registry import METHOD_NAMES
+from imgvault.methods.registry import KNOBS, METHOD_NAMES
 from imgvault.store.errors import CollectionNotFound
 from imgvault.store.names import check_collection_name
 from imgvault.store.tokens import check_token
@@ -144,7 +144,7 @@ async def encode_form(request: Request, caller: Viewer, image_id: ImageId) -> Re
     caller.require_write()
     method, color = form.get("method", ""), form.get("color", "gray")
     try:
-        k = int(form["k"]) if form.get("k", "").strip() and method != "aes" else None
+        k = int(form["k"]) if form.get("k", "").strip() and method in KNOBS else None  # no knob: no k
         size = int(form.get("size") or 100)
     except ValueError:
         raise BodyError(422, "k and size are whole numbers") from None

@@ -71,7 +71,7 @@ def encoding_panel(store, encoded_id: str, panel: str) -> np.ndarray:
     """
     from imgvault.methods.pipeline import decode_image
     from imgvault.methods.preprocess import load_pixels, to_uint8
-    from imgvault.methods.registry import method_classes
+    from imgvault.methods.registry import method_class
     from imgvault.methods.render import render_encoded
 
     if panel not in PANELS:
@@ -86,5 +86,5 @@ def encoding_panel(store, encoded_id: str, panel: str) -> np.ndarray:
         reconstruction = decode_image(store, encoded_id)
         return np.clip(np.abs(original.astype(np.int16) - reconstruction.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
     method, params, model = store.get_model(info.model_id)
-    codec = method_classes()[method].from_model_bytes(params["codec"], model)
+    codec = method_class(method).from_model_bytes(params["codec"], model)
     return render_encoded(method, codec.encoded_from_bytes(payload), original.shape)
