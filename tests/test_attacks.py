@@ -181,3 +181,8 @@ def test_run_attack_logs_each_attack_and_compare_shows_the_threat_matrix(tiles_s
     assert attacks["jigsaw"] == {"not_applicable": rows[0]["not_applicable"]["attack/jigsaw"]}
     assert attacks["inversion"]["gain_ci_low"] <= attacks["inversion"]["gain"] <= attacks["inversion"]["gain_ci_high"]
     assert rows[0]["key_space_bits"] > 0
+    report = tiles_store.settings.home / "tiles.html"
+    assert runner.invoke(cli, ["report", "-c", "tiles", "-o", str(report)]).exit_code == 0
+    page = report.read_text()
+    assert "<h3>Threat matrix</h3>" in page and "100% recovered" in page
+    assert "jigsaw: jigsaw needs a cipher that scrambles blocks" in page
