@@ -95,11 +95,14 @@ class BlockInversion:
     def __init__(self, block_size: int):
         self.block_size = block_size
 
-    def _fit_form(self, X: np.ndarray, Y: np.ndarray, form: str, alpha: float) -> np.ndarray:
+    @staticmethod
+    def _normal(X: np.ndarray, Y: np.ndarray, form: str) -> tuple[np.ndarray, np.ndarray]:
+        """The normal equations' ``X'X`` and ``X'Y`` (per position for the per-position forms): sums over
+        images, so that those of two sets of images add up."""
         if form.startswith("shared"):
-            flat, targets = X.reshape(-1, X.shape[-1]), Y.reshape(-1, Y.shape[-1])
-            return _solve(flat.T @ flat, flat.T @ targets, alpha)
-        return _solve(np.einsum("npf,npg->pfg", X, X), np.einsum("npf,npv->pfv", X, Y), alpha)
+            flat, targets = X.reshape(-1, X.shape[-1]).astype(np.float32), Y.reshape(-1, Y.shape[-1])
+            return (flat.T @ flat).astype(np.float64), flat.T.astype(np.float64) @ targets
+        return np.einsum("npf,npg->pfg", X, X), np.einsum("npf,npv->pfv", X, Y)
 
     @staticmethod
     def _apply(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -114,13 +117,14 @@ class BlockInversion:
         best = None
         for form in forms(blocks.shape[-1]):
             X = _features(blocks, form)
+            kept_normal, held_normal = self._normal(X[kept], Y[kept], form), self._normal(X[held], Y[held], form)
             for alpha in ALPHAS:
-                weights = self._fit_form(X[kept], Y[kept], form, alpha)
+                weights = _solve(*kept_normal, alpha)
                 error = float(np.mean((self._apply(X[held], weights) - Y[held]) ** 2))
                 if best is None or error < best[0]:
-                    best = (error, form, alpha)
-        _, self.form_, self.alpha_ = best
-        self.weights_ = self._fit_form(_features(blocks, self.form_), Y, self.form_, self.alpha_)
+                    best = (error, form, alpha, [a + b for a, b in zip(kept_normal, held_normal, strict=True)])
+        _, self.form_, self.alpha_, normal = best
+        self.weights_ = _solve(*normal, self.alpha_)
         self.fill_ = np.rint(plain.astype(np.float64).mean(axis=0)).astype(np.uint8)
         return self
 
