@@ -134,6 +134,7 @@ def main() -> None:
         for figure in ("gain", "blocks_in_place", "recovered_fraction"):
             if figure in outcome:
                 figures[f"{name}_{figure}"] = round(float(outcome[figure]), 3)
+        print(f"{name}: {seconds:.1f} s", file=sys.stderr, flush=True)  # progress: the figures come at the end
     print_figures(figures, args.json)
 
 
