@@ -159,13 +159,15 @@ def solve(cipher: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _canonical(blocks: np.ndarray) -> np.ndarray:
-    """One id per block, the same for two blocks that one of the cipher's block transforms maps together."""
-    variants = _variants(blocks)
-    ids = []
-    for one in variants:
-        forms = [v[..., list(order)] for v in one for order in _channel_orders(blocks.shape[-1])]
-        ids.append(min(hash(np.ascontiguousarray(f).tobytes()) for f in forms))
-    return np.array(ids)
+    """One id per block, the same for two blocks that one of the cipher's block transforms maps together:
+    the smallest of a random linear hash (mod 2^64) over the block's 16 variants and channel orders."""
+    variants = _variants(blocks)  # (N, 16, M, M, C)
+    forms = np.stack([variants[..., list(order)] for order in _channel_orders(blocks.shape[-1])], axis=2)
+    forms = forms.reshape(len(blocks), -1, forms[0, 0, 0].size).astype(np.uint64)
+    weights = np.random.default_rng(0).integers(1, 2**63, forms.shape[-1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        hashes = (forms * weights).sum(axis=-1, dtype=np.uint64)
+    return hashes.min(axis=1)
 
 
 def _symmetries(image: np.ndarray, grid: np.ndarray):
