@@ -77,10 +77,14 @@ class LogisticCodec(ImageCipher):
         orders, stream = self.schedule()
         values = pixels.reshape(pixels.shape[0], -1)
         for order, (mask, forward, backward) in zip(orders, stream, strict=True):
-            values = values[:, order] ^ mask
-            values = np.cumsum(values + forward, axis=1, dtype=np.uint8)
-            values = np.cumsum((values + backward)[:, ::-1], axis=1, dtype=np.uint8)[:, ::-1]
-        return np.ascontiguousarray(values).reshape(pixels.shape)
+            values = values[:, order]
+            values ^= mask
+            values += forward
+            np.cumsum(values, axis=1, dtype=np.uint8, out=values)  # mod 256, in place
+            values += backward
+            backwards = values[:, ::-1]
+            np.cumsum(backwards, axis=1, dtype=np.uint8, out=backwards)
+        return values.reshape(pixels.shape)
 
     def _decrypt(self, pixels):
         orders, stream = self.schedule()

@@ -21,6 +21,7 @@ The contract (checked when the plugin loads, and on every image it encodes):
   the key sensitivity), ``key_space_bits()``, and ``knob`` (the parameter ``-k`` sets, or None).
 """
 
+import functools
 import importlib
 import inspect
 from importlib.metadata import EntryPoint, entry_points
@@ -49,6 +50,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+@functools.cache  # once per process: a batch makes a codec per image, and scanning entry points takes ms
 def load_plugin(method: str) -> type | None:
     """The codec class of plugin ``method`` (an entry point's name or a reference), checked; None if no
     plugin has that name. Raises :class:`PluginError` if it does not load or is not a method."""

@@ -163,8 +163,10 @@ def test_diffusion_logistic_changes_almost_every_pixel_for_one_grey_level_permut
     for method in CIPHERS:
         codec = make_codec(method).fit(X[None])
         results[method] = npcr_uaci(codec.encode(X[None])[0], codec.encode(one_level_change(X)[None])[0])
-    npcr, uaci = results["logistic"]
-    assert npcr > 99.5 and 33.0 < uaci < 34.0  # Wu et al.'s ideal: 99.61 %, 33.46 %
+    # Over five keys (one 64x64 RGB image's NPCR has an sd of 0.06 points): Wu et al.'s ideal, 99.61 %, 33.46 %.
+    keys = [make_codec("logistic").fit(X[None]) for _ in range(5)]
+    npcr, uaci = np.mean([npcr_uaci(c.encode(X[None])[0], c.encode(one_level_change(X)[None])[0]) for c in keys], 0)
+    assert 99.52 < npcr < 99.70 and 33.05 < uaci < 33.85  # each bound about 4 sd of the mean away
     for method in ("le", "etc", "pe", "arnold"):
         assert results[method][0] < 0.01  # one of 12,288 values changes: no diffusion at all
 
@@ -187,7 +189,7 @@ def test_a_permutation_ciphers_key_sensitivity_is_the_images_not_the_keys():
     # On a photograph a new key moves most pixels to where another value was: high, yet the cipher falls to
     # a chosen-plaintext attack (the permutation is recovered from a few images), so this measure cannot rank it.
     X = image("gray")
-    assert key_sensitivity(ArnoldCodec().fit(X[None]), X)["key_sensitivity"] > 0.9
+    assert key_sensitivity(ArnoldCodec().fit(X[None]), X)["key_sensitivity"] > 0.7  # 0.98 unless a, b recur
 
 
 def test_key_sensitivity_does_not_apply_to_a_key_that_is_a_fitted_model():

@@ -16,6 +16,7 @@ from PIL import Image
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, make_codec
 from imgvault.methods.pipeline import measure
+from imgvault.methods.plugins import load_plugin
 from imgvault.methods.registry import available_methods, check_method, method_class
 from imgvault.store import InvalidParameter, PluginError
 
@@ -38,7 +39,9 @@ def plugin(tmp_path, monkeypatch):
     )  # fmt: skip
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
+    load_plugin.cache_clear()
     yield "imgvault_xor_plugin"
+    load_plugin.cache_clear()
     for name in [m for m in sys.modules if m.startswith("imgvault_xor_plugin")]:
         monkeypatch.delitem(sys.modules, name)
 
