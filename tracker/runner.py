@@ -319,13 +319,13 @@ def _attack(results, pixels, ok, method, k, config, model_params) -> tuple[dict,
     with ``--fit image`` every image keeps its own model. Nothing if the model cannot be fitted on a
     training part (k above its size).
     """
-    from imgvault.methods.registry import method_classes
+    from imgvault.methods.registry import method_class
 
     originals = [results[i][0].original for i in ok]
     subset = pixels[ok]
     if config.fit == "image":
         fixed = [results[i][0].encoded for i in ok], [results[i][0].reconstruction for i in ok]
-        cls = method_classes()[method]
+        cls = method_class(method)
         codecs = [cls.from_model_bytes(model_params, results[i][0].model) for i in ok]
 
         def keys(train):
