@@ -104,7 +104,7 @@ def print_threat_matrix(rows: list[dict], width: int) -> None:
         return r[name] + (f" {r[name + '_extra']}" if r[name + "_extra"] else "")
 
     plain_table(
-        [("COLLECTION", width), ("METHOD", 10), ("FIT", 10), ("KEY_BITS", 8), ("KEY_SENS", 8),
+        [("COLLECTION", width), ("METHOD", 12), ("FIT", 10), ("KEY_BITS", 8), ("KEY_SENS", 8),
          ("INVERSION", 24), ("INVERSION_BLOCKS", 24), ("JIGSAW", 38), ("PERMUTATION", 0)],
         ((r["collection"], r["method"], r["fit"], r["key_space_bits"], r["key_sensitivity"],
           *(cell(r, name) for name in ATTACK_NAMES)) for r in matrix),
