@@ -76,10 +76,38 @@ def print_security(rows: list[dict], width: int) -> None:
             ((*head(r), _value(r, "attack_ssim"), _value(r, "attack_key_holder_ssim"),
               _value(r, "attack_baseline_ssim"), _gain(r), r.get("attack_model") or "-") for r in attacked),
         )  # fmt: skip
+    print_threat_matrix(rows, width)
     reasons = sorted({(r["method"], r["fit"], name, why) for r in rows
-                      for name, why in r.get("not_applicable", {}).items()})  # fmt: skip
+                      for name, why in r.get("not_applicable", {}).items()
+                      if not name.startswith("attack/")})  # fmt: skip
     by_reason: dict[tuple[str, str, str], list[str]] = {}
     for method, fit, name, why in reasons:
         by_reason.setdefault((method, fit, why), []).append(name)
     for (method, fit, why), names in by_reason.items():
         click.echo(f"n/a: {method} ({fit} fit) {', '.join(names)}: {why}")
+
+
+def print_threat_matrix(rows: list[dict], width: int) -> None:
+    """Rows method and key mode, columns the attacks: the SSIM gain over the mean image with its 95 % interval
+    (and for jigsaw and permutation the share of blocks or positions recovered); then why each n/a is one."""
+    from imgvault.tracker.threat import ATTACK_NAMES, HOLDS, matrix_rows, reasons
+
+    matrix = matrix_rows(rows)
+    if not matrix:
+        return
+    click.echo()
+    click.echo("Threat matrix (SSIM gain over the mean image on held-out images, 95 % CI; n/a: does not apply)")
+    for name in ATTACK_NAMES:
+        click.echo(f"  {name}: {HOLDS[name]}")
+
+    def cell(r, name):
+        return r[name] + (f" {r[name + '_extra']}" if r[name + "_extra"] else "")
+
+    plain_table(
+        [("COLLECTION", width), ("METHOD", 12), ("FIT", 10), ("KEY_BITS", 8), ("KEY_SENS", 8),
+         ("INVERSION", 24), ("INVERSION_BLOCKS", 24), ("JIGSAW", 38), ("PERMUTATION", 0)],
+        ((r["collection"], r["method"], r["fit"], r["key_space_bits"], r["key_sensitivity"],
+          *(cell(r, name) for name in ATTACK_NAMES)) for r in matrix),
+    )  # fmt: skip
+    for line in reasons(rows):
+        click.echo(line)

@@ -53,7 +53,9 @@ def _psnr(metrics: dict) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="random_state of the methods.")
 @click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
               help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
-@click.option("--attack", is_flag=True, help="Also run the learning attack (needs at least 10 images).")
+@click.option("--attack", is_flag=True,
+              help="Also run every attack that applies to each method: the threat matrix (needs at least 10 "
+                   "images).")  # fmt: skip
 @click.option("--plaintext-figures", is_flag=True,
               help="Log the per-image figures (which show the images) even to an MLflow artifact store that "
                    "does not seal them; a warning says where they go.")  # fmt: skip

@@ -70,7 +70,7 @@ def _name(model) -> str:
     return {"Ridge": "ridge", "KNeighborsRegressor": "knn", "MLPRegressor": "mlp"}[type(model).__name__]
 
 
-def _interval(values: list[float], n_train: int, n_test: int) -> tuple[float, float, float]:
+def interval(values: list[float], n_train: int, n_test: int) -> tuple[float, float, float]:
     """Mean and corrected 95 % confidence interval of one quantity over the splits."""
     from scipy.stats import t
 
@@ -125,8 +125,8 @@ def learning_attack(originals: list[np.ndarray], encodings: Encodings, *, splits
         per_split["psnr"].append(float(np.mean(finite)) if finite else float("nan"))
     n_test = math.ceil(TEST_FRACTION * len(Y))
     n_train = len(Y) - n_test
-    gain = _interval([a - b for a, b in zip(per_split["ssim"], per_split["baseline"], strict=True)], n_train, n_test)
-    gap = _interval([k - a for k, a in zip(per_split["key_holder"], per_split["ssim"], strict=True)], n_train,
+    gain = interval([a - b for a, b in zip(per_split["ssim"], per_split["baseline"], strict=True)], n_train, n_test)
+    gap = interval([k - a for k, a in zip(per_split["key_holder"], per_split["ssim"], strict=True)], n_train,
                     n_test)  # fmt: skip
     psnr = [p for p in per_split["psnr"] if np.isfinite(p)]
     return {

@@ -50,6 +50,15 @@ class ImageCodec(BaseEstimator):
     #: True if encoding the same image twice with the same model gives different outputs (a fresh nonce):
     #: then no diffusion test (NPCR, UACI) applies, since two encodings differ whatever the input.
     randomized: bool = False
+    #: The side M of the square blocks a block-based cipher works on (each MxM block transformed as a unit;
+    #: 1 for a pixel-based one), or None. Block-based ciphers are open to the per-block inversion attack.
+    block_size: int | None = None
+    #: True if the cipher moves whole MxM blocks to other positions (block scrambling): open to the jigsaw
+    #: solver, which reassembles blocks from the ciphertext alone.
+    scrambles_blocks: bool = False
+    #: True if encoding only moves values to other positions and never changes them: open to the
+    #: chosen-plaintext attack that reads the permutation back from ceil(log_256 N) chosen images.
+    permutation_only: bool = False
     #: True if decode(encode(X)) gives back X's 8-bit pixels exactly (AES and the image ciphers)
     lossless: bool = False
     #: the fitted attribute that holds the secret key as a uint8 array, for methods whose key is a bit

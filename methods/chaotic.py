@@ -131,6 +131,8 @@ class ArnoldCodec(ImageCipher):
     True
     """
 
+    permutation_only = True  # open to the chosen-plaintext attack (imgvault.methods.attacks.permutation)
+
     def __init__(self, *, iterations=10):
         self.iterations = iterations
 

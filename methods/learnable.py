@@ -129,6 +129,8 @@ class ETCCodec(ImageCipher):
     True
     """
 
+    scrambles_blocks = True  # open to the jigsaw solver (imgvault.methods.attacks.jigsaw)
+
     def __init__(self, *, block_size=16):
         self.block_size = block_size
 
@@ -197,6 +199,8 @@ class PECodec(ImageCipher):
     >>> bool((codec.decode(codec.encode(X)) == X).all())
     True
     """
+
+    block_size = 1  # a key per pixel: a block cipher on 1x1 blocks (the per-block inversion attack applies)
 
     def _key_space_bits(self, image_shape):
         pixels = image_shape[0] * image_shape[1]

@@ -6,11 +6,13 @@ tagged with its first error; with ``with_failed`` it is a row too, so that it ca
 
 from imgvault.store.errors import NotFound
 
+from .threat import attack_cells
 from .tracking import open_client
 
 #: the keys of a row (and of ``imgvault compare --json``), besides collection, method, k, fit, size, color,
-#: n_images, run_id, status, used_images, failed_images, error, attack_model, criteria and not_applicable;
-#: all are means over the images the run used
+#: n_images, run_id, status, used_images, failed_images, error, attack_model, criteria, not_applicable and
+#: attacks (the threat matrix's cells: see :func:`imgvault.tracker.threat.attack_cells`); all are means over
+#: the images the run used
 COLUMNS = ("mse", "psnr", "ssim", "bpp", "exact_fraction")
 SECURITY_COLUMNS = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
                     "key_sensitivity", "key_sensitivity_bits", "key_space_bits", "entropy_pass_rate", "chi2_pass_rate",
@@ -99,6 +101,8 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
         # What a random payload of this run's size scores (n, levels, entropy_expected, npcr_critical, ...).
         row["criteria"] = {k[len(CRITERION) :]: v for k, v in metrics.items() if k.startswith(CRITERION)}
         row["not_applicable"] = {k[len(NOT_APPLICABLE) :]: v for k, v in tags.items() if k.startswith(NOT_APPLICABLE)}
+        # The threat matrix's cells: each attack's gain and interval, or why it does not apply.
+        row["attacks"] = attack_cells(metrics, row["not_applicable"])
         rows.append(row)
     missing = set(collections or ()) - {row["collection"] for row in rows}
     if missing:

@@ -25,7 +25,9 @@ Each batch is a parent run with one child run per method and k. In a child run, 
 the collection's images; `_median`, `_std`, `_min`, `_max` their spread; `image/<metric>` the per-image
 values (step = image index). `<test>_pass_rate` is the share of images that pass a randomness test at the
 payload's size, whose criteria are `criterion/<name>`. `attack_gain` is the learning attack's SSIM over the
-mean-image baseline, averaged over repeated splits, with a 95 % interval `attack_gain_ci_low`/`_ci_high`.
+mean-image baseline, averaged over repeated splits, with a 95 % interval `attack_gain_ci_low`/`_ci_high`;
+`attack/<attack>/gain` (with `_ci_low`/`_ci_high`, `ssim`, `psnr`, ...) the same for the threat matrix's
+other attacks (inversion_blocks, jigsaw, permutation).
 A measure that does not apply to a method is missing, and the tag `imgvault.not_applicable.<measure>` says why.
 """
 #: what the parent run keeps of each configuration, as ``<configuration>/<metric>``

@@ -24,6 +24,7 @@ from .report_tables import (
     summary_table,
     tests_table,
 )
+from .threat import threat_html
 
 
 @dataclass
@@ -110,6 +111,9 @@ def collection_sections(data: ReportData) -> list[Section]:
             chart = _img(png(attack_figure(attacked)), f"learning attack on {name}")
             body = metric_table(attacked, ATTACK) + f'<figure class="chart">{chart}</figure>'
             parts.append(Section(f"{anchor(collection)}-attack", "Learning attack", body))
+        matrix = threat_html(finished)
+        if matrix:
+            parts.append(Section(f"{anchor(collection)}-threats", "Threat matrix", matrix))
         sections.append(Section(anchor(collection), f'Collection "{collection}"', "", parts))
     return sections
 

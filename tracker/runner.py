@@ -291,7 +291,9 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     if ok:
         summary.update({f"criterion/{name}": value for name, value in results[ok[0]][0].criteria.items()})
     if config.attack and len(ok) >= 10:
-        summary.update(_attack(results, pixels, ok, method, k, config))
+        attacked, attacks_not_applicable = _attack(results, pixels, ok, method, k, config, model_params)
+        summary.update(attacked)
+        not_applicable = {**not_applicable, **attacks_not_applicable}
     params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
 
     def store_and_log() -> None:
@@ -310,28 +312,56 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     return ChildRun(method, k, child, summary, failures, values, not_applicable), store_and_log
 
 
-def _attack(results, pixels, ok, method, k, config) -> dict:
-    """The learning attack's run metrics (:func:`learning_attack`) over the images that encoded.
+def _attack(results, pixels, ok, method, k, config, model_params) -> tuple[dict, dict]:
+    """The attacks' run metrics over the images that encoded, and why those that do not apply do not.
 
-    With ``--fit collection`` each split's model is fitted on its training images only, so that the key
-    holder's SSIM is measured out of sample as the attacker's is; with ``--fit image`` every image keeps
-    its own model. Nothing if the model cannot be fitted on a training part (k above its size).
+    The learning attack (:func:`learning_attack`, ``attack_*``) and the threat matrix's other attacks
+    (:func:`run_attacks`, ``attack/<name>/...``). With ``--fit collection`` each split's model is fitted on
+    its training images only, so that the key holder's SSIM is measured out of sample as the attacker's is;
+    with ``--fit image`` every image keeps its own model. Nothing if the model cannot be fitted on a
+    training part (k above its size).
     """
+    from imgvault.methods.registry import method_class
+
     originals = [results[i][0].original for i in ok]
+    subset = pixels[ok]
     if config.fit == "image":
         fixed = [results[i][0].encoded for i in ok], [results[i][0].reconstruction for i in ok]
-        return learning_attack(originals, lambda train: fixed, seed=config.random_state)
-    subset = pixels[ok]
+        cls = method_class(method)
+        codecs = [cls.from_model_bytes(model_params, results[i][0].model) for i in ok]
+
+        def keys(train):
+            return codecs
+
+        learned = learning_attack(originals, lambda train: fixed, seed=config.random_state)
+        metrics, not_applicable = _threat_attacks(subset, keys, codecs[0], config)
+        return {**learned, **metrics}, not_applicable
+    fitted: dict[bytes, object] = {}
+
+    def keys(train):
+        # One model per split, shared by the learning attack and the others.
+        if train.tobytes() not in fitted:
+            codec = make_codec(method, k=k, fit="collection", random_state=config.random_state)
+            fitted[train.tobytes()] = codec.fit(subset[train])
+        return [fitted[train.tobytes()]] * len(subset)
 
     def encodings(train):
-        codec = make_codec(method, k=k, fit="collection", random_state=config.random_state).fit(subset[train])
+        codec = keys(train)[0]
         encoded = codec.encode(subset)
         return list(encoded), list(to_uint8(codec.decode(encoded)))
 
     try:
-        return learning_attack(originals, encodings, seed=config.random_state)
+        learned = learning_attack(originals, encodings, seed=config.random_state)
     except InvalidParameter:
-        return {}
+        return {}, {}
+    metrics, not_applicable = _threat_attacks(subset, keys, keys(np.arange(len(subset)))[0], config)
+    return {**learned, **metrics}, not_applicable
+
+
+def _threat_attacks(subset, keys, codec, config) -> tuple[dict, dict]:
+    from imgvault.methods.attacks.matrix import run_attacks
+
+    return run_attacks(subset, keys, codec, config.fit, seed=config.random_state)
 
 
 def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:

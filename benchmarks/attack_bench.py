@@ -1,0 +1,142 @@
+"""The threat matrix's attacks: how long each takes on a 100-image collection (target: each under 60 s).
+
+    python benchmarks/attack_bench.py --json
+
+100 real 100x100 colour tiles (cut from the photos shipped with scikit-image and scikit-learn), resized as
+``imgvault run --size`` does, one key for the collection (``--fit collection``), the attacks' own default
+of 5 repeated splits, all in one process (BLAS limited to one thread per fit, as the runner does):
+
+  inversion_seconds          the whole-image learning attack (known plaintext; 10 splits, its default) on
+                             le, 32x32 RGB
+  inversion_blocks_seconds   the per-block inversion on le (M = 4), 64x64 RGB
+  inversion_pixels_seconds   the per-block inversion on pe (1x1 blocks, one map per pixel), 64x64 RGB
+  jigsaw_16_blocks_seconds   the jigsaw solver on etc, 128x128 RGB, M = 32 (16 blocks per image)
+  jigsaw_64_blocks_seconds   the jigsaw solver on etc, 128x128 RGB, M = 16 (64 blocks per image)
+  permutation_seconds        the chosen-plaintext attack on arnold, 64x64 RGB
+
+Each figure comes with ``<name>_ratio``: its seconds over the baseline's, measured in the same process
+(``baseline_seconds``: SSIM and PSNR of the 100 images at 64x64 RGB, the unit of scoring work every attack
+repeats), so that a busy machine skews the ratios less than the seconds. With each figure, the attack's
+outcome (SSIM gain, blocks in place, positions recovered), so that a faster attack is not a weaker one.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from store_bench import print_figures
+
+IMAGES = 100
+
+
+def collection(size: int) -> np.ndarray:
+    from imgvault.methods import load_pixels
+    from imgvault.tracker.demo import tiles
+
+    return np.stack([load_pixels(data, size=size, color="rgb") for _, data in tiles(IMAGES)])
+
+
+def shared_keys(method: str, pixels: np.ndarray, k=None):
+    from imgvault.methods import make_codec
+
+    fitted = {}
+
+    def keys(train):
+        if train.tobytes() not in fitted:
+            fitted[train.tobytes()] = make_codec(method, k=k, fit="collection").fit(pixels[train])
+        return [fitted[train.tobytes()]] * len(pixels)
+
+    return keys
+
+
+def timed(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = function()
+    return time.perf_counter() - started, result
+
+
+def baseline(pixels: np.ndarray) -> float:
+    from imgvault.methods import quality, to_uint8
+
+    images = to_uint8(pixels)
+    mean = np.rint(images.mean(axis=0)).astype(np.uint8)
+    seconds, _ = timed(lambda: [quality(one, mean) for one in images])
+    return seconds
+
+
+def one_attack(name: str, method: str, pixels: np.ndarray, k=None) -> tuple[float, dict]:
+    from threadpoolctl import threadpool_limits
+
+    from imgvault.methods import to_uint8
+    from imgvault.methods.attacks.blocks import block_inversion_attack
+    from imgvault.methods.attacks.jigsaw import jigsaw_attack
+    from imgvault.methods.attacks.matrix import run_attacks
+
+    keys = shared_keys(method, pixels, k)
+    originals = to_uint8(pixels)
+    codec = keys(np.arange(len(pixels)))[0]
+
+    def ciphertexts(train):
+        from imgvault.methods.attacks import cipher_images
+
+        return cipher_images(keys(train), pixels)
+
+    with threadpool_limits(1):
+        if name == "inversion_blocks":
+            return timed(lambda: block_inversion_attack(originals, ciphertexts, codec.block_size, splits=5))
+        if name == "jigsaw":
+            return timed(lambda: jigsaw_attack(originals, ciphertexts, codec.block_size, splits=5))
+        seconds, (metrics, _) = timed(lambda: run_attacks(pixels, keys, codec, "collection"))
+        return seconds, {key.split("/")[-1]: value for key, value in metrics.items()}
+
+
+def learning(pixels: np.ndarray) -> tuple[float, dict]:
+    from imgvault.methods import to_uint8
+    from imgvault.methods.attack import learning_attack
+
+    keys = shared_keys("le", pixels)
+
+    def encodings(train):
+        codec = keys(train)[0]
+        encoded = codec.encode(pixels)
+        return list(encoded), list(to_uint8(codec.decode(encoded)))
+
+    seconds, result = timed(lambda: learning_attack(list(to_uint8(pixels)), encodings))
+    return seconds, {"gain": result["attack_gain"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--skip-inversion", action="store_true", help="leave out the (slow) whole-image attack")
+    args = parser.parse_args()
+
+    small, medium, large = collection(32), collection(64), collection(128)
+    one_attack("inversion_blocks", "le", medium[:12])  # warm-up: imports, BLAS
+    figures = {"images": IMAGES, "baseline_seconds": round(baseline(medium), 3)}
+    runs = {
+        "inversion_blocks": lambda: one_attack("inversion_blocks", "le", medium),
+        "inversion_pixels": lambda: one_attack("inversion_blocks", "pe", medium),
+        "jigsaw_16_blocks": lambda: one_attack("jigsaw", "etc", large, k=32),
+        "jigsaw_64_blocks": lambda: one_attack("jigsaw", "etc", large, k=16),
+        "permutation": lambda: one_attack("permutation", "arnold", medium),
+    }
+    if not args.skip_inversion:
+        runs = {"inversion": lambda: learning(small), **runs}
+    for name, run in runs.items():
+        seconds, outcome = run()
+        figures[f"{name}_seconds"] = round(seconds, 2)
+        figures[f"{name}_ratio"] = round(seconds / figures["baseline_seconds"], 1)
+        for figure in ("gain", "blocks_in_place", "recovered_fraction"):
+            if figure in outcome:
+                figures[f"{name}_{figure}"] = round(float(outcome[figure]), 3)
+        print(f"{name}: {seconds:.1f} s", file=sys.stderr, flush=True)  # progress: the figures come at the end
+    print_figures(figures, args.json)
+
+
+if __name__ == "__main__":
+    main()

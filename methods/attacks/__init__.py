@@ -1,0 +1,139 @@
+"""The attacks of the threat matrix: what each attacker holds, which methods it applies to, how it is scored.
+
+=================  ==============================  ==========================================================
+attack             the attacker holds              applies to
+=================  ==============================  ==========================================================
+inversion          known plaintext (70 % of the    every method: a learned map from whole encrypted images
+                   collection's pairs)             to images (:mod:`imgvault.methods.attack`, ``attack_*``)
+inversion_blocks   known plaintext, as above       block-based ciphers (``block_size``): a linear map from
+                                                   each MxM cipher block's bits to its plain block
+jigsaw             the ciphertext only             ciphers that scramble blocks (``scrambles_blocks``)
+permutation        chosen plaintext (an oracle     permutation-only ciphers (``permutation_only``)
+                   that encrypts images of its
+                   choice under the key)
+=================  ==============================  ==========================================================
+
+Every attack is scored the same way, on held-out images over repeated random splits: the SSIM and PSNR of
+what it recovers against the original, as a gain over the mean training image (which ignores the
+ciphertext), with a 95 % interval corrected for the overlap of the training parts (Nadeau & Bengio 2003;
+:func:`imgvault.methods.attack.interval`). An exact recovery has an infinite PSNR; it counts as
+:data:`PSNR_CAP` dB so that means stay finite.
+
+The codec declares what an attack needs (:class:`~imgvault.methods.base.ImageCodec`'s ``block_size``,
+``scrambles_blocks``, ``permutation_only``); its ciphertext must be 8-bit values on the image's grid
+(``measured_payload`` with 256 levels, ``height x width x channels'`` values).
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+SPLITS = 5
+TEST_FRACTION = 0.3
+PSNR_CAP = 100.0
+
+#: For one split's training indices, the fitted codec that encrypted each image of the collection (the
+#: same object for all with a shared key, ``--fit collection``; each image's own with ``--fit image``).
+Keys = Callable[[np.ndarray], list]
+
+
+def cipher_image(codec, encoded_one: np.ndarray) -> np.ndarray | None:
+    """One encoding as an 8-bit image ``(height, width, channels')`` on the image's grid, or None if it is not."""
+    values, levels = codec.measured_payload(encoded_one)
+    height, width = codec.image_shape_[:2]
+    values = np.asarray(values)
+    if levels != 256 or values.size % (height * width):
+        return None
+    return values.astype(np.uint8).reshape(height, width, -1)
+
+
+def cipher_images(codecs: list, pixels: np.ndarray) -> np.ndarray:
+    """Every image of ``pixels`` encrypted by its codec, as a uint8 stack ``(n, height, width, channels')``."""
+    if all(codec is codecs[0] for codec in codecs):
+        encoded = codecs[0].encode(pixels)
+        out = [cipher_image(codecs[0], one) for one in encoded]
+    else:
+        out = [cipher_image(codec, codec.encode(one[None])[0]) for codec, one in zip(codecs, pixels, strict=True)]
+    if any(one is None for one in out):
+        raise ValueError("the method's ciphertext is not an 8-bit image on the image's grid")
+    return np.stack(out)
+
+
+def as_image(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(height, width, c)`` back to an image's own shape (gray images have no channel axis)."""
+    return array.reshape(shape)
+
+
+def score_splits(originals: np.ndarray, recover: Callable, *, splits: int = SPLITS, seed: int = 0) -> dict:
+    """An attack's scores over ``splits`` random splits.
+
+    ``originals``: uint8 stack; ``recover(train, test)`` gives the attacker's uint8 images for ``test`` and a
+    dict of further per-split figures (averaged over the splits). Returns ``ssim``, ``psnr``, their
+    baselines ``baseline_ssim``, ``baseline_psnr``, the gains ``gain`` (SSIM) and ``psnr_gain`` each with
+    ``_ci_low`` / ``_ci_high``, ``splits``, ``test_images``, and the averaged further figures.
+    """
+    from sklearn.model_selection import ShuffleSplit
+
+    from ..attack import interval
+    from ..metrics import quality
+
+    def scores(truths, guesses):
+        measured = [quality(t, g) for t, g in zip(truths, guesses, strict=True)]
+        return (float(np.mean([q["ssim"] for q in measured])),
+                float(np.mean([min(q["psnr"], PSNR_CAP) for q in measured])))  # fmt: skip
+
+    rows: dict[str, list[float]] = {"ssim": [], "psnr": [], "baseline_ssim": [], "baseline_psnr": []}
+    extras: dict[str, list[float]] = {}
+    splitter = ShuffleSplit(n_splits=splits, test_size=TEST_FRACTION, random_state=seed)
+    for train, test in splitter.split(originals):
+        recovered, figures = recover(train, test)
+        mean_image = np.rint(originals[train].astype(np.float64).mean(axis=0)).astype(np.uint8)
+        ssim, psnr = scores(originals[test], recovered)
+        base_ssim, base_psnr = scores(originals[test], [mean_image] * len(test))
+        for name, value in (("ssim", ssim), ("psnr", psnr), ("baseline_ssim", base_ssim), ("baseline_psnr", base_psnr)):
+            rows[name].append(value)
+        for name, value in figures.items():
+            extras.setdefault(name, []).append(float(value))
+    n_test = math.ceil(TEST_FRACTION * len(originals))
+    n_train = len(originals) - n_test
+    out = {name: float(np.mean(values)) for name, values in rows.items()}
+    for name, (first, second) in (("gain", ("ssim", "baseline_ssim")), ("psnr_gain", ("psnr", "baseline_psnr"))):
+        mean, low, high = interval([a - b for a, b in zip(rows[first], rows[second], strict=True)], n_train, n_test)
+        out.update({name: mean, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    out.update({name: float(np.mean(values)) for name, values in extras.items()})
+    out.update({"splits": splits, "test_images": n_test})
+    return out
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One column of the threat matrix: its name, what the attacker holds, and when it applies."""
+
+    name: str
+    holds: str
+    needs: str  # the codec declaration it needs, for the "n/a" reason
+
+    def reason(self, codec, fit: str) -> str | None:
+        """Why the attack does not apply to ``codec`` under ``fit`` (``"image"``/``"collection"``), or None."""
+        if self.name == "inversion":
+            return None
+        declared = {"inversion_blocks": codec.block_size is not None,
+                    "jigsaw": codec.scrambles_blocks and codec.block_size is not None,
+                    "permutation": codec.permutation_only}[self.name]  # fmt: skip
+        if not declared:
+            return f"{self.name} needs {self.needs}; {type(codec).__name__} is not"
+        return None
+
+
+ATTACKS = {
+    "inversion": Attack("inversion", "known plaintext: the (encrypted, original) pairs of 70 % of the collection",
+                        "nothing"),
+    "inversion_blocks": Attack("inversion_blocks", "known plaintext: the (encrypted, original) pairs of 70 % of "
+                               "the collection", "a block-based cipher (block_size)"),
+    "jigsaw": Attack("jigsaw", "ciphertext only: one encrypted image at a time", "a cipher that scrambles blocks"),
+    "permutation": Attack("permutation", "chosen plaintext: an oracle that encrypts images of the attacker's "
+                          "choice (with --fit image: under another image's key, not the target's)",
+                          "a permutation-only cipher"),
+}  # fmt: skip

@@ -1,0 +1,239 @@
+"""The ciphertext-only attack on block scrambling: a greedy jigsaw solver.
+
+Encryption-then-compression (Kurihara, Kikuchi, Imaizumi, Shiota & Kiya 2015) moves MxM blocks, rotates
+and flips them, inverts some (negative-positive) and shuffles their colour channels. Chuman, Sirichotedumrong
+& Kiya (2019) showed that a jigsaw solver puts such blocks back from the ciphertext alone. This one:
+
+- every block is tried in its 8 orientations and, inverted or not, 16 variants; colour blocks are compared
+  on each pixel's *sorted* channel values, which no channel shuffle changes;
+- the dissimilarity of two variants side by side is the prediction-based sum of squared differences
+  across their common border (each side's border extrapolated one pixel by its gradient and compared with
+  the other's border; Pomeranz, Shemesh & Ben-Shahar 2011), divided by the second-best dissimilarity that
+  border has with any other block (Gallagher 2012), so that a border with many look-alikes counts less;
+- greedy placement on the known grid: start from the best pair, then repeatedly place the unused block
+  variant with the lowest mean dissimilarity to its placed neighbours in any free cell next to them that
+  keeps the puzzle within its rows and columns;
+- each placed colour block then gets the channel order that best continues its left and upper neighbours.
+
+The solution is found up to the whole puzzle's symmetry (a rotation, flip, inversion or channel order of
+the whole image), which no edge can tell; scoring undoes it by comparing with the original, as a viewer
+would at a glance. ``blocks_in_place`` is the direct comparison: the fraction of grid cells holding the
+block that belongs there (blocks that look the same under the cipher's transforms count as the same).
+"""
+
+from itertools import permutations
+
+import numpy as np
+
+MAX_BLOCKS = 256  # the dissimilarity matrices are (16 x blocks)^2 floats each
+ORIENTATIONS = 8
+
+
+def _orient(blocks: np.ndarray) -> np.ndarray:
+    """``(N, M, M, C)`` in its 8 orientations: ``(N, 8, M, M, C)`` (4 rotations, then 4 of the mirror image)."""
+    out = []
+    for mirrored in (blocks, blocks[:, :, ::-1]):
+        out.extend(np.rot90(mirrored, k, axes=(1, 2)) for k in range(4))
+    return np.stack(out, axis=1)
+
+
+def _variants(blocks: np.ndarray) -> np.ndarray:
+    """``(N, 16, M, M, C)``: 8 orientations, then the same 8 inverted (255 - x)."""
+    oriented = _orient(blocks)
+    return np.concatenate([oriented, 255 - oriented], axis=1)
+
+
+def _grid(image: np.ndarray, size: int) -> tuple[np.ndarray, int, int]:
+    rows, cols = image.shape[0] // size, image.shape[1] // size
+    part = image[: rows * size, : cols * size]
+    blocks = part.reshape(rows, size, cols, size, -1).transpose(0, 2, 1, 3, 4).reshape(rows * cols, size, size, -1)
+    return blocks, rows, cols
+
+
+def _dissimilarity(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Squared distances between rows of ``first`` and rows of ``second`` (one matrix product)."""
+    d = (first**2).sum(1)[:, None] + (second**2).sum(1)[None, :] - 2 * first @ second.T
+    return np.maximum(d, 0)
+
+
+def _side_by_side(features: np.ndarray) -> np.ndarray:
+    """``D[a, b]``: variant ``a`` left of variant ``b`` (``features``: ``(V, M, M, C)`` float)."""
+    last, first = features[:, :, -1], features[:, :, 0]
+    if features.shape[2] > 1:
+        left = np.concatenate([2 * last - features[:, :, -2], last], axis=1)
+        right = np.concatenate([first, 2 * first - features[:, :, 1]], axis=1)
+    else:
+        left, right = last, first
+    return _dissimilarity(left.reshape(len(left), -1), right.reshape(len(right), -1))
+
+
+def _normalise(d: np.ndarray, n_blocks: int, per_block: int) -> np.ndarray:
+    """Each entry over the second-best block its two borders have (rows: left border, columns: right)."""
+    by_block_row = d.reshape(len(d), n_blocks, per_block).min(axis=2)
+    by_block_col = d.T.reshape(len(d), n_blocks, per_block).min(axis=2)
+    second_row = np.partition(by_block_row, 1, axis=1)[:, 1] if n_blocks > 2 else by_block_row.max(1)
+    second_col = np.partition(by_block_col, 1, axis=1)[:, 1] if n_blocks > 2 else by_block_col.max(1)
+    return d / (np.minimum(second_row[:, None], second_col[None, :]) + 1e-6)
+
+
+def _place(lr: np.ndarray, tb: np.ndarray, rows: int, cols: int, per_block: int) -> np.ndarray:
+    """Greedy placement: a ``(rows, cols)`` grid of variant ids."""
+    n_blocks = len(lr) // per_block
+    first, second = np.unravel_index(np.argmin(lr), lr.shape)
+    placed = {(0, 0): int(first), (0, 1): int(second)} if cols > 1 else {(0, 0): int(first)}
+    used = np.zeros(n_blocks, dtype=bool)
+    for v in placed.values():
+        used[v // per_block] = True
+    while len(placed) < n_blocks:
+        top = min(r for r, _ in placed), max(r for r, _ in placed)
+        left = min(c for _, c in placed), max(c for _, c in placed)
+        blocked = np.repeat(used, per_block)
+        best = (np.inf, None, None)
+        for r, c in {(r + dr, c + dc) for r, c in placed for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0))}:
+            if (r, c) in placed or max(top[1], r) - min(top[0], r) >= rows or max(left[1], c) - min(left[0], c) >= cols:
+                continue
+            costs, count = np.zeros(len(lr)), 0
+            for (dr, dc), matrix, neighbour_first in (((0, -1), lr, True), ((0, 1), lr, False),
+                                                      ((-1, 0), tb, True), ((1, 0), tb, False)):  # fmt: skip
+                neighbour = placed.get((r + dr, c + dc))
+                if neighbour is not None:
+                    costs += matrix[neighbour] if neighbour_first else matrix[:, neighbour]
+                    count += 1
+            costs = np.where(blocked, np.inf, costs / count**2)
+            choice = int(np.argmin(costs))
+            if costs[choice] < best[0]:
+                best = (costs[choice], (r, c), choice)
+        _, cell, choice = best
+        placed[cell] = choice
+        used[choice // per_block] = True
+    r0, c0 = min(r for r, _ in placed), min(c for _, c in placed)
+    grid = np.zeros((rows, cols), dtype=np.int64)
+    for (r, c), v in placed.items():
+        grid[r - r0, c - c0] = v
+    return grid
+
+
+def _channel_orders(channels: int) -> list[tuple[int, ...]]:
+    return list(permutations(range(channels))) if channels > 1 else [(0,)]
+
+
+def solve(cipher: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reassemble one cipher image ``(H, W, C)`` uint8 of MxM blocks; returns (image, grid of block ids).
+
+    Pixels outside the block grid are left as they are. The result is right up to the whole puzzle's
+    symmetry (see the module's docstring).
+    """
+    blocks, rows, cols = _grid(cipher, size)
+    n, channels = len(blocks), blocks.shape[-1]
+    if n > MAX_BLOCKS:
+        raise ValueError(f"{n} blocks: the solver takes at most {MAX_BLOCKS}")
+    variants = _variants(blocks.astype(np.float32))  # (N, 16, M, M, C)
+    per_block = variants.shape[1]
+    features = np.sort(variants, axis=-1).reshape(n * per_block, size, size, channels)
+    lr = _side_by_side(features)
+    tb = _side_by_side(features.transpose(0, 2, 1, 3))  # above/below is side by side, transposed
+    for d in (lr, tb):
+        for b in range(n):
+            d[b * per_block : (b + 1) * per_block, b * per_block : (b + 1) * per_block] = np.inf
+    lr, tb = (_normalise(np.where(np.isinf(d), np.nanmax(d[np.isfinite(d)]) * 10, d), n, per_block) for d in (lr, tb))
+    grid = _place(lr, tb, rows, cols, per_block)
+    tiles = variants.reshape(n * per_block, size, size, channels)[grid]  # (rows, cols, M, M, C)
+    orders = _channel_orders(channels)
+    for r in range(rows):
+        for c in range(cols):
+            if (r, c) == (0, 0):
+                continue
+            scores = []
+            for order in orders:
+                tile = tiles[r, c][..., list(order)]
+                score = 0.0
+                if c > 0:
+                    score += float(((tile[:, 0] - tiles[r, c - 1][:, -1]) ** 2).sum())
+                if r > 0:
+                    score += float(((tile[0] - tiles[r - 1, c][-1]) ** 2).sum())
+                scores.append(score)
+            tiles[r, c] = tiles[r, c][..., list(orders[int(np.argmin(scores))])]
+    image = cipher.copy()
+    image[: rows * size, : cols * size] = tiles.transpose(0, 2, 1, 3, 4).reshape(rows * size, cols * size, channels)
+    return image, grid // per_block
+
+
+def _canonical(blocks: np.ndarray) -> np.ndarray:
+    """One id per block, the same for two blocks that one of the cipher's block transforms maps together:
+    the smallest of a random linear hash (mod 2^64) over the block's 16 variants and channel orders."""
+    variants = _variants(blocks)  # (N, 16, M, M, C)
+    forms = np.stack([variants[..., list(order)] for order in _channel_orders(blocks.shape[-1])], axis=2)
+    forms = forms.reshape(len(blocks), -1, forms[0, 0, 0].size).astype(np.uint64)
+    weights = np.random.default_rng(0).integers(1, 2**63, forms.shape[-1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        hashes = (forms * weights).sum(axis=-1, dtype=np.uint64)
+    return hashes.min(axis=1)
+
+
+def _symmetries(image: np.ndarray, grid: np.ndarray):
+    """The whole puzzle's symmetries that keep its shape: (image, grid) pairs."""
+    for mirrored_image, mirrored_grid in ((image, grid), (image[:, ::-1], grid[:, ::-1])):
+        for k in range(4):
+            turned, turned_grid = np.rot90(mirrored_image, k), np.rot90(mirrored_grid, k)
+            if turned.shape == image.shape:
+                yield turned, turned_grid
+
+
+def align(solved: np.ndarray, grid: np.ndarray, original: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``solved`` under the whole-puzzle symmetry closest (least squares) to ``original``, and its grid.
+
+    Only for scoring: it is what a viewer does at a glance (turn the picture upright, see it is a negative).
+    """
+    best = (np.inf, None, None)
+    original = original[::2, ::2].astype(np.float32)  # every fourth pixel tells the symmetries apart
+    for turned, turned_grid in _symmetries(solved, grid):
+        for inverted in (False, True):
+            for order in _channel_orders(solved.shape[-1]):
+                candidate = turned[::2, ::2, list(order)].astype(np.float32)
+                error = float(np.mean(((255 - candidate if inverted else candidate) - original) ** 2))
+                if error < best[0]:
+                    best = (error, (turned, inverted, order), turned_grid)
+    turned, inverted, order = best[1]
+    return (255 - turned if inverted else turned)[..., list(order)], best[2]
+
+
+def blocks_in_place(cipher: np.ndarray, grid: np.ndarray, original: np.ndarray, size: int) -> float:
+    """Direct comparison: the fraction of cells of ``grid`` (cipher block ids) whose block belongs there."""
+    cipher_blocks, _, _ = _grid(cipher, size)
+    original_blocks, _, _ = _grid(original, size)
+    return float(np.mean(_canonical(cipher_blocks)[grid.ravel()] == _canonical(original_blocks)))
+
+
+def jigsaw_attack(originals: np.ndarray, ciphertexts, block_size: int, *, splits: int, seed: int = 0) -> dict:
+    """The attack over repeated splits (:func:`imgvault.methods.attacks.score_splits`).
+
+    ``ciphertexts(train)``: the cipher images of every image under that split's keys, uint8
+    ``(n, H, W, C)``. Each held-out image is solved from its ciphertext alone (the training images serve the
+    mean-image baseline only), under the first split's keys. Adds ``blocks_in_place`` (mean over the
+    attacked images).
+    """
+    from . import score_splits
+
+    shape = originals.shape[1:]
+    plain = originals.reshape(*originals.shape[:3], -1)
+    solved_cache: dict[int, tuple[np.ndarray, float]] = {}
+    first: list[np.ndarray] = []
+
+    def recover(train, test):
+        # The solver learns nothing from the training part, so every image is encrypted under the first
+        # split's key and solved once; the splits change which images are scored and the baseline.
+        if not first:
+            first.append(ciphertexts(train))
+        cipher = first[0]
+        images, placed = [], []
+        for i in test:
+            if int(i) not in solved_cache:
+                solved, grid = solve(cipher[i], block_size)
+                aligned, aligned_grid = align(solved, grid, plain[i])
+                solved_cache[int(i)] = (aligned, blocks_in_place(cipher[i], aligned_grid, plain[i], block_size))
+            aligned, fraction = solved_cache[int(i)]
+            images.append(aligned.reshape(shape))
+            placed.append(fraction)
+        return images, {"blocks_in_place": float(np.mean(placed))}
+
+    return score_splits(originals, recover, splits=splits, seed=seed)
