@@ -104,8 +104,8 @@ def threat_html(rows: list[dict]) -> str:
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     legend = "".join(f"<li><b>{name}</b>: {html.escape(HOLDS[name])}</li>" for name in ATTACK_NAMES)
     why = "".join(f"<li>{html.escape(line)}</li>" for line in reasons(rows))
-    return f"""<p class="note">Each cell: the attack's SSIM gain over the mean training image on held-out images, mean over
-repeated splits, with its 95 % interval; near 0 the attacker learns nothing, toward the key holder it undoes
+    return f"""<p class="note">Each cell: the attack's SSIM gain over the mean training image on held-out images,
+mean over repeated splits, with its 95 % interval; near 0 the attacker learns nothing, toward the key holder it undoes
 the encryption. n/a: the attack does not apply (reasons below).</p>
 <table><tr>{head}</tr>{"".join(body)}</table>
 <ul class="note">{legend}</ul>
