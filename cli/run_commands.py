@@ -158,6 +158,7 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
       imgvault compare
       imgvault compare -c photos -c scans --json
     """
+    _check_collections(ctx, collections)
     from imgvault.tracker.compare import compare as compare_runs
 
     rows = compare_runs(ctx.settings().home, list(collections) or None, experiment, with_failed=True)
@@ -168,6 +169,16 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
         click.echo("No runs yet: imgvault run -c COLLECTION", err=True)
         return
     print_comparison(rows)
+
+
+def _check_collections(ctx: Context, names) -> None:
+    """A collection this store does not have is one Error line, before MLflow is imported. The home's own
+    tracking store only holds runs of the store's collections; a tracking server (MLFLOW_TRACKING_URI)
+    may hold others', so then MLflow is asked."""
+    if names and not os.environ.get("MLFLOW_TRACKING_URI"):
+        with ctx.open_store() as store:
+            for name in names:
+                store.collection(name)
 
 
 def print_comparison(rows: list[dict]) -> None:
@@ -217,6 +228,7 @@ def report(ctx: Context, collections: tuple[str, ...], output: str, images: int)
       imgvault report -c photos -c scans -o photos-and-scans.html
       imgvault report -c photos --images 3 -o photos-with-samples.html
     """
+    _check_collections(ctx, collections)
     from imgvault.tracker.report import render_report
 
     from .outputs import write_output

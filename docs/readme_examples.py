@@ -82,7 +82,7 @@ TOUR: dict[str, list[Step]] = {
 
 
 def first_command(block: str) -> str:
-    """The block's first ``$`` line without its comment and with ids as ``{name}`` placeholders undone."""
+    """The block's first ``$`` line, without its comment."""
     line = next((line for line in block.splitlines() if line.startswith("$ ")), "")
     return line.split("  #", 1)[0].rstrip()
 
@@ -99,7 +99,8 @@ def key_of(block: str) -> str | None:
 
 
 def normalise(text: str) -> str:
-    """``text`` with what changes from run to run replaced by placeholders, and runs of spaces made one."""
+    """``text`` with what changes from run to run replaced by placeholders, and the padding of table columns
+    (which follows the width of what they hold) made two spaces."""
     text = re.sub(r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "<ID>", text)  # ULIDs: images, encoded images, models
     text = re.sub(r"\b[0-9a-f]{32}\b", "<RUN>", text)  # MLflow run ids
     text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "<TIME>", text)

@@ -436,7 +436,8 @@ def test_rm_with_one_unknown_id_removes_nothing_and_says_so_only(initialised, ru
 
 
 @pytest.mark.parametrize("args", [["ls", "-c", "nosuch"], ["ls", "--encoded", "-c", "nosuch"],
-                                  ["ls", "-c", "nosuch", "--json"], ["run", "-c", "nosuch"]])  # fmt: skip
+                                  ["ls", "-c", "nosuch", "--json"], ["run", "-c", "nosuch"],
+                                  ["compare", "-c", "nosuch"], ["report", "-c", "nosuch", "-o", "-"]])  # fmt: skip
 def test_an_unknown_collection_is_only_the_error_line(initialised, runner, args):
     result = runner.invoke(cli, args)
     assert (result.exit_code, result.stdout, result.stderr) == (1, "", 'Error: collection "nosuch" not found\n')

@@ -225,7 +225,9 @@ def test_a_rotation_killed_while_writing_the_key_file_leaves_nothing_behind_afte
         store.rotate_key()
 
 
-def test_run_of_an_unknown_collection_answers_without_importing_mlflow_or_the_methods(tmp_path, clean_env):
+@pytest.mark.parametrize("args", [["run", "-c", "nosuch", "-m", "pca"], ["compare", "-c", "nosuch"],
+                                  ["report", "-c", "nosuch", "-o", "-"]])  # fmt: skip
+def test_an_unknown_collection_is_answered_without_importing_mlflow_or_the_methods(tmp_path, clean_env, args):
     Store.init(tmp_path / "vault").close()
     # The Error line itself is checked in test_cli; here only what it took to get there.
-    assert run_probe(["run", "-c", "nosuch", "-m", "pca"], tmp_path / "vault") == "CODE 1 HEAVY ['sqlalchemy']"
+    assert run_probe(args, tmp_path / "vault") == "CODE 1 HEAVY ['sqlalchemy']"
