@@ -1,6 +1,6 @@
 """A logged image's two files, as MLflow's ``log_image`` writes them: the PNG and its compressed thumbnail.
 
-A batch makes them where it draws the figure, in the worker processes: the files are a tenth of the size
+A batch makes them where it draws the figure, in the worker processes: the files are a twentieth of the size
 of the pixels to send back, and the process that logs the runs only has to seal and write them. Pillow
 only (no MLflow here: workers import this).
 """
