@@ -1,6 +1,7 @@
 """Batch runs against a real MLflow sqlite tracking store: runs, params, metric series, artifacts, compare."""
 
 import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -141,14 +142,49 @@ def test_collection_fit_shares_one_model_and_tags_it(photos, home):
 
 
 def test_two_jobs_give_the_same_results_as_one(photos):
+    # With two jobs every configuration's images go through one stream of tasks: each run must still get
+    # its own configuration's results, image by image.
     store, _ = photos
-    one = run_batch(store, "photos", BatchConfig(methods=("gmm",), ks=(3,), **SMALL))
-    two = run_batch(store, "photos", BatchConfig(methods=("gmm",), ks=(3,), **{**SMALL, "jobs": 2}))
-    for name in ("mse", "ssim", "bpp"):
-        assert one.runs[0].metrics[name] == pytest.approx(two.runs[0].metrics[name])
+    one = run_batch(store, "photos", BatchConfig(methods=("gmm", "pca"), ks=(3,), **SMALL))
+    two = run_batch(store, "photos", BatchConfig(methods=("gmm", "pca"), ks=(3,), **{**SMALL, "jobs": 2}))
+    assert [r.label for r in two.runs] == ["gmm k=3", "pca k=3"]
+    for first, second in zip(one.runs, two.runs, strict=True):
+        for name in ("mse", "ssim", "bpp", "key_ssim"):
+            assert first.values[name] == pytest.approx(second.values[name]), (first.label, name)
 
 
-def test_ctrl_c_marks_runs_killed_and_leaves_nothing_half_written(photos, home):
+def test_the_untracked_computation_gives_the_measures_and_figures_a_batch_logs(photos):
+    # benchmarks/run_bench.py holds the tracked path to compute_configuration: it must compute the same.
+    from imgvault.methods import load_pixels
+    from imgvault.tracker.runner import compute_configuration
+
+    store, images = photos
+    config = BatchConfig(methods=("kmeans",), ks=(4,), **SMALL)
+    [child] = run_batch(store, "photos", config).runs
+    pixels = np.stack([load_pixels(store.get(image.id), size=32) for image in images])
+    results, _, _ = compute_configuration(pixels, "kmeans", 4, config)
+    for name in ("ssim", "entropy", "visual_ssim", "key_ssim"):
+        assert [measured.metrics[name] for measured, _ in results] == pytest.approx(child.values[name]), name
+    assert sum(files is not None for _, files in results) == 3  # --figures 3
+
+
+def test_a_figure_of_a_gray_image_is_written_as_gray_with_the_very_pixels_drawn():
+    from imgvault.methods.render import figure
+    from imgvault.tracker.image_files import THUMBNAIL, image_files
+
+    gray = skimage.data.camera()[::8, ::8]
+    color = skimage.data.astronaut()[::8, ::8]
+    for original, mode in ((gray, "L"), (color, "RGB")):
+        drawn = figure(original, original[::-1], original, title="a caption")
+        files = image_files(drawn)
+        with Image.open(io.BytesIO(files.png)) as png, Image.open(io.BytesIO(files.thumbnail)) as thumbnail:
+            assert (png.format, png.mode) == ("PNG", mode)
+            assert np.array_equal(np.asarray(png.convert("RGB")), drawn)
+            assert thumbnail.format == "WEBP" and max(thumbnail.size) == THUMBNAIL
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_marks_runs_killed_and_leaves_nothing_half_written(photos, home, jobs):
     store, _ = photos
     calls = 0
 
@@ -159,7 +195,7 @@ def test_ctrl_c_marks_runs_killed_and_leaves_nothing_half_written(photos, home):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch(store, "photos", BatchConfig(methods=("pca", "kmeans"), ks=(2,), **SMALL),
+        run_batch(store, "photos", BatchConfig(methods=("pca", "kmeans"), ks=(2,), **{**SMALL, "jobs": jobs}),
                   advance=interrupt_in_second_configuration)  # fmt: skip
     runs = client(home).search_runs([client(home).get_experiment_by_name("imgvault/photos").experiment_id])
     statuses = {r.info.run_name: r.info.status for r in runs}

@@ -25,11 +25,11 @@ import uuid
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
+from .image_files import ImageFiles
 from .sealed_artifacts import SealedArtifactRepository, is_sealed_uri
 
 SEALING_ENDPOINT = "/imgvault/api/v1/sealing"
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's tag that lists a run's tables for the UI
-THUMBNAIL = 256  # MLflow's compressed copy of a logged image fits in a square of this size
 
 
 def artifact_sealing(client, experiment_id: str, tracking_uri: str) -> tuple[bool, str]:
@@ -90,19 +90,14 @@ class ArtifactWriter:
                     handle.write(data)
                 repo.log_artifact(os.path.join(folder, tail), head or None)
 
-    def image(self, run_id: str, pixels, *, key: str, step: int) -> None:
-        """A step of the image series ``key``, named as ``MlflowClient.log_image`` names it, with its thumbnail."""
-        from PIL import Image
-
+    def image(self, run_id: str, files: ImageFiles, *, key: str, step: int) -> None:
+        """A step of the image series ``key`` (its PNG and thumbnail, :func:`image_files`), named as
+        ``MlflowClient.log_image`` names it."""
         if not re.fullmatch(r"[a-zA-Z0-9_\-./ ]+", key):
             raise ValueError(f"invalid image key {key!r}")
-        image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)
         stem = f"images/{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
-        self.write(run_id, f"{stem}.png", _encode(image, "PNG"))
-        width, height = image.size
-        scale = THUMBNAIL / max(width, height)
-        thumbnail = image.resize((max(1, int(width * scale)), max(1, int(height * scale))))
-        self.write(run_id, f"{stem}+compressed.webp", _encode(thumbnail, "WEBP"))
+        self.write(run_id, f"{stem}.png", files.png)
+        self.write(run_id, f"{stem}+compressed.webp", files.thumbnail)
 
     def figure(self, run_id: str, fig, path: str) -> None:
         buffer = io.BytesIO()
@@ -121,12 +116,6 @@ class ArtifactWriter:
         tables = self._tables.setdefault(run_id, [])
         tables.append({"path": path, "type": "table"})
         self.client.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps(tables))
-
-
-def _encode(image, fmt: str) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 def _plain(value):

@@ -146,7 +146,8 @@ class RunLogger:
         return run_id
 
     def log_figure(self, run_id: str, step: int, shown) -> None:
-        """original | encrypted | decrypted | error of image ``step``, under one key the UI steps through."""
+        """original | encrypted | decrypted | error of image ``step`` (its :class:`ImageFiles`), under one key
+        the UI steps through."""
         self.writer.image(run_id, shown, key="original-encrypted-decrypted-error", step=step)
 
     def log_child(self, run_id, images, by_image, failures, values, summary, not_applicable=None) -> None:

@@ -1,8 +1,9 @@
 """Batch runs: several methods (and values of k) over a whole collection, stored sealed, tracked in MLflow.
 
 One parent MLflow run per batch, one child run per (method, k). The per-image work (fit, encode, decode,
-metrics, figure) runs in parallel with joblib; results come back to this process, which alone writes the
-store (one transaction per child run) and MLflow (batched calls).
+metrics, figure) runs in parallel with joblib, all configurations in one stream of tasks, so that the
+workers go on with the next configuration while this process finishes the last; results come back to this
+process, which alone writes the store (one transaction per child run) and MLflow (batched calls).
 """
 
 import hashlib
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import islice
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from imgvault.store.engine import first_line
 from imgvault.store.errors import ConfigError, InvalidParameter
 from imgvault.store.version import imgvault_version
 
+from .image_files import image_files
 from .tracking import experiment_id, open_client, tracking_uri
 
 SECURITY = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",
@@ -131,7 +134,8 @@ def summarise(values: dict[str, list[float]]) -> dict[str, float]:
 
 
 def _encode_one(pixels: np.ndarray, method: str, k: int | None, random_state: int, with_figure: bool):
-    """Worker: fit one model on one image and measure it. Returns (Measured, figure) or (error, None)."""
+    """Worker: fit one model on one image and measure it. Returns (Measured, ImageFiles of its figure or
+    None) or (error, None)."""
     codec = make_codec(method, k=k, fit="image", random_state=random_state)
     started = time.perf_counter()
     try:
@@ -142,8 +146,8 @@ def _encode_one(pixels: np.ndarray, method: str, k: int | None, random_state: in
     shown = None
     if with_figure:
         encrypted = render_encoded(method, measured.encoded, pixels.shape)
-        shown = figure(measured.original, encrypted, measured.reconstruction, method=method,
-                       title=caption(method, k, measured.metrics, pixels.shape))  # fmt: skip
+        shown = image_files(figure(measured.original, encrypted, measured.reconstruction, method=method,
+                                   title=caption(method, k, measured.metrics, pixels.shape)))  # fmt: skip
     return measured, shown
 
 
@@ -208,10 +212,11 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
             pending.append(logging_thread.submit(function, *args))
 
         submit(pyplot)  # the parent's figures need it; import it meanwhile
+        stream = _image_results(pixels, configurations, config)
         try:
             for method, k in configurations:
                 child, log = _run_child(store, logger, parent, collection, images, pixels, method, k, config,
-                                        digest, advance, submit)  # fmt: skip
+                                        digest, advance, submit, stream)  # fmt: skip
                 runs.append(child)
                 submit(log)
             for future in pending:
@@ -224,6 +229,9 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
                 future.exception()
             logger.end(parent, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
             raise
+        finally:
+            if stream is not None:
+                stream.close()  # after an error: the tasks not yet run are cancelled
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs, notes)
 
 
@@ -255,7 +263,7 @@ def dask_backend(address: str | None) -> Iterator[None]:
 
 
 def _run_child(store, logger, parent, collection, images, pixels, method, k, config, digest, advance,
-               submit):  # fmt: skip
+               submit, stream):  # fmt: skip
     """Compute one (method, k); return its ChildRun and the function that stores it and logs the rest.
 
     Each image's figure goes to the logging thread as soon as the image is done, while the others compute;
@@ -269,8 +277,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
             submit(logger.log_figure, child, index, result[1])
 
     try:
-        results, shared_model, model_params = _compute(pixels, method, k, config, done)
-        _add_key_ssim(results, pixels, method, k, config, model_params)
+        results, shared_model, model_params = compute_configuration(pixels, method, k, config, done, stream)
         items, failures = [], []
         for image, (measured, _) in zip(images, results, strict=True):
             if isinstance(measured, str):
@@ -398,11 +405,40 @@ def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:
         measured.metrics["key_ssim"] = quality(measured.original, guess)["ssim"]
 
 
-def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig, done):
-    """Per-image results [(Measured | error, figure | None)], the shared model (or None), codec params.
+def compute_configuration(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig,
+                          done: Callable = lambda index, result: None, stream: Iterator | None = None):  # fmt: skip
+    """Everything a batch computes for one (method, k), without storing or logging any of it.
 
-    ``done(index, result)`` is called as each image's result arrives.
+    Returns the per-image results [(Measured | error, ImageFiles | None)], with every measure a child run
+    logs (``key_ssim`` too) and the first ``config.figures`` figures, the shared model (or None) and the
+    codec's params. ``done(index, result)`` is called as each image's result arrives; ``stream`` is where
+    they come from when they are already under way (:func:`_image_results`).
     """
+    results, shared_model, model_params = _compute(pixels, method, k, config, done, stream)
+    _add_key_ssim(results, pixels, method, k, config, model_params)
+    return results, shared_model, model_params
+
+
+def _image_results(pixels: np.ndarray, configurations: list, config: BatchConfig) -> Iterator | None:
+    """The per-image results of every configuration, in order, from one stream of tasks on ``config.jobs``
+    workers (None with ``--fit collection``, which computes in this process).
+
+    One stream rather than one per configuration: the workers never wait for this process to finish a
+    configuration (its wrong-key measure, its run), nor for the slowest image of the last.
+    """
+    if config.fit == "collection":
+        return None
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
+             for method, k in configurations for index, one in enumerate(pixels))  # fmt: skip
+    # max_nbytes=None: joblib would otherwise hand a large image to its workers through a memory-mapped
+    # file in a temporary folder, plaintext pixels on disk.
+    return Parallel(n_jobs=config.jobs, return_as="generator", max_nbytes=None)(tasks)
+
+
+def _compute(pixels, method, k, config, done, stream):
+    """Per-image results [(Measured | error, ImageFiles | None)], the shared model (or None), codec params."""
     if config.fit == "collection":
         codec = make_codec(method, k=k, fit="collection", random_state=config.random_state)
         started = time.perf_counter()
@@ -422,19 +458,15 @@ def _compute(pixels: np.ndarray, method: str, k: int | None, config: BatchConfig
             shown = None
             if index < config.figures:
                 title = caption(method, k, measured.metrics, one.shape) + " · one model for all"
-                shown = figure(measured.original, render_encoded(method, measured.encoded, one.shape),
-                               measured.reconstruction, method=method, title=title)  # fmt: skip
+                shown = image_files(figure(measured.original, render_encoded(method, measured.encoded, one.shape),
+                                           measured.reconstruction, method=method, title=title))  # fmt: skip
             results.append((measured, shown))
             done(index, results[-1])
         return results, model, codec.get_params()
-    from joblib import Parallel, delayed
-
-    tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
-             for index, one in enumerate(pixels))  # fmt: skip
+    if stream is None:
+        stream = _image_results(pixels, [(method, k)], config)
     results = []
-    # max_nbytes=None: joblib would otherwise hand a large image to its workers through a memory-mapped
-    # file in a temporary folder, plaintext pixels on disk.
-    for index, result in enumerate(Parallel(n_jobs=config.jobs, return_as="generator", max_nbytes=None)(tasks)):
+    for index, result in enumerate(islice(stream, len(pixels))):
         results.append(result)
         done(index, result)
     return results, None, make_codec(method, k=k, fit="image", random_state=config.random_state).get_params()
