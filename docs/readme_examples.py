@@ -32,6 +32,7 @@ SHOWN_HOME = "/home/me"  # the temporary folder, as the README shows it
 BLOCK = re.compile(r"```console\n(.*?)```", flags=re.S)
 DEMO = "$ imgvault demo"
 DEMO_ROWS = {("aes", "-"), ("kmeans", "8"), ("pca", "8")}  # (method, k) of the demo-faces rows shown
+THREAT_ROWS = {("aes", "collection"), ("kmeans", "k=8"), ("pca", "k=8")}  # the same, in the threat matrix
 
 
 @dataclass
@@ -181,7 +182,7 @@ def abbreviate_demo(output: str) -> str:
         if in_tables and line.startswith("n/a:"):
             keep = not any(k.startswith("n/a:") for k in kept)
         elif in_tables and cells and cells[0].startswith("demo-"):
-            keep = cells[0] == "demo-faces" and tuple(cells[1:3]) in DEMO_ROWS
+            keep = cells[0] == "demo-faces" and tuple(cells[1:3]) in DEMO_ROWS | THREAT_ROWS
         if keep:
             kept.append(line)
         elif kept[-1] != "...":
