@@ -181,7 +181,7 @@ def test_get_of_an_unknown_id_is_an_error(initialised, runner, tmp_path):
 
 def test_get_of_a_tampered_image_fails_and_writes_nothing(initialised, runner, image_dir, tmp_path):
     [image] = json.loads(runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--json"]).stdout)
-    tamper(initialised, schema.images, image["id"], "data", lambda blob: blob[:-1] + b"\x00")
+    tamper(initialised, schema.images, image["id"], "data", lambda blob: blob[:-1] + bytes([blob[-1] ^ 1]))
     result = runner.invoke(cli, ["get", image["id"], "-o", str(tmp_path / "out.jpg")])
     assert result.exit_code == 1
     assert result.stderr == (
