@@ -52,7 +52,8 @@ def test_a_stored_encoding_decodes_identically_after_the_process_restarts(store,
 
 def test_a_tampered_model_is_detected(store, home, astronaut, runner):
     encoding = encode_image(store, astronaut.id, method="kmeans", k=4, size=32)
-    tamper(home, schema.codec_models, encoding.info.model_id, "data", lambda blob: blob[:40] + bytes([blob[40] ^ 0xFF]) + blob[41:])
+    flipped = lambda blob: blob[:40] + bytes([blob[40] ^ 0xFF]) + blob[41:]  # noqa: E731
+    tamper(home, schema.codec_models, encoding.info.model_id, "data", flipped)
     with pytest.raises(IntegrityError, match=f"model.data {encoding.info.model_id} failed its integrity check"):
         decode_image(store, encoding.info.id)
     result = runner.invoke(cli, ["decode", encoding.info.id, "-o", "-"])
