@@ -40,19 +40,6 @@ def collection(size: int) -> np.ndarray:
     return np.stack([load_pixels(data, size=size, color="rgb") for _, data in tiles(IMAGES)])
 
 
-def shared_keys(method: str, pixels: np.ndarray, k=None):
-    from imgvault.methods import make_codec
-
-    fitted = {}
-
-    def keys(train):
-        if train.tobytes() not in fitted:
-            fitted[train.tobytes()] = make_codec(method, k=k, fit="collection").fit(pixels[train])
-        return [fitted[train.tobytes()]] * len(pixels)
-
-    return keys
-
-
 def timed(function) -> tuple[float, object]:
     started = time.perf_counter()
     result = function()
@@ -72,6 +59,7 @@ def one_attack(name: str, method: str, pixels: np.ndarray, k=None) -> tuple[floa
     from threadpoolctl import threadpool_limits
 
     from imgvault.methods import to_uint8
+    from imgvault.methods.attacks import shared_keys
     from imgvault.methods.attacks.blocks import block_inversion_attack
     from imgvault.methods.attacks.jigsaw import jigsaw_attack
     from imgvault.methods.attacks.matrix import run_attacks
@@ -97,6 +85,7 @@ def one_attack(name: str, method: str, pixels: np.ndarray, k=None) -> tuple[floa
 def learning(pixels: np.ndarray) -> tuple[float, dict]:
     from imgvault.methods import to_uint8
     from imgvault.methods.attack import learning_attack
+    from imgvault.methods.attacks import shared_keys
 
     keys = shared_keys("le", pixels)
 

@@ -9,6 +9,7 @@ import pytest
 
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, make_codec, to_uint8
+from imgvault.methods.attacks import shared_keys
 from imgvault.methods.attacks.matrix import run_attacks
 from imgvault.tracker.demo import tiles
 
@@ -21,13 +22,7 @@ def photo_tiles(count: int, size: int, color: str = "rgb") -> np.ndarray:
 
 def shared_key(method: str, pixels: np.ndarray, k=None):
     """Keys for ``--fit collection``: one key per split, fitted on its training images."""
-    fitted = {}
-
-    def keys(train):
-        if train.tobytes() not in fitted:
-            fitted[train.tobytes()] = make_codec(method, k=k, fit="collection").fit(pixels[train])
-        return [fitted[train.tobytes()]] * len(pixels)
-
+    keys = shared_keys(method, pixels, k)
     return keys, keys(np.arange(len(pixels)))[0]
 
 

@@ -137,3 +137,18 @@ ATTACKS = {
                           "choice (with --fit image: under another image's key, not the target's)",
                           "a permutation-only cipher"),
 }  # fmt: skip
+
+
+def shared_keys(method: str, pixels: np.ndarray, k=None) -> Keys:
+    """:data:`Keys` for ``--fit collection`` outside a run: for each split, one codec of ``method`` fitted on
+    its training images (each fitted once, then reused), serving every image of ``pixels``."""
+    from ..registry import make_codec
+
+    fitted = {}
+
+    def keys(train: np.ndarray) -> list:
+        if train.tobytes() not in fitted:
+            fitted[train.tobytes()] = make_codec(method, k=k, fit="collection").fit(pixels[train])
+        return [fitted[train.tobytes()]] * len(pixels)
+
+    return keys
