@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, Field
 
+from imgvault.methods.registry import METHOD_NAMES
 from imgvault.store.names import check_collection_name
 
 from . import media
@@ -119,8 +120,14 @@ def image_encodings(request: Request, caller: Reader, image_id: ImageId) -> dict
 
 
 class EncodeRequest(BaseModel):
-    method: Literal["pca", "kmeans", "gmm", "aes", "le", "etc", "pe", "logistic", "arnold"]
-    k: int | None = Field(None, ge=1, le=256, description="Components (pca) or clusters (kmeans, gmm); none for aes")
+    method: Literal[METHOD_NAMES]  # the built-in methods (the registry's names, not a copy of them)
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="The method's knob (imgvault methods): components (pca), "
+        "clusters (kmeans, gmm), block size (le, etc), iterations (arnold); none for the others",
+    )
     size: int = Field(100, ge=8, le=MAX_ENCODE_SIZE, description="Side of the square the image is resized to")
     colour: Literal["gray", "rgb"] = Field("gray", validation_alias=AliasChoices("colour", "color"))
 

@@ -61,11 +61,6 @@ def cipher_images(codecs: list, pixels: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def as_image(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``(height, width, c)`` back to an image's own shape (gray images have no channel axis)."""
-    return array.reshape(shape)
-
-
 def score_splits(originals: np.ndarray, recover: Callable, *, splits: int = SPLITS, seed: int = 0) -> dict:
     """An attack's scores over ``splits`` random splits.
 
