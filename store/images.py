@@ -40,7 +40,7 @@ def _insert_ignoring_conflicts(connection: Connection, table, values: dict, uniq
 
 
 @functools.cache
-def _image_by_id() -> Select:
+def image_by_id() -> Select:
     # Built once: making a SELECT and its cache key anew for each get costs more than running it.
     images = schema.images
     return image_columns().add_columns(images.c.data).where(images.c.id == bindparam("image_id"))
@@ -236,11 +236,15 @@ class Images(Keyring):
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
-        with one_read(self.engine) as connection:
-            row = connection.execute(_image_by_id(), {"image_id": image_id}).first()
+        if self._reads is not None:  # a SQLite file: straight to the database (see .reads)
+            row = self._reads.image_row(image_id)
+        else:
+            with one_read(self.engine) as connection:
+                row = connection.execute(image_by_id(), {"image_id": image_id}).first()
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        return self._sealer.open("image.data", image_id, row.data, context=image_context_bytes(row._mapping))
+        # The columns of image_by_id: the id, the bound columns in bindings.IMAGE order, the sealed data.
+        return self._sealer.open("image.data", image_id, row[8], context=image_context_of(*row[1:8]))
 
     def _info_query(self):
         # _info takes the columns in this order.

@@ -23,10 +23,12 @@ from .crypto import Sealer
 from .encodings import Encodings
 from .engine import check_revision, create_store_engine, current_revision, upgrade, write_transaction
 from .errors import ConfigError
-from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION
+from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION, image_by_id
 from .keyring import read_store_settings
 from .keys import write_key_file
+from .reads import SqliteReads
 from .rotation import Rotation
+from .tokens import TokenCache
 
 
 class Store(Encodings, Rotation):
@@ -48,6 +50,9 @@ class Store(Encodings, Rotation):
         self.key_source = key_source
         self._sealer: Sealer | None = None
         self._derived: dict[str, bytes] = {}
+        # On a SQLite file: the image and token reads that every web request makes, without SQLAlchemy.
+        self._reads = SqliteReads.for_engine(engine, image_by_id())
+        self.token_cache = TokenCache(self._reads) if self._reads is not None else None
 
     # -- opening and closing -----------------------------------------------------------------------
 
@@ -145,6 +150,8 @@ class Store(Encodings, Rotation):
 
     def close(self) -> None:
         """Release the database connections."""
+        if self._reads is not None:
+            self._reads.close()
         self.engine.dispose()
 
     def __enter__(self) -> "Store":

@@ -5,6 +5,11 @@ SHA-256, which is enough for a secret of that strength (no password hashing need
 guess), so a reader of the database cannot sign in with what it holds. A token is looked up by its hash
 and the hashes compared again with :func:`hmac.compare_digest`: the time a check takes depends on the
 hash only, never on how much of a guessed token was right.
+
+The web service checks a token on every request. On SQLite, the records of valid tokens are kept in a
+:class:`TokenCache` that is emptied whenever the database has changed, which costs one ``PRAGMA
+data_version`` per check (see :mod:`.reads`): a token revoked or deleted by any process is refused from its
+next request on. On PostgreSQL every check asks the database.
 """
 
 import functools
@@ -12,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -108,8 +114,49 @@ def check_token(store, token: str) -> TokenInfo | None:
     if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > _MAX_TOKEN or not token.isascii():
         return None
     digest = _digest(token)
+    if store.token_cache is None:
+        return _read_token(store, digest)
+    return store.token_cache.get(digest, lambda: _read_token(store, digest))
+
+
+def _read_token(store, digest: str) -> TokenInfo | None:
     with one_read(store.engine) as connection:
         row = connection.execute(_token_by_digest(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
         return None
     return _info(row)
+
+
+class TokenCache:
+    """The records of valid tokens by hash, kept while the database is unchanged (see :mod:`.reads`).
+
+    Any commit by another connection (a token revoked, created or deleted; an image put...) empties it, so
+    it can never answer with a record the database no longer holds. Unknown and revoked tokens are not kept.
+    """
+
+    MAX_TOKENS = 1024  # more valid tokens than a store has; past it the cache starts over
+
+    def __init__(self, reads):
+        self._reads = reads
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._tokens: dict[str, TokenInfo] = {}
+
+    def get(self, digest: str, read) -> TokenInfo | None:
+        """The record of the token with SHA-256 ``digest``: kept, or ``read()`` (kept if not None)."""
+        with self._lock:
+            # Asked before reading the token, under the lock: a commit after this makes the next call differ.
+            version = self._reads.data_version()
+            if version != self._version:
+                self._version, self._tokens = version, {}
+            info = self._tokens.get(digest)
+        if info is not None:
+            return info
+        info = read()
+        if info is not None:
+            with self._lock:
+                if self._version == version:  # else the database changed meanwhile: the record may be stale
+                    if len(self._tokens) >= self.MAX_TOKENS:
+                        self._tokens = {}
+                    self._tokens[digest] = info
+        return info

@@ -50,3 +50,30 @@ def test_content_is_exact_and_refusals_are_problems_on_both_backends(store, home
     _, other = create_token(store, "u")
     missing = get(app, "/api/v1/images/01ARZ3NDEKTSV4RRFFQ69G5FAV/content", other)
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_token_changed_behind_the_store_s_back_is_seen_at_the_next_check(store, home):
+    # On SQLite the records of valid tokens are cached until the database changes: every change made by
+    # another connection (another process, or an attacker with the database) must be seen at the next check.
+    import sqlalchemy
+    from rawdb import raw_engine
+
+    from imgvault.store import Settings, Store, schema
+
+    _, token = create_token(store, "t")
+    assert check_token(store, token).read_only is False
+    assert check_token(store, token) is not None  # now cached, on SQLite
+    engine = raw_engine(home)
+    tokens = schema.api_tokens
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.update(tokens).where(tokens.c.name == "t").values(read_only=True))
+    assert check_token(store, token).read_only is True
+    with Store.open(settings=Settings.resolve(home)) as other:
+        revoke_token(other, "t")
+    assert check_token(store, token) is None
+    _, token = create_token(store, "u")
+    assert check_token(store, token) is not None and check_token(store, token) is not None
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.delete(tokens).where(tokens.c.name == "u"))
+    assert check_token(store, token) is None
+    engine.dispose()

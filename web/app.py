@@ -74,8 +74,12 @@ def status_of(exc: Exception) -> int:
     return 500  # IntegrityError and everything unexpected: the server's fault, not the caller's
 
 
-def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookies: bool = False) -> FastAPI:
-    """The application serving ``store`` (open; the caller closes it). ``home`` locates the MLflow runs."""
+def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookies: bool = False) -> ContentFastPath:
+    """The application serving ``store`` (open; the caller closes it). ``home`` locates the MLflow runs.
+
+    It is the FastAPI application behind :class:`ContentFastPath` (its ``app``): the fast path sits in front
+    of FastAPI's own middleware, which costs more than the image request itself.
+    """
     from . import api, gallery
 
     # The OpenAPI document is served; FastAPI's documentation pages are not (they load scripts from a CDN).
@@ -89,7 +93,6 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     app.include_router(api.router)
     app.include_router(gallery.router)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(ContentFastPath, store=store, headers=SECURITY_HEADERS)
 
     def respond(request: Request, status: int, detail: str, **extra) -> Response:
         if request.url.path.startswith("/api/"):
@@ -136,4 +139,4 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
         log.exception("unexpected error on %s", request.url.path)
         return respond(request, 500, f"unexpected {type(exc).__name__} (the server's log has the details)")
 
-    return app
+    return ContentFastPath(app, store=store, headers=SECURITY_HEADERS)

@@ -87,8 +87,9 @@ def bearer_token(authorization: str) -> str | None:
 async def bearer(request: Request) -> Caller:
     """The caller of an API request, from its ``Authorization: Bearer TOKEN`` header; else AuthError 401.
 
-    A coroutine, so that on SQLite checking the token (one indexed select in a local file) runs on the event
-    loop instead of costing a hop to the thread pool and back on every request (see :func:`on_store`).
+    A coroutine, so that on SQLite checking the token (a cached record and ``PRAGMA data_version``, or one
+    indexed select, in a local file) runs on the event loop instead of costing a hop to the thread pool and back
+    on every request (see :func:`on_store`).
     """
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:

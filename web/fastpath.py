@@ -1,8 +1,9 @@
 """The API's busiest request, ``GET /api/v1/images/{id}/content``, answered without FastAPI's machinery.
 
-Routing, dependency injection and the middleware stack cost several times what the request itself does
-(one indexed select and an AES-GCM open). This ASGI layer in front of the application answers the request
-when it succeeds: a valid bearer token and a stored image. Anything else - no or bad token, an unknown or
+Routing, dependency injection and the middleware stack (FastAPI's own included) cost several times what the
+request itself does (a token check, one indexed select and an AES-GCM open). This ASGI layer in front of the
+whole FastAPI application (:func:`~imgvault.web.app.create_app` puts it there) answers the request when it
+succeeds: a valid bearer token and a stored image. Anything else - no or bad token, an unknown or
 malformed id, a tampered record, another method - goes on to the application, which answers it (and its
 errors) as the API documents, so there is one place that decides what an error looks like.
 """
