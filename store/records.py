@@ -16,7 +16,7 @@ def utc_now() -> datetime:
 
 def iso_utc(moment: datetime) -> str:
     """A naive UTC datetime as ISO 8601 with a Z (``2026-11-25T13:02:26.000000Z``)."""
-    return moment.isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat("T", "microseconds") + "Z"  # positional: a fifth faster, once per image listed
 
 
 @dataclass(frozen=True)
