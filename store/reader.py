@@ -117,8 +117,9 @@ class SQLiteReader:
             check_revision(_revision(connection), settings.describe_db())
             stored = dict(connection.execute("SELECT name, value FROM settings").fetchall())
             store_id, key_source = store_identity(stored)
+            primary_id = primary_key_id(stored)
             rows = connection.execute('SELECT key_id, kdf, "check" FROM keys').fetchall()
-            sealer = unlock(settings, store_id, key_source, primary_key_id(stored), rows, {})
+            sealer = unlock(settings, store_id, key_source, primary_id, rows, {})
             if key_source == "file":
                 key_ids = "SELECT key_id FROM keys"
                 tidy_key_file(settings.key_file, store_id, lambda: {k for (k,) in connection.execute(key_ids)})
