@@ -28,6 +28,12 @@ class Context:
 
         return Store.open(settings=self.settings())
 
+    def open_reader(self):
+        """The store, for a command that only lists: on SQLite read-only and without SQLAlchemy (a fast start)."""
+        from imgvault.store.reader import open_reader
+
+        return open_reader(self.settings())
+
 
 pass_context = click.make_pass_decorator(Context)
 

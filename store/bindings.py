@@ -19,13 +19,12 @@ of an encoded image are sealed (they are what users read about a method's qualit
 Renaming a collection would therefore mean re-sealing its images; imgvault has no rename.
 """
 
+import json
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii
 
-from sqlalchemy import Select, select
-
-from . import schema
-from .crypto import context_bytes
+from .crypto import Sealer, context_bytes
+from .records import EncodedInfo, ImageInfo
 
 IMAGE = ("collection_id", "collection", "format", "width", "height", "mode", "bytes")
 MODEL = ("collection_id", "image_id", "method", "params")
@@ -71,23 +70,27 @@ def image_context_bytes(values: Mapping) -> bytes:
     return image_context_of(*(values[name] for name in IMAGE))
 
 
-def image_columns() -> Select:
-    """The images' bound columns, with the collection's name as ``collection``, joined."""
-    i, c = schema.images, schema.collections
-    return select(
-        i.c.id, i.c.collection_id, c.c.name.label("collection"), i.c.format, i.c.width, i.c.height, i.c.mode,
-        i.c.bytes,
-    ).join(c, c.c.id == i.c.collection_id)  # fmt: skip
+# Listing: Store (SQLAlchemy) and the read-only SQLite reader (reader.py) select the same columns in the same
+# order, and open each row here.
 
 
-def sealed_rows(kind: str) -> Select:
-    """Every record of ``kind`` with its sealed columns and the columns they are bound to."""
-    table, columns = schema.SEALED[kind]
-    sealed = [table.c[column] for column in columns]
-    if kind == "image":
-        return image_columns().add_columns(*sealed)
-    if kind == "model":
-        t = table.c
-        return select(t.id, t.collection_id, t.image_id, t.method, t.params, *sealed)
-    t = table.c
-    return select(t.id, t.image_id, t.model_id, t.method, t.params, *sealed)
+def listed_image(sealer: Sealer, row) -> ImageInfo:
+    """An image as listed, its name and metadata opened: ``row`` is (id, collection_id, collection, format,
+    width, height, mode, bytes, created, name, metadata), with ``name`` and ``metadata`` sealed."""
+    image_id, collection_id, collection, format_, width, height, mode, size, created, name, metadata = row
+    bound = image_context_of(collection_id, collection, format_, width, height, mode, size)
+    open_ = sealer.open
+    name = open_("image.name", image_id, name, context=bound).decode()
+    metadata = {} if metadata is None else json.loads(open_("image.metadata", image_id, metadata, context=bound))
+    return ImageInfo.listed(image_id, name, collection, format_, width, height, mode, size, created, metadata)
+
+
+def listed_encoded(sealer: Sealer, row) -> EncodedInfo:
+    """An encoded image as listed, its metrics opened: ``row`` is (id, image_id, model_id, collection, method,
+    params, metrics, bytes, created), with ``metrics`` sealed."""
+    encoded_id, image_id, model_id, collection, method, params, metrics, size, created = row
+    # The metrics open first: they authenticate the links and parameters before these are used.
+    bound = encoded_context({"image_id": image_id, "model_id": model_id, "method": method, "params": params})
+    metrics = sealer.open("encoded.metrics", encoded_id, metrics, context=bound)
+    return EncodedInfo(id=encoded_id, image_id=image_id, model_id=model_id, collection=collection, method=method,
+                       params=json.loads(params), metrics=json.loads(metrics), bytes=size, created=created)  # fmt: skip

@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 from sqlalchemy import insert, select
 
-from . import bindings, schema
-from .bindings import encoded_context, model_context
+from . import schema
+from .bindings import encoded_context, listed_encoded, model_context
 from .errors import EncodedNotFound, ImageNotFound, NotFound
 from .ids import new_id
 from .images import Images
@@ -116,6 +116,7 @@ class Encodings(Images):
         return results
 
     def _encoded_query(self):
+        # The columns of bindings.listed_encoded, in its order (reader.py selects the same).
         e, i, c = schema.encoded_images, schema.images, schema.collections
         return (
             select(e.c.id, e.c.image_id, e.c.model_id, c.c.name.label("collection"), e.c.method, e.c.params,
@@ -125,12 +126,7 @@ class Encodings(Images):
         )  # fmt: skip
 
     def _encoded_info(self, row) -> EncodedInfo:
-        # The metrics open first: they authenticate the links and parameters before these are used.
-        metrics = self._sealer.open("encoded.metrics", row.id, row.metrics, context=encoded_context(row._mapping))
-        return EncodedInfo(
-            id=row.id, image_id=row.image_id, model_id=row.model_id, collection=row.collection, method=row.method,
-            params=json.loads(row.params), metrics=json.loads(metrics), bytes=row.bytes, created=row.created_at,
-        )  # fmt: skip
+        return listed_encoded(self._sealer, row)
 
     def encoded_images(self, collection: str | None = None, *, image_id: str | None = None) -> Iterator[EncodedInfo]:
         """Every encoded image (of one collection, or of one image, if given), oldest first."""
@@ -160,7 +156,7 @@ class Encodings(Images):
         """A codec model's method, parameters and payload."""
         table = schema.codec_models
         with self.engine.connect() as connection:
-            row = connection.execute(bindings.sealed_rows("model").where(table.c.id == model_id)).first()
+            row = connection.execute(schema.sealed_rows("model").where(table.c.id == model_id)).first()
         if row is None:
             raise NotFound(f"codec model {model_id} not found")
         data = self._sealer.open("model.data", model_id, row.data, context=model_context(row._mapping))

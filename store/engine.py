@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from . import opening
 from .errors import ConfigError
-from .schema import SCHEMA_REVISION, settings
+from .schema import settings
 
 BUSY_TIMEOUT_S = 30
 _WRITE = "imgvault_write"
@@ -99,14 +100,7 @@ def first_line(error: BaseException) -> str:
 
 def check_revision(engine: Engine, where: str) -> None:
     """Raise :class:`ConfigError` unless the database holds this version's schema."""
-    revision = current_revision(engine)
-    if revision is None:
-        raise ConfigError(f'no imgvault store in {where} (run "imgvault init" first)')
-    if revision != SCHEMA_REVISION:
-        raise ConfigError(
-            f"the store in {where} has schema revision {revision} and this imgvault needs {SCHEMA_REVISION}"
-            ' (run "imgvault db upgrade", or use the imgvault version that wrote it)'
-        )
+    opening.check_revision(current_revision(engine), where)
 
 
 def upgrade(connection: Connection, sealer=None, revision: str = "head") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
-from .bindings import image_columns, image_context_bytes, image_context_of
+from .bindings import image_context_bytes, listed_image
 from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
@@ -21,6 +21,7 @@ from .keyring import Keyring
 from .names import check_collection_name
 from .records import CollectionInfo, ImageInfo, PutResult, Removal
 from .records import utc_now as _now
+from .schema import image_columns
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -247,17 +248,12 @@ class Images(Keyring):
         return self._sealer.open("image.data", image_id, row[8], context=image_context_of(*row[1:8]))
 
     def _info_query(self):
-        # _info takes the columns in this order.
+        # The columns of bindings.listed_image, in its order (reader.py selects the same).
         i = schema.images
         return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
 
     def _info(self, row) -> ImageInfo:
-        image_id, collection_id, collection, format_, width, height, mode, size, created, name, metadata = row
-        bound = image_context_of(collection_id, collection, format_, width, height, mode, size)
-        open_ = self._sealer.open
-        name = open_("image.name", image_id, name, context=bound).decode()
-        metadata = {} if metadata is None else json.loads(open_("image.metadata", image_id, metadata, context=bound))
-        return ImageInfo(image_id, name, collection, format_, width, height, mode, size, created, metadata)
+        return listed_image(self._sealer, row)
 
     def info(self, image_id: str) -> ImageInfo:
         """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""

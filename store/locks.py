@@ -24,9 +24,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
-
 from .errors import ConfigError, RotationInProgress
 
 BUSY = "another key rotation is in progress on this store; run imgvault key rotate again when it has finished"
@@ -91,7 +88,11 @@ def _advisory_key(store_id: str) -> int:
 
 
 @contextmanager
-def _postgresql_lock(engine: Engine, store_id: str) -> Iterator[None]:
+def _postgresql_lock(engine, store_id: str) -> Iterator[None]:
+    # SQLAlchemy is imported here: the key file's lock (above) serves the read-only listing, without it.
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
     key = _advisory_key(store_id)
     connection, held = engine.connect(), False
     try:

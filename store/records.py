@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from pathlib import Path
 
+_new_object = object.__new__
+
 
 def utc_now() -> datetime:
     """Now, as the naive UTC datetime the store's timestamps are kept in."""
@@ -14,7 +16,7 @@ def utc_now() -> datetime:
 
 def iso_utc(moment: datetime) -> str:
     """A naive UTC datetime as ISO 8601 with a Z (``2026-11-25T13:02:26.000000Z``)."""
-    return moment.isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat("T", "microseconds") + "Z"  # positional: a fifth faster, once per image listed
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,15 @@ class ImageInfo:
     bytes: int
     created: datetime
     metadata: dict = field(default_factory=dict)
+
+    @classmethod
+    def listed(cls, image_id, name, collection, format_, width, height, mode, size, created, metadata) -> "ImageInfo":
+        """``ImageInfo(...)`` of every field, in order, made without the frozen ``__init__`` (which calls
+        ``object.__setattr__`` for each field, and costs twice as much): a listing makes one per image."""
+        self = _new_object(cls)
+        self.__dict__.update(id=image_id, name=name, collection=collection, format=format_, width=width,
+                             height=height, mode=mode, bytes=size, created=created, metadata=metadata)  # fmt: skip
+        return self
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (``created`` as ISO 8601 UTC)."""

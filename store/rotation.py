@@ -85,7 +85,7 @@ class Rotation(Keyring):
         if self._sealer.keyset.primary_id != new_primary:
             raise RuntimeError("the primary key changed during a key rotation")  # the rotation lock prevents it
         table, columns = schema.SEALED[kind]
-        query = bindings.sealed_rows(kind).where(table.c.key_id != new_primary)
+        query = schema.sealed_rows(kind).where(table.c.key_id != new_primary)
         if after is not None:
             query = query.where(table.c.id > after).order_by(table.c.id).limit(limit)
         rows = connection.execute(query).all()

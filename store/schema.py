@@ -16,10 +16,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    select,
 )
+from sqlalchemy.sql import Select
 
-# The Alembic revision this code reads and writes; bumped with every migration.
-SCHEMA_REVISION = "0004_api_tokens"
+# The Alembic revision this code reads and writes, bumped with every migration, is kept where the read-only
+# listing checks it without SQLAlchemy.
+from .opening import SCHEMA_REVISION as SCHEMA_REVISION
 
 metadata = MetaData(
     naming_convention={
@@ -128,3 +131,28 @@ SEALED = {
     "model": (codec_models, ("data",)),
     "encoded": (encoded_images, ("data", "metrics")),
 }
+
+
+# What each sealed blob is bound to is in ``bindings``; these are the SELECTs that read them with their blobs.
+
+
+def image_columns() -> Select:
+    """The images' bound columns, with the collection's name as ``collection``, joined."""
+    i, c = images, collections
+    return select(
+        i.c.id, i.c.collection_id, c.c.name.label("collection"), i.c.format, i.c.width, i.c.height, i.c.mode,
+        i.c.bytes,
+    ).join(c, c.c.id == i.c.collection_id)  # fmt: skip
+
+
+def sealed_rows(kind: str) -> Select:
+    """Every record of ``kind`` with its sealed columns and the columns they are bound to."""
+    table, columns = SEALED[kind]
+    sealed = [table.c[column] for column in columns]
+    if kind == "image":
+        return image_columns().add_columns(*sealed)
+    if kind == "model":
+        t = table.c
+        return select(t.id, t.collection_id, t.image_id, t.method, t.params, *sealed)
+    t = table.c
+    return select(t.id, t.image_id, t.model_id, t.method, t.params, *sealed)
