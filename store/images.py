@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
-from .bindings import image_context_bytes, listed_image
+from .bindings import image_context_bytes, image_context_of, listed_image
 from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
