@@ -15,9 +15,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from . import opening
 from .errors import ConfigError
+from .opening import BUSY_TIMEOUT_S
 from .schema import settings
 
-BUSY_TIMEOUT_S = 30
 _WRITE = "imgvault_write"
 _ONE_READ = "imgvault_one_read"
 

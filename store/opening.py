@@ -7,7 +7,9 @@ key file or passphrase) the other refuses with the same message. Nothing here im
 """
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from .config import Settings
 from .crypto import Keyset, Sealer
@@ -19,6 +21,16 @@ from .locks import key_file_lock_path, leftover_key_files, try_file_lock
 SCHEMA_REVISION = "0004_api_tokens"
 # Sealed with each key into the keys table, to tell a wrong key when the store is opened.
 KEY_CHECK = b"imgvault key check"
+# How long a SQLite connection waits for another's lock before it gives up.
+BUSY_TIMEOUT_S = 30
+
+
+def connect_read_only(path: Path, **options) -> sqlite3.Connection:
+    """A sqlite3 connection to the SQLite file ``path`` that cannot write: it never creates, migrates or
+    changes the database. Each SELECT is its own read transaction (isolation_level None), a snapshot of
+    the latest commit."""
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, **options)
 
 
 def check_revision(revision: str | None, where: str) -> None:

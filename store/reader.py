@@ -24,11 +24,8 @@ from .bindings import listed_encoded, listed_image
 from .config import Settings
 from .crypto import Sealer
 from .errors import CollectionNotFound, ConfigError
-from .opening import check_revision, primary_key_id, store_identity, tidy_key_file, unlock
+from .opening import check_revision, connect_read_only, primary_key_id, store_identity, tidy_key_file, unlock
 from .records import CollectionInfo, EncodedInfo, ImageInfo
-
-# SQLAlchemy's busy timeout for SQLite (engine.BUSY_TIMEOUT_S); a reader waits only on a WAL recovery.
-BUSY_TIMEOUT_S = 30
 
 # The SELECTs of Store (images.py, encodings.py), as SQLAlchemy compiles them for SQLite.
 _IMAGES = (
@@ -109,9 +106,7 @@ class SQLiteReader:
         """
         if not path.exists():
             raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
-        # isolation_level None: each SELECT is its own transaction, as Store's single reads are.
-        connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                                     isolation_level=None)  # fmt: skip
+        connection = connect_read_only(path)
         try:
             # The first contact: a database that cannot be reached raises sqlite3.Error here.
             check_revision(_revision(connection), settings.describe_db())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from .engine import BUSY_TIMEOUT_S
+from .opening import connect_read_only
 
 _inherited: list = []  # in a forked child, the parent's connections (see SqliteReads._forget_in_child)
 
@@ -30,7 +30,7 @@ class SqliteReads:
     """Read-only connections to one SQLite file: one per concurrent reader, reused, closed by :meth:`close`."""
 
     def __init__(self, path: Path, image_by_id: str):
-        self._uri = Path(path).absolute().as_uri() + "?mode=ro"
+        self._path = Path(path)
         self._image_by_id = image_by_id
         self._idle: list[sqlite3.Connection] = []  # list.pop and list.append are atomic: no lock needed
         self._version_lock = threading.Lock()
@@ -53,9 +53,7 @@ class SqliteReads:
         return cls(Path(url.database), str(image_by_id.compile(dialect=engine.dialect)))
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level None: each SELECT is its own read transaction, a snapshot of the latest commit.
-        return sqlite3.connect(self._uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                               check_same_thread=False)  # fmt: skip
+        return connect_read_only(self._path, check_same_thread=False)
 
     def image_row(self, image_id: str) -> tuple | None:
         """The row of image ``image_id`` in the columns of the SELECT given at construction, or None."""
