@@ -10,9 +10,12 @@ only the store reads through it.
 The connections are opened read-only (``mode=ro``), so nothing here can write. One of them also tells
 whether the database has changed: ``PRAGMA data_version`` on a connection changes when any other
 connection, in this process or another, has committed since that connection last asked. That is what
-lets a cache of token records (:mod:`.tokens`) never serve a token revoked from the command line.
+lets a cache of token records (:mod:`.tokens`) never serve a token revoked from the command line. Its
+numbers mean something on their own connection only (a new connection starts again from the same small
+number), so :meth:`SqliteReads.data_version` pairs them with the connection they come from.
 """
 
+import itertools
 import os
 import sqlite3
 import threading
@@ -24,6 +27,24 @@ from sqlalchemy import Engine
 from .opening import connect_read_only
 
 _inherited: list = []  # in a forked child, the parent's connections (see SqliteReads._forget_in_child)
+_forked: weakref.WeakSet = weakref.WeakSet()  # what must forget its parent's state in a forked child
+_connections = itertools.count()  # numbers each connection data_version asks: next() is atomic
+
+
+def forget_in_child(thing) -> None:
+    """Have ``thing._forget_in_child()`` called in every child forked from now on, while ``thing`` lives.
+
+    One hook for all: ``os.register_at_fork`` cannot take a hook back, and one per store would pile up.
+    """
+    _forked.add(thing)
+
+
+def _after_fork_in_child() -> None:
+    for thing in list(_forked):
+        thing._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class SqliteReads:
@@ -35,9 +56,9 @@ class SqliteReads:
         self._idle: list[sqlite3.Connection] = []  # list.pop and list.append are atomic: no lock needed
         self._version_lock = threading.Lock()
         self._version_connection: sqlite3.Connection | None = None
+        self._version_source = -1  # which connection _version_connection is (from _connections)
         # A connection must not be used on both sides of a fork: a child starts without any.
-        reads = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (r := reads()) is not None and r._forget_in_child())
+        forget_in_child(self)
 
     @classmethod
     def for_engine(cls, engine: Engine, image_by_id) -> "SqliteReads | None":
@@ -66,12 +87,14 @@ class SqliteReads:
         finally:
             self._idle.append(connection)
 
-    def data_version(self) -> int:
-        """A number that changes whenever another connection (any process) has committed since the last call."""
+    def data_version(self) -> tuple[int, int]:
+        """A value that differs from the last call's whenever another connection (any process) has committed
+        since: ``PRAGMA data_version`` with the connection it was asked on, which is new after :meth:`close`
+        and in a forked child (a new connection's numbers start again, and would repeat older ones)."""
         with self._version_lock:
             if self._version_connection is None:
-                self._version_connection = self._connect()
-            return self._version_connection.execute("PRAGMA data_version").fetchone()[0]
+                self._version_connection, self._version_source = self._connect(), next(_connections)
+            return self._version_source, self._version_connection.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         """Close the connections not in use now (one in use is closed when it is collected)."""

@@ -26,6 +26,7 @@ from sqlalchemy import Select, bindparam, delete, insert, select, update
 from . import schema
 from .engine import one_read, write_transaction
 from .errors import InvalidParameter, NotFound
+from .reads import forget_in_child
 from .records import iso_utc, utc_now
 
 PREFIX = "ivt_"
@@ -139,8 +140,12 @@ class TokenCache:
     def __init__(self, reads):
         self._reads = reads
         self._lock = threading.Lock()
-        self._version: int | None = None
+        self._version: tuple[int, int] | None = None
         self._tokens: dict[str, TokenInfo] = {}
+        forget_in_child(self)  # a thread of the parent may hold the lock at the fork, and never let it go there
+
+    def _forget_in_child(self) -> None:
+        self._lock = threading.Lock()
 
     def get(self, digest: str, read) -> TokenInfo | None:
         """The record of the token with SHA-256 ``digest``: kept, or ``read()`` (kept if not None)."""
