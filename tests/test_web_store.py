@@ -1,6 +1,8 @@
 """The web service's calls into the store, on both backends, through the real ASGI application in process."""
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import httpx
@@ -77,3 +79,19 @@ def test_a_token_changed_behind_the_store_s_back_is_seen_at_the_next_check(store
         connection.execute(sqlalchemy.delete(tokens).where(tokens.c.name == "u"))
     assert check_token(store, token) is None
     engine.dispose()
+
+
+@pytest.mark.xfail(strict=True, reason="not from the raw reads, as before them: a store keeps the keys it loaded "
+                   "when it was opened, and reloads them before a write only; a rotation by another process re-seals "
+                   "every record under a key the open store lacks (every image is a 500 until serve restarts), and "
+                   "the retired key still opens records in it")  # fmt: skip
+def test_images_re_sealed_by_a_key_rotation_in_another_process_are_still_served(store, home):
+    image = store.put(PHOTOS["china.jpg"], name="china.jpg", collection="c")
+    _, token = create_token(store, "t")
+    app = create_app(store, home=home)
+    path = f"/api/v1/images/{image.id}/content"
+    assert get(app, path, token).status_code == 200
+    rotated = subprocess.run([sys.executable, "-m", "imgvault.cli", "key", "rotate"], capture_output=True, text=True)
+    assert rotated.returncode == 0, rotated.stderr
+    response = get(app, path, token)
+    assert response.status_code == 200 and response.content == PHOTOS["china.jpg"]
