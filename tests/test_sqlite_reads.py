@@ -6,6 +6,7 @@ A revoked token must be refused at its next check, whatever happened to the conn
 """
 
 import gc
+import io
 import os
 import signal
 import sqlite3
@@ -14,11 +15,21 @@ import sys
 import threading
 import tracemalloc
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import imgvault.store.reads as reads
 from imgvault.store import Settings, Store
+from imgvault.store.reader import SQLiteReader, open_reader
 from imgvault.store.tokens import check_token, create_token
+
+
+def noise_png() -> bytes:
+    """A small real PNG, the same every time."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (12, 12), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def revoke_elsewhere(home, name: str) -> None:
@@ -148,3 +159,36 @@ def test_a_token_missing_from_a_backup_moved_into_place_is_refused(store, home, 
     cached(store, later)
     os.replace(backup, home / "store.db")
     assert check_token(store, later) is None
+
+
+def test_the_wal_and_shm_files_a_read_only_connection_makes_are_as_private_as_the_database(store, home):
+    image = store.put(noise_png(), name="n.png")
+    store.close()  # the last connection removes the -wal and -shm files
+    assert sorted(path.name for path in home.glob("store.db*")) == ["store.db"]
+    umask = os.umask(0)
+    try:
+        with open_reader(Settings.resolve(home)) as reader:  # the listing: the first connection, read-only
+            assert isinstance(reader, SQLiteReader) and [listed.id for listed in reader.images()] == [image.id]
+            files = sorted(path.name for path in home.glob("store.db*"))
+            modes = {name: (home / name).stat().st_mode & 0o777 for name in files}
+    finally:
+        os.umask(umask)
+    assert modes == dict.fromkeys(["store.db", "store.db-shm", "store.db-wal"], 0o600)
+
+
+def test_a_store_db_that_is_a_symlink_is_read_and_watched_at_its_target(store, home, tmp_path):
+    image = store.put(noise_png(), name="n.png")
+    _, token = create_token(store, "t")
+    store.close()
+    target = tmp_path / "elsewhere" / "real.db"
+    target.parent.mkdir()
+    (home / "store.db").rename(target)
+    (home / "store.db").symlink_to(target)
+    with Store.open(home) as linked:
+        assert linked.get(image.id) == noise_png()
+        cached(linked, token)
+        revoke_elsewhere(home, "t")
+        assert check_token(linked, token) is None
+    with open_reader(Settings.resolve(home)) as reader:
+        assert isinstance(reader, SQLiteReader) and [listed.id for listed in reader.images()] == [image.id]
+    assert sorted(path.name for path in home.glob("store.db*")) == ["store.db"]
