@@ -52,8 +52,9 @@ CONTEXT = {"image": image_context, "model": model_context, "encoded": encoded_co
 _IMAGE_JSON = '{"bytes":%d,"collection":%s,"collection_id":%s,"format":%s,"height":%d,"mode":%s,"width":%d}'
 
 
-def image_context_of(collection_id, collection, format_, width, height, mode, size) -> bytes:
-    """``context_bytes(image_context(...))`` of an image's bound columns, given in :data:`IMAGE` order."""
+def image_context_of(collection_id, collection, format_, width, height, mode, size) -> bytes | dict:
+    """``context_bytes(image_context(...))`` of an image's bound columns, given in :data:`IMAGE` order (or
+    the context itself if JSON cannot hold a value of it, for Sealer.open to refuse as altered)."""
     if type(width) is int and type(height) is int and type(size) is int:
         quote = encode_basestring_ascii
         try:
@@ -62,7 +63,10 @@ def image_context_of(collection_id, collection, format_, width, height, mode, si
         except TypeError:
             pass  # a value that is not a str: json.dumps knows what to do with it
     values = dict(zip(IMAGE, (collection_id, collection, format_, width, height, mode, size), strict=True))
-    return context_bytes(values)
+    try:
+        return context_bytes(values)
+    except TypeError:
+        return values  # bytes in a bound column: open refuses it as tampering, seal as the caller's mistake
 
 
 def image_context_bytes(values: Mapping) -> bytes:

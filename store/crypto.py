@@ -150,7 +150,13 @@ class Sealer:
             raise _integrity_error(kind, record_id)
         magic, version, key_id, nonce = HEADER.unpack_from(blob)
         aead = self.keyset.aead(key_id)
-        context = context_bytes(context)
+        try:
+            context = context_bytes(context)
+        except TypeError:
+            if not isinstance(context, Mapping):
+                raise  # not a context at all: the caller's mistake
+            # A value JSON cannot hold (bytes, in a row altered in SQLite): seal refuses it, so no blob has it.
+            raise _integrity_error(kind, record_id) from None
         if version == VERSION_1 and not context:
             context = None  # a version 1 blob binds no context; it cannot stand in where one is asked for
         elif version != VERSION:

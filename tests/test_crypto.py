@@ -53,6 +53,18 @@ def test_a_blob_opened_with_any_bound_value_changed_fails(field):
         golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2)
 
 
+def test_a_context_value_no_blob_can_be_sealed_with_fails_to_open_as_tampering():
+    # Bytes in a row's bound column (SQLite keeps a BLOB anywhere): sealing refuses such a context, so opening
+    # with one is a row altered after sealing.
+    altered = {**GOLDEN_CONTEXT, "method": b"pca"}
+    with pytest.raises(IntegrityError, match="failed its integrity check"):
+        golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2, context=altered)
+    with pytest.raises(TypeError):
+        golden_sealer().seal("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", b"data", context=altered)
+    with pytest.raises(TypeError):  # not a context at all: the caller's mistake
+        golden_sealer().open("encoded.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V2, context=["pca"])
+
+
 def test_a_version_1_blob_still_opens_without_a_context_but_never_where_one_is_bound():
     sealer = golden_sealer()
     assert sealer.open("image.data", "01JD3Z8R8C6WQ3M1V0B5E3N9XK", GOLDEN_V1) == b"imgvault golden blob"

@@ -358,6 +358,11 @@ def _edit_width(home, victim, _other):
     _set(home, victim, width=_image_row(home, victim).width + 1)
 
 
+def _bytes_in_a_bound_column(home, victim, _other):
+    # SQLite keeps what it is given: a BLOB where text was, which no blob can have been sealed with.
+    _set(home, victim, format=_image_row(home, victim).format.encode())
+
+
 def _another_stores_key(home, victim, _other):
     _sealed_elsewhere(home, victim, lambda store_id, keyset: Sealer(Keyset.generate(), store_id))
 
@@ -373,8 +378,8 @@ def _this_key_under_another_store_id(home, victim, _other):
     _sealed_elsewhere(home, victim, lambda _, keyset: Sealer(keyset, "another store"))
 
 
-TAMPERINGS = [_flip_name, _flip_metadata, _move_name, _edit_width, _another_stores_key, _another_key_with_this_key_id,
-              _this_key_under_another_store_id]  # fmt: skip
+TAMPERINGS = [_flip_name, _flip_metadata, _move_name, _edit_width, _bytes_in_a_bound_column, _another_stores_key,
+              _another_key_with_this_key_id, _this_key_under_another_store_id]  # fmt: skip
 
 
 @pytest.mark.parametrize("tampering", TAMPERINGS, ids=lambda tampering: tampering.__name__.strip("_"))
@@ -407,10 +412,11 @@ def test_a_timestamp_that_is_not_one_fails_the_same_way_at_the_same_line(vault, 
     assert len(both("ls").stdout.splitlines()) == 1 + 2000
 
 
-def test_tampered_metrics_of_an_encoded_image_are_the_same_integrity_error(vault, both):
+@pytest.mark.parametrize("values", [{"params": '{"codec": {}}'}, {"method": b"kmeans"}], ids=["params", "bytes"])
+def test_tampered_metrics_of_an_encoded_image_are_the_same_integrity_error(vault, both, values):
     engine = raw_engine(vault)
     with engine.begin() as connection:
-        connection.execute(update(schema.encoded_images).values(params='{"codec": {}}'))
+        connection.execute(update(schema.encoded_images).values(values))
     engine.dispose()
     result = both("ls", "--encoded")
     assert result.exit_code == 1

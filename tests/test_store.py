@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sqlite3
 from datetime import datetime
 
 import pytest
@@ -192,6 +193,24 @@ def test_a_blob_moved_to_another_row_is_detected(store, home, image_dir):
     with pytest.raises(IntegrityError, match=f"image.data {second.id} failed its integrity check"):
         store.get(second.id)
     assert store.get(first.id) == (image_dir / "china.jpg").read_bytes()
+
+
+@pytest.mark.sqlite_only  # PostgreSQL refuses bytes in a text column
+@pytest.mark.parametrize("column", ["collection_id", "format", "width", "mode", "bytes"])
+def test_bytes_in_a_bound_column_are_detected_as_tampering(store, home, image_dir, column):
+    image = store.put(image_dir / "china.jpg")
+    store.close()
+    with sqlite3.connect(home / "store.db") as connection:
+        connection.execute(f"UPDATE images SET {column} = CAST({column} AS BLOB) WHERE id = ?", (image.id,))
+    with Store.open(home) as reopened:
+        if column == "collection_id":  # no longer joins its collection
+            with pytest.raises(ImageNotFound):
+                reopened.get(image.id)
+            return
+        with pytest.raises(IntegrityError, match=f"image.data {image.id} failed its integrity check"):
+            reopened.get(image.id)
+        with pytest.raises(IntegrityError, match=f"image.name {image.id} failed its integrity check"):
+            list(reopened.images())
 
 
 def test_a_tampered_stored_image_is_detected_never_returned(store, home, image_dir):
