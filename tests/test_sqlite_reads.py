@@ -63,6 +63,18 @@ def in_child(run, meanwhile=lambda: None) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def test_a_token_revoked_and_checkpointed_into_the_database_by_another_process_is_refused(store, home):
+    _, token = create_token(store, "t")
+    cached(store, token)
+    # Another process revokes it and moves the WAL into the database file, leaving the WAL empty.
+    revoke = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], isolation_level=None);"
+              " c.execute(\"UPDATE api_tokens SET revoked_at = '2020-01-01 00:00:00' WHERE name = 't'\");"
+              " assert c.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()[0] == 0")  # fmt: skip
+    subprocess.run([sys.executable, "-c", revoke, str(home / "store.db")], check=True)
+    assert (home / "store.db-wal").stat().st_size == 0
+    assert check_token(store, token) is None
+
+
 def test_a_store_used_again_after_close_refuses_a_token_revoked_meanwhile(store, home):
     _, token = create_token(store, "t")
     cached(store, token)
