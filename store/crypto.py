@@ -24,7 +24,7 @@ import json
 import os
 import secrets
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -113,6 +113,10 @@ class Sealer:
     keyset : Keyset
     store_id : str
         The store's own random id, bound into every blob so that blobs cannot move between stores.
+    reload : callable, optional
+        Returns the store's keyset read again. :meth:`open` calls it once for a blob sealed with a key id
+        this keyset lacks (another process rotated the store's key since it was loaded), and keeps what
+        it returns; without it such a blob is refused like any other.
 
     Examples
     --------
@@ -122,9 +126,10 @@ class Sealer:
     b'pixels'
     """
 
-    def __init__(self, keyset: Keyset, store_id: str):
+    def __init__(self, keyset: Keyset, store_id: str, *, reload: Callable[[], Keyset] | None = None):
         self.keyset = keyset
         self.store_id = store_id
+        self.reload = reload
         self._store_field = _field(store_id)
 
     def _associated_data(self, header: bytes, kind: str, record_id: str, context: bytes | None) -> bytes:
@@ -139,10 +144,11 @@ class Sealer:
         ``context`` (bytes, or a mapping of JSON values) binds the blob to more of its record: :meth:`open`
         must be given the same context.
         """
-        key_id = self.keyset.primary_id
+        keyset = self.keyset  # read once: open() may replace it meanwhile, on another thread
+        key_id = keyset.primary_id
         header = HEADER.pack(MAGIC, VERSION, key_id, os.urandom(NONCE_SIZE))
         aad = self._associated_data(header, kind, record_id, context_bytes(context))
-        return header + self.keyset.aead(key_id).encrypt(header[9:], data, aad)
+        return header + keyset.aead(key_id).encrypt(header[9:], data, aad)
 
     def open(self, kind: str, record_id: str, blob: bytes, *, context: bytes | Mapping | None = None) -> bytes:
         """Return the plaintext of ``blob``, or raise :class:`IntegrityError` whatever is wrong with it."""
@@ -150,6 +156,9 @@ class Sealer:
             raise _integrity_error(kind, record_id)
         magic, version, key_id, nonce = HEADER.unpack_from(blob)
         aead = self.keyset.aead(key_id)
+        if aead is None and magic == MAGIC and self.reload is not None:
+            self.keyset = self.reload()
+            aead = self.keyset.aead(key_id)
         try:
             context = context_bytes(context)
         except TypeError:

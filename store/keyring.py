@@ -38,7 +38,20 @@ class Keyring:
         primary_id = primary_key_id(read_settings(connection))
         k = schema.keys.c
         rows = connection.execute(select(k.key_id, k.kdf, k.check)).all()
-        self._sealer = unlock(self.settings, self.store_id, self.key_source, primary_id, rows, self._derived)
+        self._use(unlock(self.settings, self.store_id, self.key_source, primary_id, rows, self._derived))
+
+    def _use(self, sealer: Sealer) -> None:
+        """Seal and open with ``sealer`` from now on; it reads the keys again when it meets a newer key."""
+        sealer.reload = self._reloaded_keyset
+        self._sealer = sealer
+
+    def _reloaded_keyset(self) -> Keyset:
+        # A blob sealed with a key this process lacks: another process rotated the key (it re-seals every
+        # record, then retires the old key), so the keys are read again, as when the store was opened. A
+        # key id that is in no keys table (an altered blob) still finds no key and is refused.
+        with self.engine.connect() as connection:
+            self._load_keys(connection)
+        return self._sealer.keyset
 
     def _new_key(self, taken: dict[int, bytes]) -> tuple[int, bytes, str | None]:
         """A fresh key id and key: random for a key file, derived with a new salt for a passphrase."""
@@ -52,7 +65,7 @@ class Keyring:
 
     def _install_primary(self, connection: Connection, keys: dict[int, bytes], key_id: int, kdf: str | None) -> None:
         """Record ``key_id`` (one of ``keys``) as the store's primary key, inside the caller's transaction."""
-        self._sealer = Sealer(Keyset(keys, key_id), self.store_id)
+        self._use(Sealer(Keyset(keys, key_id), self.store_id))
         check = self._sealer.seal("key", str(key_id), KEY_CHECK)
         connection.execute(insert(schema.keys).values(key_id=key_id, kdf=kdf, check=check, created_at=_now()))
         table = schema.settings

@@ -109,7 +109,7 @@ class Rotation(Keyring):
             # many, never one too few.
             retired |= set(read_key_file(self.settings.key_file, self.store_id)) - {new_primary}
             write_key_file(self.settings.key_file, self.store_id, {new_primary: key})
-        self._sealer = Sealer(Keyset({new_primary: key}, new_primary), self.store_id)
+        self._use(Sealer(Keyset({new_primary: key}, new_primary), self.store_id))
         return retired
 
     def _reseal(self, kind: str, columns: tuple[str, ...], row) -> dict:

@@ -256,6 +256,24 @@ def test_a_process_that_opened_the_store_before_a_rotation_keeps_working(store, 
         assert reopened.get(after.id) == (image_dir / "flower.bmp").read_bytes()
 
 
+def test_a_store_opened_before_a_rotation_reads_what_the_rotation_re_sealed(store, home, image_dir):
+    image = store.put(image_dir / "china.jpg")
+    with Store.open(home) as other:
+        report = other.rotate_key()
+    # Every record is now sealed with a key ``store`` did not load; it reads the keys again, once.
+    assert store.get(image.id) == (image_dir / "china.jpg").read_bytes()
+    assert store.info(image.id).name == "china.jpg" and [i.id for i in store.images()] == [image.id]
+    assert store.sealer.keyset.primary_id == report.new_key_id
+    assert set(store.sealer.keyset.keys) == {report.new_key_id}  # the retired key is gone from it too
+
+
+def test_a_blob_naming_a_key_no_store_has_is_refused_after_the_keys_are_read_again(store, home, image_dir):
+    image = store.put(image_dir / "china.jpg")
+    tamper(home, schema.images, image.id, "data", flip_bit(8))  # the last byte of the key id in its header
+    with pytest.raises(IntegrityError, match=f"image.data {image.id} failed its integrity check"):
+        store.get(image.id)
+
+
 def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again(store, home, image_dir):
     images = [store.put(p) for p in sorted(image_dir.iterdir())[:6]]
     # Interrupt after the first batch: the new key is primary, older records still use the old one.

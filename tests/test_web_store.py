@@ -81,10 +81,6 @@ def test_a_token_changed_behind_the_store_s_back_is_seen_at_the_next_check(store
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="not from the raw reads, as before them: a store keeps the keys it loaded "
-                   "when it was opened, and reloads them before a write only; a rotation by another process re-seals "
-                   "every record under a key the open store lacks (every image is a 500 until serve restarts), and "
-                   "the retired key still opens records in it")  # fmt: skip
 def test_images_re_sealed_by_a_key_rotation_in_another_process_are_still_served(store, home):
     image = store.put(PHOTOS["china.jpg"], name="china.jpg", collection="c")
     _, token = create_token(store, "t")
