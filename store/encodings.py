@@ -17,21 +17,18 @@ from .records import utc_now as _now
 class Encodings(Images):
     """The codec models and encoded images part of :class:`~imgvault.store.Store`."""
 
-    def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
+    def _model_row(self, collection_id, image_id, method, params, data) -> dict:
         model_id = new_id()
         values = {"collection_id": collection_id, "image_id": image_id, "method": method,
                   "params": json.dumps(params, sort_keys=True)}  # fmt: skip
-        connection.execute(
-            insert(schema.codec_models).values(
-                id=model_id,
-                **values,
-                key_id=self._sealer.keyset.primary_id,
-                bytes=len(data),
-                created_at=_now(),
-                data=self._sealer.seal("model.data", model_id, data, context=model_context(values)),
-            )
-        )
-        return model_id
+        sealed = self._sealer.seal("model.data", model_id, data, context=model_context(values))
+        return {"id": model_id, **values, "key_id": self._sealer.keyset.primary_id, "bytes": len(data),
+                "created_at": _now(), "data": sealed}  # fmt: skip
+
+    def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
+        row = self._model_row(collection_id, image_id, method, params, data)
+        connection.execute(insert(schema.codec_models).values(**row))
+        return row["id"]
 
     def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
                      model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
@@ -79,14 +76,16 @@ class Encodings(Images):
                     select(schema.codec_models.c.id).where(schema.codec_models.c.id.in_(shared))
                 ).scalars()
             )
-            encoded_rows = []
+            model_rows, encoded_rows = [], []
             for item in items:
                 row = found.get(item["image_id"])
                 if row is None:
                     raise ImageNotFound(f"image {item['image_id']} not found")
                 model_id = item.get("model_id")
                 if model_id is None:
-                    model_id = self._insert_model(connection, row.collection_id, row.id, method, params, item["model"])
+                    # Each image's own model: inserted with the others in one statement, below.
+                    model_rows.append(self._model_row(row.collection_id, row.id, method, params, item["model"]))
+                    model_id = model_rows[-1]["id"]
                 elif model_id not in known:
                     raise NotFound(f"codec model {model_id} not found")
                 encoded_id, created = new_id(), _now()
@@ -111,6 +110,8 @@ class Encodings(Images):
                         params=params, metrics=item["metrics"], bytes=len(item["encoded"]), created=created,
                     )
                 )  # fmt: skip
+            if model_rows:
+                connection.execute(insert(schema.codec_models), model_rows)
             if encoded_rows:
                 connection.execute(insert(schema.encoded_images), encoded_rows)
         return results

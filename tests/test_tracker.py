@@ -159,9 +159,9 @@ def test_collection_fit_shares_one_model_and_tags_it(photos, home):
     assert child.metrics["bpp"] == pytest.approx(4 * 32 / (32 * 32))  # k float32 scores per image
 
 
-def test_two_jobs_give_the_same_results_as_one(photos):
+def test_two_jobs_give_the_same_results_as_one(photos, home):
     # With two jobs every configuration's images go through one stream of tasks: each run must still get
-    # its own configuration's results, image by image.
+    # its own configuration's results, image by image; and the workers draw the parent's figures.
     store, _ = photos
     one = run_batch(store, "photos", BatchConfig(methods=("gmm", "pca"), ks=(3,), **SMALL))
     two = run_batch(store, "photos", BatchConfig(methods=("gmm", "pca"), ks=(3,), **{**SMALL, "jobs": 2}))
@@ -169,6 +169,29 @@ def test_two_jobs_give_the_same_results_as_one(photos):
     for first, second in zip(one.runs, two.runs, strict=True):
         for name in ("mse", "ssim", "bpp", "key_ssim"):
             assert first.values[name] == pytest.approx(second.values[name]), (first.label, name)
+    mlflow = client(home)
+    for name in ("comparison.png", "security.png"):
+        drawn = [np.asarray(Image.open(mlflow.download_artifacts(result.parent_run_id, name))) for result in (one, two)]
+        assert drawn[0].shape == drawn[1].shape and np.array_equal(*drawn), name
+
+
+def test_per_image_work_in_this_process_runs_one_openmp_and_one_blas_thread_as_a_worker_does():
+    # One thread per core, the default, made scikit-learn's OpenMP threads spin and wait on each other over
+    # the small per-image fits: a --jobs 1 batch took 3 to 4 times the CPU time on a shared 2-core machine.
+    from sklearn.cluster import KMeans  # noqa: F401  (loads the OpenMP runtime, as a batch does)
+    from threadpoolctl import threadpool_info
+
+    from imgvault.tracker.runner import _image_results
+
+    before = {library["filepath"]: library["num_threads"] for library in threadpool_info()}
+    if max(before.values()) == 1:
+        pytest.skip("one core: there is no second thread to leave out")
+    pixels = np.stack([skimage.data.camera()[::16, ::16] / 255] * 3)
+    stream = _image_results(pixels, [("kmeans", 4)], BatchConfig(**SMALL))
+    next(stream)  # the first image is computed here, and the stream waits for the next request
+    assert {library["num_threads"] for library in threadpool_info()} == {1}
+    stream.close()
+    assert {library["filepath"]: library["num_threads"] for library in threadpool_info()} == before
 
 
 def test_the_untracked_computation_gives_the_measures_and_figures_a_batch_logs(photos):

@@ -11,7 +11,6 @@ its own: the image step slider, thumbnails, tables), from bytes in memory:
 - anywhere else (plaintext artifact stores, only when the user asked for it): MLflow's repository.
 """
 
-import io
 import json
 import math
 import os
@@ -98,14 +97,6 @@ class ArtifactWriter:
         stem = f"images/{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
         self.write(run_id, f"{stem}.png", files.png)
         self.write(run_id, f"{stem}+compressed.webp", files.thumbnail)
-
-    def figure(self, run_id: str, fig, path: str) -> None:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format=path.rsplit(".", 1)[-1])
-        from .figures import pyplot
-
-        pyplot().close(fig)
-        self.write(run_id, path, buffer.getvalue())
 
     def table(self, run_id: str, columns: dict[str, list], path: str) -> None:
         """A table as MLflow's ``log_table`` writes one (JSON, "split" orientation), listed for the UI."""

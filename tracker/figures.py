@@ -138,3 +138,22 @@ def security_figure(runs):
     fig.suptitle("How much each encrypted image leaks")
     plt.close(fig)
     return fig
+
+
+def parent_figure_names(ks: tuple) -> list[str]:
+    """The parent run's figures: the comparison and security charts, and SSIM against bpp for several k."""
+    return ["comparison.png", "security.png"] + (["ssim_vs_bpp.png"] if len(ks) > 1 else [])
+
+
+def parent_figure_png(name: str, runs) -> bytes:
+    """The parent run's figure ``name`` (:func:`parent_figure_names`) of ``runs`` as PNG bytes, drawn in
+    memory; a batch's worker processes can draw it (this module needs numpy and matplotlib only)."""
+    import io
+
+    draw = {"comparison.png": comparison_figure, "security.png": security_figure,
+            "ssim_vs_bpp.png": ssim_vs_bpp_figure}[name]  # fmt: skip
+    fig = draw(runs)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    pyplot().close(fig)
+    return buffer.getvalue()

@@ -10,7 +10,6 @@ import numpy as np
 from imgvault.methods.registry import knob
 from imgvault.store.version import imgvault_version
 
-from .figures import comparison_figure, security_figure, ssim_vs_bpp_figure
 from .runner import PASSED, SERIES_PREFIX, SUMMARISED
 
 METRICS_PER_CALL = 1000  # MLflow's limits for one log_batch call
@@ -101,7 +100,9 @@ class RunLogger:
         self._log(run.info.run_id, params=params.items(), tags=tags)
         return run.info.run_id
 
-    def finish_parent(self, run_id: str, runs: list, config) -> None:
+    def finish_parent(self, run_id: str, runs: list, figures: dict[str, bytes]) -> None:
+        """The parent's metrics, table and ``figures`` (PNG bytes by artifact path, drawn beforehand:
+        :func:`imgvault.tracker.figures.parent_figure_png`), then its end."""
         rows = [{"method": r.method, "k": r.k, "run_id": r.run_id, "failed_images": len(r.failures),
                  **{name: r.metrics.get(name) for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
@@ -110,10 +111,8 @@ class RunLogger:
                    if isinstance(r.metrics.get(name), int | float) and np.isfinite(r.metrics[name])]  # fmt: skip
         self._log(run_id, metrics=metrics)
         self.writer.table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
-        self.writer.figure(run_id, comparison_figure(runs), "comparison.png")
-        self.writer.figure(run_id, security_figure(runs), "security.png")
-        if len(config.ks) > 1:
-            self.writer.figure(run_id, ssim_vs_bpp_figure(runs), "ssim_vs_bpp.png")
+        for path, png in figures.items():
+            self.writer.write(run_id, path, png)
         failed = sum(len(r.failures) for r in runs)
         self._log(run_id, tags=[("imgvault.failed_images", failed)])
         self.end(run_id, "FINISHED")

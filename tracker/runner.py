@@ -211,17 +211,19 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
         def submit(function, *args) -> None:
             pending.append(logging_thread.submit(function, *args))
 
-        submit(pyplot)  # the parent's figures need it; import it meanwhile
         stream = _image_results(pixels, configurations, config)
+        if not _workers_draw(config):
+            submit(pyplot)  # the parent's figures need it; import it meanwhile
         try:
             for method, k in configurations:
                 child, log = _run_child(store, logger, parent, collection, images, pixels, method, k, config,
                                         digest, advance, submit, stream)  # fmt: skip
                 runs.append(child)
                 submit(log)
+            figures = _parent_figures(runs, config, pending)
             for future in pending:
                 future.result()
-            logger.finish_parent(parent, runs, config)
+            logger.finish_parent(parent, runs, figures)
         except BaseException as exc:
             # Configurations already computed are still stored and logged (and end FINISHED); the one
             # interrupted ends KILLED and stores nothing.
@@ -233,6 +235,32 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
             if stream is not None:
                 stream.close()  # after an error: the tasks not yet run are cancelled
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs, notes)
+
+
+def _parent_figures(runs: list[ChildRun], config: BatchConfig, pending: list) -> dict[str, bytes]:
+    """The parent run's figures, PNG bytes by artifact path.
+
+    Drawn by the batch's worker processes if it has some (idle by now), while this process stores and logs
+    the last configuration; else here, once that is done: in two threads of this process, drawing and
+    logging would take turns with the GIL and both end later than one after the other.
+    """
+    from .figures import parent_figure_names, parent_figure_png
+
+    names = parent_figure_names(config.ks)
+    if _workers_draw(config):
+        from joblib import delayed
+
+        drawn = _parallel(config)(delayed(parent_figure_png)(name, runs) for name in names)
+    else:
+        for future in pending:
+            future.result()
+        drawn = [parent_figure_png(name, runs) for name in names]
+    return dict(zip(names, drawn, strict=True))
+
+
+def _workers_draw(config: BatchConfig) -> bool:
+    """Whether the batch's worker processes (or cluster) draw the parent's figures: when it has them."""
+    return config.fit == "image" and not _in_this_process(config)
 
 
 @contextmanager
@@ -428,13 +456,43 @@ def _image_results(pixels: np.ndarray, configurations: list, config: BatchConfig
     """
     if config.fit == "collection":
         return None
-    from joblib import Parallel, delayed
+    from joblib import delayed
 
     tasks = (delayed(_encode_one)(one, method, k, config.random_state, index < config.figures)
              for method, k in configurations for index, one in enumerate(pixels))  # fmt: skip
+    results = _parallel(config, return_as="generator")(tasks)
+    return _one_thread_each(results) if _in_this_process(config) else results
+
+
+def _parallel(config: BatchConfig, **options):
+    """joblib's ``Parallel`` on ``config.jobs`` workers, always with the same settings: with other settings,
+    joblib would stop the worker processes of the last call and start new ones."""
+    from joblib import Parallel
+
     # max_nbytes=None: joblib would otherwise hand a large image to its workers through a memory-mapped
     # file in a temporary folder, plaintext pixels on disk.
-    return Parallel(n_jobs=config.jobs, return_as="generator", max_nbytes=None)(tasks)
+    return Parallel(n_jobs=config.jobs, max_nbytes=None, **options)
+
+
+def _in_this_process(config: BatchConfig) -> bool:
+    """Whether the per-image tasks run in this process: one job and no cluster (joblib's sequential backend)."""
+    from joblib import effective_n_jobs
+
+    return config.scheduler is None and effective_n_jobs(config.jobs) == 1
+
+
+def _one_thread_each(results: Iterator) -> Iterator:
+    """``results``, computed here as they are asked for, with one OpenMP and one BLAS thread, as each of
+    joblib's worker processes has when there is one per core.
+
+    With one thread per core (the default in this process), scikit-learn's OpenMP threads spin and wait on
+    each other over these small per-image fits: on a shared 2-core machine a ``--jobs 1`` batch took 3 to 4
+    times the CPU time and wall-clock time of the same batch with one thread, and varied from run to run.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield from results
 
 
 def _compute(pixels, method, k, config, done, stream):
