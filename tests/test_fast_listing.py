@@ -143,6 +143,21 @@ def test_the_listing_spans_pages_and_escapes_names_in_the_table_only(vault, both
     assert len(json.loads(both("ls", "-c", "holidays", "--json").stdout)) == holidays
 
 
+def test_the_readers_selects_are_the_ones_store_builds():
+    """The reader's SQL is written out (it cannot import SQLAlchemy): it must stay the SELECT that Store
+    builds with SQLAlchemy Core, column for column, or a schema change would list other columns."""
+    from sqlalchemy.dialects import sqlite
+
+    from imgvault.store import reader
+    from imgvault.store.encodings import Encodings
+
+    def compiled(query):
+        return " ".join(str(query.compile(dialect=sqlite.dialect())).replace(" AS collection", "").split())
+
+    assert reader._IMAGES.format("").startswith(compiled(Store._info_query(None)) + " WHERE ")
+    assert reader._ENCODED.format("").startswith(compiled(Encodings._encoded_query(None)) + " ORDER BY ")
+
+
 @pytest.mark.parametrize("page_size", [1, 2, 7, 2000, 2016, 2017, 2018, 2019, 5000])
 def test_the_reader_pages_as_store_does(vault, page_size):
     settings = Settings.resolve(vault)
