@@ -69,11 +69,6 @@ def image_context_of(collection_id, collection, format_, width, height, mode, si
         return values  # bytes in a bound column: open refuses it as tampering, seal as the caller's mistake
 
 
-def image_context_bytes(values: Mapping) -> bytes:
-    """``context_bytes(image_context(values))``, for a mapping (or a row's ``_mapping``) of an image's columns."""
-    return image_context_of(*(values[name] for name in IMAGE))
-
-
 # Listing: Store (SQLAlchemy) and the read-only SQLite reader (reader.py) select the same columns in the same
 # order, and open each row here.
 

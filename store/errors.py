@@ -59,3 +59,7 @@ class InvalidMetadata(ImgVaultError, ValueError):
 
 class RotationInProgress(ImgVaultError):
     """Another key rotation holds the store: rotations run one at a time, and a second one fails fast."""
+
+
+class WorkerFailed(ImgVaultError):
+    """A worker process that validates files ended without answering (killed, out of memory), or failed."""

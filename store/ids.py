@@ -6,7 +6,7 @@ in the same millisecond by one process increment the random part, as the spec's 
 a batch keeps its order.
 """
 
-import secrets
+import os
 import threading
 import time
 
@@ -22,10 +22,12 @@ def new_id() -> str:
     """Return a new ULID string, greater than every id this process made before."""
     global _last
     with _lock:
-        value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
-        if value >> 80 <= _last >> 80:
+        milliseconds = time.time_ns() // 1_000_000
+        if milliseconds <= _last >> 80:
             # Same (or an earlier, after a clock step) millisecond: continue from the last id.
-            value = _last + 1 + secrets.randbits(16)
+            value = _last + 1 + int.from_bytes(os.urandom(2))
+        else:
+            value = milliseconds << 80 | int.from_bytes(os.urandom(10))
         _last = value
     # 26 digits hold 130 bits: the first digit carries the value's top 3 bits.
     return "".join([_PAIRS[value >> shift & 1023] for shift in _SHIFTS])

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
 
 from . import schema
-from .bindings import image_context_bytes, image_context_of, listed_image
+from .bindings import image_context_of, listed_image
 from .engine import one_read
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
@@ -195,9 +195,8 @@ class Images(Keyring):
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
             # Encoded once, for the image's two or three blobs.
-            bound = image_context_bytes({"collection_id": collection_id, "collection": collection,
-                                         "format": facts.format, "width": facts.width, "height": facts.height,
-                                         "mode": facts.mode, "bytes": facts.bytes})  # fmt: skip
+            bound = image_context_of(collection_id, collection, facts.format, facts.width, facts.height, facts.mode,
+                                     facts.bytes)  # fmt: skip
             rows.append(
                 {
                     "id": image_id,

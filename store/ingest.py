@@ -6,19 +6,18 @@ fixed window of files is in flight. Workers send back the bytes they validated f
 again and checks the digest, so what is stored is always exactly what was validated.
 """
 
-import gc
 import hashlib
-import multiprocessing
 import os
+import stat
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 
 from .errors import InvalidImage
 from .validate import ImageFacts, read_image_file, read_regular_file
+from .workers import ordered_map
 
 CHUNK = 32
 INLINE_BYTES = 256 * 1024
@@ -63,8 +62,9 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Checked]:
     yielded as a :class:`Checked` carrying the error, in its place, so that it is reported like a bad file.
     """
     for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
+        # Not Path(raw) for a Path, which parses it again: a put of many files named one by one pays it per file.
+        path = raw if isinstance(raw, Path) else Path(raw)
+        if not _is_dir(path):
             yield path
             continue
         unreadable: list[OSError] = []
@@ -76,6 +76,13 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Checked]:
                 if not name.startswith("."):
                     yield Path(folder, name)
         yield from _unreadable_folders(unreadable)
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except (OSError, ValueError):  # as Path.is_dir: missing, unreadable, or a name with a NUL byte
+        return False
 
 
 def _unreadable_folders(errors: list[OSError]) -> Iterator[Checked]:
@@ -128,29 +135,21 @@ def check_files(paths: Iterable[Path | Checked], jobs: int | None = None) -> Ite
         for path in chain(head, paths):
             yield path if isinstance(path, Checked) else Checked(path, *_check(path))
         return
-    chunks = _chunked(chain(head, paths), CHUNK)
-    # fork starts workers in milliseconds; they only run Pillow, never the parent's database handles.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    context = multiprocessing.get_context(method)
-    # gc.freeze: a forked worker's garbage collector then leaves the objects it inherited alone, instead of
-    # writing to each one's header and so copying every page of the parent it shares.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=gc.freeze) as pool:
-        window: deque = deque()
-        try:
-            for chunk in chunks:
-                sent = [path if isinstance(path, Checked) else os.fspath(path) for path in chunk]
-                window.append((chunk, pool.submit(_check_chunk, sent)))
-                if len(window) >= 4 * jobs:
-                    yield from _unpack(*window.popleft())
-            while window:
-                yield from _unpack(*window.popleft())
-        finally:
-            for _, future in window:
-                future.cancel()
+    # The chunks are kept to pair each answer with its path: the workers do not send paths back.
+    kept: deque = deque()
+    for answers in ordered_map(_check_chunk, _sent(_chunked(chain(head, paths), CHUNK), kept), jobs):
+        yield from _unpack(kept.popleft(), answers)
 
 
-def _unpack(chunk: list[Path | Checked], future) -> Iterator[Checked]:
-    for path, (facts, error, data, sha256) in zip(chunk, future.result(), strict=True):
+def _sent(chunks: Iterator[list], kept: deque) -> Iterator[list]:
+    """Each chunk as it is sent to a worker (paths as strings, which pickle fastest), keeping the original."""
+    for chunk in chunks:
+        kept.append(chunk)
+        yield [path if isinstance(path, Checked) else os.fspath(path) for path in chunk]
+
+
+def _unpack(chunk: list[Path | Checked], answers: list[tuple]) -> Iterator[Checked]:
+    for path, (facts, error, data, sha256) in zip(chunk, answers, strict=True):
         if isinstance(path, Checked):
             yield path
         else:

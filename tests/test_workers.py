@@ -1,0 +1,151 @@
+"""The pool of forked processes that validates a put's files: order, failures, and no process left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from imgvault.store.errors import WorkerFailed
+from imgvault.store.workers import ordered_map
+
+
+def _slow_when_small(chunk: list[int]) -> list[int]:
+    # The first chunks take longest, so later chunks finish first and must wait to be given back.
+    time.sleep(max(0.0, 0.05 - 0.005 * chunk[0]))
+    return [n * n for n in chunk] + [os.getpid()]
+
+
+def _dies_on_seven(chunk: list[int]) -> list[int]:
+    if 7 in chunk:
+        os._exit(3)
+    return chunk
+
+
+def _raises_on_seven(chunk: list[int]) -> list[int]:
+    if 7 in chunk:
+        raise MemoryError("no room for chunk 7")
+    return chunk
+
+
+def _sleeps(chunk: list[int]) -> list[int]:
+    time.sleep(0.5)
+    return chunk
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (ended, not yet reaped by its parent) is not running either.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _wait_gone(pids, seconds: float = 10) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (alive := [pid for pid in pids if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+def test_results_come_back_in_the_order_of_the_chunks_from_more_than_one_process():
+    chunks = [[n] for n in range(20)]
+    results = list(ordered_map(_slow_when_small, chunks, jobs=3))
+    assert [result[:-1] for result in results] == [[n * n] for n in range(20)]
+    workers = {result[-1] for result in results}
+    assert len(workers) == 3 and os.getpid() not in workers
+    assert _wait_gone(workers) == []
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang_and_the_other_workers_end():
+    results = ordered_map(_dies_on_seven, [[n] for n in range(20)], jobs=2)
+    with pytest.raises(WorkerFailed, match=r"ended without answering \(exit 3\)"):
+        for _ in results:
+            pass
+    assert [child for child in _children() if _alive(child)] == []
+
+
+def test_an_exception_in_a_worker_is_raised_with_its_message():
+    with pytest.raises(WorkerFailed, match="MemoryError: no room for chunk 7"):
+        list(ordered_map(_raises_on_seven, [[n] for n in range(20)], jobs=2))
+    assert [child for child in _children() if _alive(child)] == []
+
+
+def test_leaving_early_ends_the_workers_even_in_the_middle_of_a_chunk():
+    results = ordered_map(_slow_when_small, [[n] for n in range(100)], jobs=2)
+    first = next(results)
+    results.close()
+    assert _wait_gone([first[-1]]) == []
+    assert [child for child in _children() if _alive(child)] == []
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    script = textwrap.dedent(
+        """
+        import os, sys, multiprocessing
+        sys.path.insert(0, sys.argv[1])
+        from test_workers import _sleeps
+        from imgvault.store.workers import ordered_map
+        results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
+        import threading
+        threading.Thread(target=lambda: list(results), daemon=True).start()
+        import time
+        while len(multiprocessing.active_children()) < 2:
+            time.sleep(0.01)
+        print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, os.path.dirname(__file__)], stdout=subprocess.PIPE, text=True
+    )
+    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    # Each finishes the chunk it holds (half a second), then finds its input closed.
+    assert _wait_gone(pids) == []
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me:
+                children.append(int(entry))
+    return children
+
+
+def test_a_put_whose_worker_is_killed_says_so_and_keeps_the_batches_committed_before(tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    from imgvault.store import Settings, Store
+    from imgvault.store.store import BATCH_IMAGES
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()[:100, :100]).save(photo)
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        results = store.put_many([photo] * (3 * BATCH_IMAGES), collection="c", jobs=2)
+        stored = [next(results)]
+        workers = [child for child in _children() if _alive(child)]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        with pytest.raises(WorkerFailed, match=r"a worker validating files ended without answering \(exit -9\)"):
+            stored.extend(results)
+        assert _wait_gone(workers) == []
+        # Whole batches or nothing: what was reported stored is stored, exactly.
+        listed = list(store.images("c"))
+        assert len(listed) % BATCH_IMAGES == 0
+        assert {image.id for image in listed} >= {result.image.id for result in stored}
