@@ -105,7 +105,7 @@ def _check(path: str | Path | Checked) -> tuple:
     if isinstance(path, Checked):
         return path.facts, path.error, path.data, path.sha256
     try:
-        data, facts = read_image_file(Path(path))
+        data, facts = read_image_file(path)  # a str from a worker's chunk is already a Path's text
     except InvalidImage as exc:
         return None, str(exc), None, None
     if len(data) <= INLINE_BYTES:

@@ -137,13 +137,13 @@ def check_metadata(metadata: dict | None) -> bytes | None:
     return encoded
 
 
-def read_image_file(path: Path, label: str | None = None) -> tuple[bytes, ImageFacts]:
+def read_image_file(path: str | Path, label: str | None = None) -> tuple[bytes, ImageFacts]:
     """Read and inspect the file at ``path``; every failure is an :class:`InvalidImage` naming it."""
     label = label or str(path)
     return (data := read_regular_file(path, label)), inspect_image(data, label)
 
 
-def read_regular_file(path: Path, label: str | None = None) -> bytes:
+def read_regular_file(path: str | Path, label: str | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (a symlink to one is fine), or :class:`InvalidImage`.
 
     A FIFO, socket or device is refused from its ``stat``, without being opened: opening a FIFO
@@ -153,9 +153,10 @@ def read_regular_file(path: Path, label: str | None = None) -> bytes:
     label = label or str(path)
     try:
         _check_regular(os.stat(path).st_mode, label)
+        # The descriptor is read directly (no file object): a put reads thousands of small files.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-        with open(fd, "rb") as handle:
-            found = os.fstat(handle.fileno())
+        try:
+            found = os.fstat(fd)
             _check_regular(found.st_mode, label)
             if found.st_size > MAX_FILE_BYTES:
                 raise InvalidImage(
@@ -163,10 +164,15 @@ def read_regular_file(path: Path, label: str | None = None) -> bytes:
                 )
             # Asking for the size fstat gave (plus one, to see a file that grew) rather than for the limit:
             # a read of n bytes allocates n bytes first, and 256 MiB per small file is most of a put's cost.
-            data = handle.read(found.st_size + 1)
-            if len(data) > found.st_size:
-                data += handle.read(MAX_FILE_BYTES + 1 - len(data))
-            return data
+            # A read may return less than asked (a file on a network file system): read on to the end.
+            parts = [os.read(fd, found.st_size + 1)]
+            read = len(parts[0])
+            while parts[-1] and read <= MAX_FILE_BYTES:
+                parts.append(os.read(fd, min(MAX_FILE_BYTES + 1 - read, 1 << 20)))
+                read += len(parts[-1])
+            return parts[0] if len(parts) == 2 and not parts[1] else b"".join(parts)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise InvalidImage(f"{label}: no such file") from None
     except PermissionError:
