@@ -109,6 +109,12 @@ class BatchResult:
                 "notes": self.notes}  # fmt: skip
 
 
+def summarised_values(metrics: list[dict]) -> dict[str, list]:
+    """Each summarised measure's per-image values (``metrics``: each image's), the measures no image has left out."""
+    values = {name: [one.get(name) for one in metrics] for name in SUMMARISED}
+    return {name: series for name, series in values.items() if any(value is not None for value in series)}
+
+
 def summarise(values: dict[str, list[float]]) -> dict[str, float]:
     """Each metric's mean under its own name (``ssim``), and ``_median``, ``_std``, ``_min``, ``_max``, over
     its finite values; a pass/fail flag ``<measure>_pass`` gives ``<measure>_pass_rate`` only.
@@ -318,8 +324,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     except BaseException as exc:
         logger.end(child, "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
-    values = {name: [item["metrics"].get(name) for item in items] for name in SUMMARISED}
-    values = {name: series for name, series in values.items() if any(v is not None for v in series)}
+    values = summarised_values([item["metrics"] for item in items])
     summary = summarise(values)
     ok = [i for i, (measured, _) in enumerate(results) if not isinstance(measured, str)]
     not_applicable = results[ok[0]][0].not_applicable if ok else {}
