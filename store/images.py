@@ -217,20 +217,9 @@ class Images(Keyring):
                     "data": seal("image.data", image_id, data, context=bound),
                 }
             )
-            images.append(
-                ImageInfo(
-                    id=image_id,
-                    name=name,
-                    collection=collection,
-                    format=facts.format,
-                    width=facts.width,
-                    height=facts.height,
-                    mode=facts.mode,
-                    bytes=facts.bytes,
-                    created=created,
-                    metadata=dict(metadata or {}),
-                )
-            )
+            info = ImageInfo.listed(image_id, name, collection, facts.format, facts.width, facts.height, facts.mode,
+                                    facts.bytes, created, dict(metadata or {}))  # fmt: skip
+            images.append(info)
         connection.execute(insert(schema.images), rows)
         return images
 
