@@ -161,6 +161,7 @@ def main() -> None:
         "tracked_seconds_jobs_2": round(tracked_2, 2),
         f"tracked_seconds_{2 * args.n}_images": round(tracked_large, 2),
         "tracked_over_untracked": round(median([r[1] / r[0] for r in rounds]), 3),
+        "tracked_over_untracked_all_rounds": [round(r[1] / r[0], 3) for r in rounds],
         "speedup_2_jobs": round(median([r[1] / r[2] for r in rounds]), 3),
         f"scaling_{2 * args.n}_over_{args.n}": round(median([r[3] / r[1] for r in rounds]), 3),
         "speedup_2_jobs_all_rounds": [round(r[1] / r[2], 3) for r in rounds],
