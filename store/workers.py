@@ -14,6 +14,7 @@ ahead of the oldest one not given back, so memory stays bounded however slow one
 import contextlib
 import gc
 import multiprocessing
+import pickle
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,10 @@ from multiprocessing.connection import Connection, wait
 from .errors import WorkerFailed
 
 DEPTH = 2  # chunks sent to one worker and not answered yet
+# A chunk larger than this (pickled) goes only to a worker that holds none. A pipe surely holds this much
+# unread; but were a worker given a larger chunk while it sends a large answer, each would wait for the
+# other to read, for ever.
+QUEUED_BYTES = 16 * 1024
 
 
 def _serve(connection: Connection, others: list[Connection], work: Callable) -> None:
@@ -62,12 +67,13 @@ class _Worker:
         child_end.close()
         self.sent: deque[int] = deque()  # indexes of the chunks sent, in order
 
-    def give(self, index: int, chunk: list) -> None:
+    def give(self, index: int, chunk: bytes) -> None:
+        # Counted first: a send cut short (Ctrl-C) leaves the worker in the middle of a chunk.
+        self.sent.append(index)
         try:
-            self.connection.send(chunk)
+            self.connection.send_bytes(chunk)
         except OSError:  # its end of the pipe is closed: the worker is gone
             raise self._died() from None
-        self.sent.append(index)
 
     def take(self) -> tuple[int, list]:
         """The index and result of the oldest chunk this worker was given (its answers come in order)."""
@@ -100,17 +106,23 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
         chunks = iter(chunks)
         done: dict[int, list] = {}
         sent = given = 0
+        ready: bytes | None = None  # the next chunk, pickled, not sent yet
         exhausted = False
         while True:
-            # Feed every worker with room, within the window.
-            for worker in workers:
-                while not exhausted and len(worker.sent) < DEPTH and sent < given + window:
+            # Feed the least busy worker while one has room, within the window.
+            while not exhausted and sent < given + window:
+                if ready is None:
                     chunk = next(chunks, None)
                     if chunk is None:
                         exhausted = True
                         break
-                    worker.give(sent, chunk)
-                    sent += 1
+                    ready = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
+                worker = min(workers, key=lambda worker: len(worker.sent))
+                if len(worker.sent) >= (DEPTH if len(ready) <= QUEUED_BYTES else 1):
+                    break
+                worker.give(sent, ready)
+                ready = None
+                sent += 1
             if given in done:
                 yield done.pop(given)
                 given += 1

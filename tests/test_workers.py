@@ -36,6 +36,10 @@ def _sleeps(chunk: list[int]) -> list[int]:
     return chunk
 
 
+def _echo(chunk: list) -> list:
+    return chunk
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -149,3 +153,28 @@ def test_a_put_whose_worker_is_killed_says_so_and_keeps_the_batches_committed_be
         listed = list(store.images("c"))
         assert len(listed) % BATCH_IMAGES == 0
         assert {image.id for image in listed} >= {result.image.id for result in stored}
+
+
+BIG_CHUNKS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_workers import _echo
+from imgvault.store.workers import ordered_map
+
+chunks = [[n, bytes(1_000_000)] for n in range(6)]
+assert list(ordered_map(_echo, chunks, jobs=2)) == chunks
+print("all given back")
+"""
+
+
+def test_chunks_and_results_larger_than_a_pipe_holds_come_back_instead_of_deadlocking():
+    # A worker answering its first chunk while the parent sends it a second, both larger than the pipe
+    # holds, would each wait for the other to read. In a process of its own, so that a deadlock fails the test.
+    with subprocess.Popen([sys.executable, "-c", BIG_CHUNKS, os.path.dirname(__file__)], stdout=subprocess.PIPE,
+                          text=True, start_new_session=True) as parent:  # fmt: skip
+        try:
+            out, _ = parent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out = "deadlocked"
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert out == "all given back\n"
