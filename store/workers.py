@@ -9,16 +9,22 @@ pipe itself: one ``send`` per chunk of paths, one ``recv`` per chunk of results,
 Chunks go to whichever worker has room (each holds at most ``DEPTH``), results are buffered until they
 can be given back in the order the chunks were given, and no chunk is sent more than ``WINDOW`` chunks
 ahead of the oldest one not given back, so memory stays bounded however slow one file is.
+
+Why ``os.fork`` and not ``multiprocessing.Process``: multiprocessing reaps the finished children of every
+pool from whichever thread starts a process next, so two puts in threads race to reap the same worker, and
+the loser takes a finished worker for a running one. Here each pool alone waits for its own workers.
 """
 
 import contextlib
 import gc
-import multiprocessing
+import os
 import pickle
 import signal
+import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection, Pipe, wait
 
 from .errors import WorkerFailed
 
@@ -27,18 +33,14 @@ DEPTH = 2  # chunks sent to one worker and not answered yet
 # unread; but were a worker given a larger chunk while it sends a large answer, each would wait for the
 # other to read, for ever.
 QUEUED_BYTES = 16 * 1024
+STOP_SECONDS = 5.0  # for an idle worker to end once told to, before it is killed
+_STOP = pickle.dumps(None)
+
+# The worker runs only this module's loop and Pillow, never code that takes a lock another thread might hold.
+warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks", DeprecationWarning, __name__)
 
 
-def _serve(connection: Connection, others: list[Connection], work: Callable) -> None:
-    # The parent's ends of every pipe made so far came along with the fork: closed here, so that a worker
-    # sees the end of its input as soon as the parent is gone, however the parent ended.
-    for other in others:
-        other.close()
-    # Ctrl-C goes to the whole process group: the parent handles it and ends the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The objects inherited from the parent are left alone by this process's garbage collector, instead
-    # of it writing to each one's header and so copying every page it shares with the parent.
-    gc.freeze()
+def _serve(connection: Connection, work: Callable) -> None:
     while True:
         try:
             chunk = connection.recv()
@@ -47,25 +49,49 @@ def _serve(connection: Connection, others: list[Connection], work: Callable) -> 
         if chunk is None:
             return
         try:
-            answer = (work(chunk), None)
+            answer = pickle.dumps((work(chunk), None), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # raised in the parent, where it is this chunk's failure
-            answer = (None, f"{type(exc).__name__}: {exc}")
+            answer = pickle.dumps((None, f"{type(exc).__name__}: {exc}"), pickle.HIGHEST_PROTOCOL)
         try:
-            connection.send(answer)
+            connection.send_bytes(answer)
         except OSError:  # the parent is gone
             return
 
 
+def _run(connection: Connection, others: list[Connection], work: Callable) -> None:
+    """The whole life of a worker process: it never returns into the code of the parent it was forked from."""
+    code = 1
+    try:
+        # The parent's ends of every pipe made so far came along with the fork: closed here, so that a worker
+        # sees the end of its input as soon as the parent is gone, however the parent ended.
+        for other in others:
+            other.close()
+        # Ctrl-C goes to the whole process group: the parent handles it and ends the workers.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The objects inherited from the parent are left alone by this process's garbage collector, instead
+        # of it writing to each one's header and so copying every page it shares with the parent.
+        gc.freeze()
+        _serve(connection, work)
+        code = 0
+    finally:
+        os._exit(code)
+
+
 class _Worker:
-    def __init__(self, context, work: Callable, parent_ends: list[Connection]):
-        self.connection, child_end = multiprocessing.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child_end, [*parent_ends, self.connection], work), name="imgvault-validate"
-        )
-        self.process.daemon = True
-        self.process.start()
-        child_end.close()
+    def __init__(self, work: Callable, parent_ends: list[Connection]):
         self.sent: deque[int] = deque()  # indexes of the chunks sent, in order
+        self.ended = False
+        self.exitcode: int | None = None
+        self.connection, child_end = Pipe()
+        try:
+            self.pid = os.fork()
+            if self.pid == 0:
+                _run(child_end, [*parent_ends, self.connection], work)
+        except BaseException:
+            self.connection.close()
+            raise
+        finally:
+            child_end.close()
 
     def give(self, index: int, chunk: bytes) -> None:
         # Counted first: a send cut short (Ctrl-C) leaves the worker in the middle of a chunk.
@@ -86,8 +112,32 @@ class _Worker:
         return self.sent.popleft(), result
 
     def _died(self) -> WorkerFailed:
-        self.process.join(1)
-        return WorkerFailed(f"a worker validating files ended without answering (exit {self.process.exitcode})")
+        self.reap(1)
+        return WorkerFailed(f"a worker validating files ended without answering (exit {self.exitcode})")
+
+    def reap(self, seconds: float) -> bool:
+        """Whether the worker has ended, waiting for it up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        delay = 0.001
+        while not self.ended:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored): its exit code is lost
+                self.ended = True
+                break
+            if pid:
+                self.ended, self.exitcode = True, os.waitstatus_to_exitcode(status)
+            elif time.monotonic() >= deadline:
+                break
+            else:
+                time.sleep(delay)
+                delay = min(2 * delay, 0.05)
+        return self.ended
+
+    def kill(self) -> None:
+        if not self.ended:  # not reaped: its pid cannot belong to another process yet
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
 
 def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int) -> Iterator[list]:
@@ -97,12 +147,11 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
     exception ``work`` raises, raises :class:`WorkerFailed` here. Leaving early (an error, the generator
     closed) ends the workers.
     """
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     window = DEPTH * jobs + jobs
     workers: list[_Worker] = []
     try:
         for _ in range(jobs):
-            workers.append(_Worker(context, work, [worker.connection for worker in workers]))
+            workers.append(_Worker(work, [worker.connection for worker in workers]))
         chunks = iter(chunks)
         done: dict[int, list] = {}
         sent = given = 0
@@ -139,15 +188,14 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
 
 def _stop(workers: list[_Worker]) -> None:
     for worker in workers:
-        with contextlib.suppress(OSError, ValueError):  # a worker that is gone already
-            worker.connection.send(None)
-    for worker in workers:
-        # A worker in the middle of a chunk nobody waits for any more is not waited for either.
         if worker.sent:
-            worker.process.terminate()
-        worker.process.join(5)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join()
+            # In the middle of a chunk nobody waits for any more (or of a send cut short): nothing to finish.
+            worker.kill()
+        else:
+            with contextlib.suppress(OSError):  # a worker that is gone already
+                worker.connection.send_bytes(_STOP)
+    for worker in workers:
+        if not worker.reap(STOP_SECONDS):
+            worker.kill()
+            worker.reap(STOP_SECONDS)
         worker.connection.close()
-        worker.process.close()

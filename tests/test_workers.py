@@ -5,7 +5,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -91,24 +93,17 @@ def test_leaving_early_ends_the_workers_even_in_the_middle_of_a_chunk():
 def test_workers_end_when_their_parent_is_killed(tmp_path):
     script = textwrap.dedent(
         """
-        import os, sys, multiprocessing
+        import sys, threading, time
         sys.path.insert(0, sys.argv[1])
         from test_workers import _sleeps
         from imgvault.store.workers import ordered_map
         results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
-        import threading
         threading.Thread(target=lambda: list(results), daemon=True).start()
-        import time
-        while len(multiprocessing.active_children()) < 2:
-            time.sleep(0.01)
-        print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
         time.sleep(60)
         """
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script, os.path.dirname(__file__)], stdout=subprocess.PIPE, text=True
-    )
-    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    parent = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__)])
+    pids = _workers_of(parent, 2)
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
@@ -129,6 +124,18 @@ def _children() -> list[int]:
             if fields[1] == me:
                 children.append(int(entry))
     return children
+
+
+def _workers_of(parent: subprocess.Popen, count: int) -> list[int]:
+    """The pids of the first ``count`` children of ``parent``, once it has that many."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tasks = Path(f"/proc/{parent.pid}/task")
+        children = [int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+        if len(children) >= count:
+            return children
+        time.sleep(0.01)
+    raise AssertionError(f"{parent.args} did not start {count} workers")
 
 
 def test_a_put_whose_worker_is_killed_says_so_and_keeps_the_batches_committed_before(tmp_path):
@@ -178,3 +185,22 @@ def test_chunks_and_results_larger_than_a_pipe_holds_come_back_instead_of_deadlo
             out = "deadlocked"
             os.killpg(parent.pid, signal.SIGKILL)
     assert out == "all given back\n"
+
+
+def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_results():
+    failures = []
+
+    def put_many_times():
+        for _ in range(60):
+            try:
+                assert list(ordered_map(_echo, [[n] for n in range(6)], jobs=2)) == [[n] for n in range(6)]
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=put_many_times) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert [child for child in _children() if _alive(child)] == []
