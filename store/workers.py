@@ -20,6 +20,7 @@ import gc
 import os
 import pickle
 import signal
+import threading
 import time
 import warnings
 from collections import deque
@@ -35,6 +36,13 @@ DEPTH = 2  # chunks sent to one worker and not answered yet
 QUEUED_BYTES = 16 * 1024
 STOP_SECONDS = 5.0  # for an idle worker to end once told to, before it is killed
 _STOP = pickle.dumps(None)
+
+# Each pool's parent ends, and the lock under which a pipe is made and a worker forked: a worker closes the
+# parent ends of every pool, not only its own. One that kept another put's pipes open would hide that put's
+# workers' deaths from it, and keep them waiting for input once the parent is gone (two such pools wait
+# for each other for ever).
+_forking = threading.Lock()
+_parent_ends: set[Connection] = set()
 
 # The worker runs only this module's loop and Pillow, never code that takes a lock another thread might hold.
 warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks", DeprecationWarning, __name__)
@@ -58,14 +66,14 @@ def _serve(connection: Connection, work: Callable) -> None:
             return
 
 
-def _run(connection: Connection, others: list[Connection], work: Callable) -> None:
+def _run(connection: Connection, work: Callable) -> None:
     """The whole life of a worker process: it never returns into the code of the parent it was forked from."""
     code = 1
     try:
-        # The parent's ends of every pipe made so far came along with the fork: closed here, so that a worker
+        # The parent's ends of every pool's pipes came along with the fork: closed here, so that a worker
         # sees the end of its input as soon as the parent is gone, however the parent ended.
-        for other in others:
-            other.close()
+        for end in _parent_ends:
+            end.close()
         # Ctrl-C goes to the whole process group: the parent handles it and ends the workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # The objects inherited from the parent are left alone by this process's garbage collector, instead
@@ -78,20 +86,23 @@ def _run(connection: Connection, others: list[Connection], work: Callable) -> No
 
 
 class _Worker:
-    def __init__(self, work: Callable, parent_ends: list[Connection]):
+    def __init__(self, work: Callable):
         self.sent: deque[int] = deque()  # indexes of the chunks sent, in order
         self.ended = False
         self.exitcode: int | None = None
-        self.connection, child_end = Pipe()
-        try:
-            self.pid = os.fork()
-            if self.pid == 0:
-                _run(child_end, [*parent_ends, self.connection], work)
-        except BaseException:
-            self.connection.close()
-            raise
-        finally:
-            child_end.close()
+        with _forking:
+            self.connection, child_end = Pipe()
+            _parent_ends.add(self.connection)
+            try:
+                self.pid = os.fork()
+                if self.pid == 0:
+                    _run(child_end, work)
+            except BaseException:
+                _parent_ends.discard(self.connection)
+                self.connection.close()
+                raise
+            finally:
+                child_end.close()
 
     def give(self, index: int, chunk: bytes) -> None:
         # Counted first: a send cut short (Ctrl-C) leaves the worker in the middle of a chunk.
@@ -151,7 +162,7 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
     workers: list[_Worker] = []
     try:
         for _ in range(jobs):
-            workers.append(_Worker(work, [worker.connection for worker in workers]))
+            workers.append(_Worker(work))
         chunks = iter(chunks)
         done: dict[int, list] = {}
         sent = given = 0
@@ -198,4 +209,6 @@ def _stop(workers: list[_Worker]) -> None:
         if not worker.reap(STOP_SECONDS):
             worker.kill()
             worker.reap(STOP_SECONDS)
+        with _forking:
+            _parent_ends.discard(worker.connection)
         worker.connection.close()

@@ -204,3 +204,39 @@ def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_res
         thread.join()
     assert failures == []
     assert [child for child in _children() if _alive(child)] == []
+
+
+PUTS_IN_THREADS = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.workers import ordered_map
+
+start = threading.Barrier(4)
+# Forking a large process takes a while: the threads' pipes and forks interleave.
+os.register_at_fork(before=lambda: time.sleep(0.02))
+
+def put():
+    start.wait()
+    for _ in ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2):
+        pass
+
+for _ in range(4):
+    threading.Thread(target=put, daemon=True).start()
+time.sleep(60)
+"""
+
+
+def test_workers_of_puts_in_several_threads_end_when_their_parent_is_killed():
+    # Each pool's workers must not keep another pool's pipes open, or after the parent is gone two
+    # pools' workers wait for each other's input to close, for ever.
+    parent = subprocess.Popen([sys.executable, "-c", PUTS_IN_THREADS, os.path.dirname(__file__)])
+    try:
+        workers = _workers_of(parent, 8)
+    finally:
+        parent.kill()
+        parent.wait()
+    alive = _wait_gone(workers)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
