@@ -66,16 +66,19 @@ def _serve(connection: Connection, work: Callable) -> None:
             return
 
 
-def _run(connection: Connection, work: Callable) -> None:
+def _run(connection: Connection, work: Callable, mask: set) -> None:
     """The whole life of a worker process: it never returns into the code of the parent it was forked from."""
     code = 1
     try:
+        # Ctrl-C goes to the whole process group: the parent handles it and ends the workers. SIGTERM ends
+        # a worker, whatever the parent (a service) installed for itself. Both were blocked until now.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         # The parent's ends of every pool's pipes came along with the fork: closed here, so that a worker
         # sees the end of its input as soon as the parent is gone, however the parent ended.
         for end in _parent_ends:
             end.close()
-        # Ctrl-C goes to the whole process group: the parent handles it and ends the workers.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         # The objects inherited from the parent are left alone by this process's garbage collector, instead
         # of it writing to each one's header and so copying every page it shares with the parent.
         gc.freeze()
@@ -94,9 +97,14 @@ class _Worker:
             self.connection, child_end = Pipe()
             _parent_ends.add(self.connection)
             try:
-                self.pid = os.fork()
-                if self.pid == 0:
-                    _run(child_end, work)
+                # A signal to the process group while forking waits until the worker has set its own handling.
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                try:
+                    self.pid = os.fork()
+                    if self.pid == 0:
+                        _run(child_end, work, mask)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             except BaseException:
                 _parent_ends.discard(self.connection)
                 self.connection.close()

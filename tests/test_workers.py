@@ -240,3 +240,69 @@ def test_workers_of_puts_in_several_threads_end_when_their_parent_is_killed():
     for pid in alive:
         os.kill(pid, signal.SIGKILL)
     assert alive == []
+
+
+CTRL_C_AT_START = """
+import os, signal, sys, threading
+from imgvault.store.workers import ordered_map
+
+def echo(chunk):
+    return chunk
+
+def ctrl_c_to_every_new_worker():
+    # As a terminal's Ctrl-C reaches every process of the group, here only the workers, at once.
+    seen = set()
+    while True:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                children = open(f"/proc/self/task/{task}/children").read().split()
+            except OSError:
+                continue
+            for child in set(children) - seen:
+                seen.add(child)
+                try:
+                    os.kill(int(child), signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+
+threading.Thread(target=ctrl_c_to_every_new_worker, daemon=True).start()
+for _ in range(100):
+    assert list(ordered_map(echo, [[n] for n in range(4)], jobs=2)) == [[n] for n in range(4)]
+print("all given back")
+"""
+
+
+def test_a_ctrl_c_that_reaches_a_worker_while_it_starts_is_ignored_there():
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AT_START], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "all given back\n", "")
+
+
+SERVICE_WITH_SIGTERM_HANDLER = """
+import signal, sys
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.errors import WorkerFailed
+from imgvault.store.workers import ordered_map
+
+signal.signal(signal.SIGTERM, lambda *_: print("parent handler ran", flush=True))
+results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
+try:
+    for _ in results:
+        pass
+except WorkerFailed as exc:
+    print(exc, flush=True)
+"""
+
+
+def test_a_worker_ends_on_sigterm_even_when_its_parent_handles_sigterm():
+    # A service (uvicorn, a task queue) handles SIGTERM itself; the workers it forks must not inherit that.
+    parent = subprocess.Popen([sys.executable, "-c", SERVICE_WITH_SIGTERM_HANDLER, os.path.dirname(__file__)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        workers = _workers_of(parent, 2)
+        time.sleep(0.1)  # past the fork, into the work
+        os.kill(workers[0], signal.SIGTERM)
+        out, _ = parent.communicate(timeout=30)
+    finally:
+        parent.kill()
+    assert out == "a worker validating files ended without answering (exit -15)\n"
