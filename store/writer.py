@@ -64,6 +64,12 @@ class BatchWriter:
         self._end()
         yield from self._drain()
 
+    def stop(self) -> Iterator:
+        """Let the batch being committed finish, drop the one waiting, and yield the results not yielded yet."""
+        self._stopping = True
+        self._end()
+        yield from self._drain()
+
     def _end(self) -> None:
         if self._thread.is_alive():
             self._waiting.put(None)
