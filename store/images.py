@@ -172,16 +172,17 @@ class Images(Keyring):
                     ):
                         yield from writer.submit(pending)
                         pending, pending_bytes = [], 0
+                if pending:
+                    yield from writer.submit(pending)
+                yield from writer.finish()
             except GeneratorExit:  # the caller stopped asking: nobody to tell
                 raise
             except BaseException:
-                # A worker that died, a Ctrl-C: the images of the batch that was being committed are given
-                # before the error, so that a caller's count (the command line's summary) says what is stored.
+                # A worker that died, a Ctrl-C (here, or raised here by a caller that got it between two
+                # results): every image committed is given before the error, so that a caller's count (the
+                # command line's summary) says what is stored.
                 yield from writer.stop()
                 raise
-            if pending:
-                yield from writer.submit(pending)
-            yield from writer.finish()
 
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
         from .ingest import stored_name

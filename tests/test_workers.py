@@ -188,6 +188,29 @@ def test_a_put_interrupted_mid_way_reports_every_batch_it_committed_before_the_i
         assert sorted(image.id for image in listed) == sorted(result.image.id for result in stored)
 
 
+def test_a_ctrl_c_the_caller_passes_into_the_put_mid_way_through_a_batch_still_gives_every_image_committed(
+    tmp_path,
+):
+    import skimage.data
+    from PIL import Image
+
+    from imgvault.store import Settings, Store
+    from imgvault.store.store import BATCH_IMAGES
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()[:100, :100]).save(photo)
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        results = store.put_many([photo] * (3 * BATCH_IMAGES), collection="c", jobs=2)
+        stored = [next(results) for _ in range(10)]  # 10 of the first batch's results told
+        # The command line got a Ctrl-C while it printed one, and raises it inside the put.
+        with pytest.raises(KeyboardInterrupt):
+            stored.append(results.throw(KeyboardInterrupt()))
+            stored.extend(results)
+        listed = list(store.images("c"))
+        assert len(listed) in (BATCH_IMAGES, 2 * BATCH_IMAGES)
+        assert sorted(image.id for image in listed) == sorted(result.image.id for result in stored)
+
+
 BIG_CHUNKS = """
 import sys
 sys.path.insert(0, sys.argv[1])
