@@ -44,6 +44,19 @@ _STOP = pickle.dumps(None)
 _forking = threading.Lock()
 _parent_ends: set[Connection] = set()
 
+
+def _in_a_forked_child() -> None:
+    # Any fork: a worker of ours, or a process of the caller's own (a multiprocessing child), which must
+    # not keep the pools' pipes open either. The lock may have been held by another of the parent's threads.
+    global _forking
+    _forking = threading.Lock()
+    for end in _parent_ends:
+        end.close()
+    _parent_ends.clear()
+
+
+os.register_at_fork(after_in_child=_in_a_forked_child)
+
 # The worker runs only this module's loop and Pillow, never code that takes a lock another thread might hold.
 warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks", DeprecationWarning, __name__)
 
@@ -75,10 +88,8 @@ def _run(connection: Connection, work: Callable, mask: set) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        # The parent's ends of every pool's pipes came along with the fork: closed here, so that a worker
-        # sees the end of its input as soon as the parent is gone, however the parent ended.
-        for end in _parent_ends:
-            end.close()
+        # The parent's ends of every pool's pipes came along with the fork, and are closed already
+        # (_in_a_forked_child): a worker sees the end of its input as soon as the parent is gone.
         # The objects inherited from the parent are left alone by this process's garbage collector, instead
         # of it writing to each one's header and so copying every page it shares with the parent.
         gc.freeze()

@@ -1,5 +1,6 @@
 """The pool of forked processes that validates a put's files: order, failures, and no process left behind."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -355,3 +356,69 @@ def test_a_worker_ends_on_sigterm_even_when_its_parent_handles_sigterm():
     finally:
         parent.kill()
     assert out == "a worker validating files ended without answering (exit -15)\n"
+
+
+FORK_WHILE_A_PUT_FORKS = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _echo, _sleeps
+from imgvault.store.workers import ordered_map
+
+forking = threading.Event()
+
+def slow_fork_of_a_worker():
+    if threading.current_thread() is not threading.main_thread():
+        forking.set()
+        time.sleep(0.5)
+
+os.register_at_fork(before=slow_fork_of_a_worker)
+threading.Thread(target=lambda: list(ordered_map(_sleeps, [[n] for n in range(4)], jobs=1)), daemon=True).start()
+forking.wait()
+if os.fork() == 0:  # the caller forks (a multiprocessing child of its own) while the put forks a worker
+    assert list(ordered_map(_echo, [[n] for n in range(4)], jobs=2)) == [[n] for n in range(4)]
+    os._exit(0)
+print("put in the child:", "done" if os.wait()[1] == 0 else "failed", flush=True)
+"""
+
+
+def test_a_process_forked_while_a_put_forks_its_workers_can_put_too():
+    # The pool's lock, held by the put's thread at that moment, must not stay held in the child for ever.
+    with subprocess.Popen([sys.executable, "-c", FORK_WHILE_A_PUT_FORKS, os.path.dirname(__file__)],
+                          stdout=subprocess.PIPE, text=True, start_new_session=True) as parent:  # fmt: skip
+        try:
+            out, _ = parent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out = "deadlocked"
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert out == "put in the child: done\n"
+
+
+FORK_DURING_A_PUT = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.workers import ordered_map
+
+results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
+threading.Thread(target=lambda: list(results), daemon=True).start()
+time.sleep(1)
+if os.fork() == 0:  # a process of the caller's own, forked while the put runs, that lives on
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_workers_end_when_their_parent_is_killed_even_if_it_forked_other_processes_during_the_put():
+    parent = subprocess.Popen([sys.executable, "-c", FORK_DURING_A_PUT, os.path.dirname(__file__)])
+    try:
+        children = _workers_of(parent, 3)
+    finally:
+        parent.kill()
+        parent.wait()
+    workers = sorted(children)[:2]  # forked before the caller's own process
+    alive = _wait_gone(workers)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert alive == []
