@@ -37,10 +37,10 @@ QUEUED_BYTES = 16 * 1024
 STOP_SECONDS = 5.0  # for an idle worker to end once told to, before it is killed
 _STOP = pickle.dumps(None)
 
-# Each pool's parent ends, and the lock under which a pipe is made and a worker forked: a worker closes the
-# parent ends of every pool, not only its own. One that kept another put's pipes open would hide that put's
-# workers' deaths from it, and keep them waiting for input once the parent is gone (two such pools wait
-# for each other for ever).
+# Each pool's parent ends, and the lock under which a pipe is made and a worker forked. A forked child closes
+# the parent ends of every pool, not only its own pool's: one that kept another put's pipes open would hide
+# that put's workers' deaths from it, and keep them waiting for input once the parent is gone (two pools'
+# workers then wait for each other for ever).
 _forking = threading.Lock()
 _parent_ends: set[Connection] = set()
 
