@@ -1,5 +1,6 @@
 """Commands of the store: init, put, get, ls, rm, collections, key rotate, db upgrade."""
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -98,28 +99,50 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
     stored = failed = 0
     show = sys.stderr.isatty()
     store = ctx.open_store()
+
+    def tell(results) -> None:
+        nonlocal stored, failed
+        for result in results:
+            # Counted before anything is called, where a Ctrl-C could land.
+            if result.error:
+                failed += 1
+            else:
+                stored += 1
+            bar.advance()
+            if result.error:
+                bar.echo(f"Error: {printable(result.error)}", err=True)
+            elif as_json:
+                out.append(result.image.to_dict())
+            else:
+                bar.echo(f"{result.image.id}  {printable(str(result.path))}")
+
     try:
         # The JSON list is closed after the bar is gone: its last lines are not drawn over.
         with store, JsonList(as_json) as out, progress_bar("Storing", show) as bar:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
-            for result in store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs):
-                bar.advance()
-                if result.error:
-                    failed += 1
-                    bar.echo(f"Error: {printable(result.error)}", err=True)
-                else:
-                    stored += 1
-                    if as_json:
-                        out.append(result.image.to_dict())
-                    else:
-                        bar.echo(f"{result.image.id}  {printable(str(result.path))}")
+            results = store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs)
+            try:
+                tell(results)
+            except KeyboardInterrupt as interrupt:
+                # A Ctrl-C while a result was told, not inside the put: raised inside the put too, which
+                # then still gives the images it committed, so that the summary counts every one.
+                if results.gi_frame is not None:
+                    with contextlib.suppress(KeyboardInterrupt):
+                        tell(_thrown_into(results, interrupt))
+                raise
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
                    + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
     if failed:
         sys.exit(1)
+
+
+def _thrown_into(results, interrupt: BaseException):
+    """What ``results`` (a generator) gives once ``interrupt`` is raised inside it."""
+    yield results.throw(interrupt)
+    yield from results
 
 
 @cli.command()

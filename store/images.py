@@ -155,25 +155,34 @@ class Images(Keyring):
         pending_bytes = 0
         started = 0.0
         with BatchWriter(lambda batch: self._commit_batch(collection, batch, metadata)) as writer:
-            for checked in check_files(iter_files(paths), jobs):
-                data, error = checked.bytes_to_store()
-                if error:
-                    yield PutResult(checked.path, error=error)
-                    continue
-                if not pending:
-                    started = time.monotonic()
-                pending.append((checked.path, checked.facts, data))
-                pending_bytes += len(data)
-                if (
-                    len(pending) >= BATCH_IMAGES
-                    or pending_bytes >= BATCH_BYTES
-                    or time.monotonic() - started > BATCH_SECONDS
-                ):
+            try:
+                for checked in check_files(iter_files(paths), jobs):
+                    data, error = checked.bytes_to_store()
+                    if error:
+                        yield PutResult(checked.path, error=error)
+                        continue
+                    if not pending:
+                        started = time.monotonic()
+                    pending.append((checked.path, checked.facts, data))
+                    pending_bytes += len(data)
+                    if (
+                        len(pending) >= BATCH_IMAGES
+                        or pending_bytes >= BATCH_BYTES
+                        or time.monotonic() - started > BATCH_SECONDS
+                    ):
+                        yield from writer.submit(pending)
+                        pending, pending_bytes = [], 0
+                if pending:
                     yield from writer.submit(pending)
-                    pending, pending_bytes = [], 0
-            if pending:
-                yield from writer.submit(pending)
-            yield from writer.finish()
+                yield from writer.finish()
+            except GeneratorExit:  # the caller stopped asking: nobody to tell
+                raise
+            except BaseException:
+                # A worker that died, a Ctrl-C (here, or raised here by a caller that got it between two
+                # results): every image committed is given before the error, so that a caller's count (the
+                # command line's summary) says what is stored.
+                yield from writer.stop()
+                raise
 
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
         from .ingest import stored_name

@@ -9,31 +9,59 @@ pipe itself: one ``send`` per chunk of paths, one ``recv`` per chunk of results,
 Chunks go to whichever worker has room (each holds at most ``DEPTH``), results are buffered until they
 can be given back in the order the chunks were given, and no chunk is sent more than ``WINDOW`` chunks
 ahead of the oldest one not given back, so memory stays bounded however slow one file is.
+
+Why ``os.fork`` and not ``multiprocessing.Process``: multiprocessing reaps the finished children of every
+pool from whichever thread starts a process next, so two puts in threads race to reap the same worker, and
+the loser takes a finished worker for a running one. Here each pool alone waits for its own workers.
 """
 
 import contextlib
 import gc
-import multiprocessing
+import os
+import pickle
 import signal
+import threading
+import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection, Pipe, wait
 
 from .errors import WorkerFailed
 
 DEPTH = 2  # chunks sent to one worker and not answered yet
+# A chunk larger than this (pickled) goes only to a worker that holds none. A pipe surely holds this much
+# unread; but were a worker given a larger chunk while it sends a large answer, each would wait for the
+# other to read, for ever.
+QUEUED_BYTES = 16 * 1024
+STOP_SECONDS = 5.0  # for an idle worker to end once told to, before it is killed
+_STOP = pickle.dumps(None)
+
+# Each pool's parent ends, and the lock under which a pipe is made and a worker forked. A forked child closes
+# the parent ends of every pool, not only its own pool's: one that kept another put's pipes open would hide
+# that put's workers' deaths from it, and keep them waiting for input once the parent is gone (two pools'
+# workers then wait for each other for ever).
+_forking = threading.Lock()
+_parent_ends: set[Connection] = set()
 
 
-def _serve(connection: Connection, others: list[Connection], work: Callable) -> None:
-    # The parent's ends of every pipe made so far came along with the fork: closed here, so that a worker
-    # sees the end of its input as soon as the parent is gone, however the parent ended.
-    for other in others:
-        other.close()
-    # Ctrl-C goes to the whole process group: the parent handles it and ends the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The objects inherited from the parent are left alone by this process's garbage collector, instead
-    # of it writing to each one's header and so copying every page it shares with the parent.
-    gc.freeze()
+def _in_a_forked_child() -> None:
+    # Any fork: a worker of ours, or a process of the caller's own (a multiprocessing child), which must
+    # not keep the pools' pipes open either. The lock may have been held by another of the parent's threads.
+    global _forking
+    _forking = threading.Lock()
+    for end in _parent_ends:
+        end.close()
+    _parent_ends.clear()
+
+
+os.register_at_fork(after_in_child=_in_a_forked_child)
+
+# The worker runs only this module's loop and Pillow, never code that takes a lock another thread might hold.
+warnings.filterwarnings("ignore", r".*use of fork\(\) may lead to deadlocks", DeprecationWarning, __name__)
+
+
+def _serve(connection: Connection, work: Callable) -> None:
     while True:
         try:
             chunk = connection.recv()
@@ -42,32 +70,66 @@ def _serve(connection: Connection, others: list[Connection], work: Callable) -> 
         if chunk is None:
             return
         try:
-            answer = (work(chunk), None)
+            answer = pickle.dumps((work(chunk), None), pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # raised in the parent, where it is this chunk's failure
-            answer = (None, f"{type(exc).__name__}: {exc}")
+            answer = pickle.dumps((None, f"{type(exc).__name__}: {exc}"), pickle.HIGHEST_PROTOCOL)
         try:
-            connection.send(answer)
+            connection.send_bytes(answer)
         except OSError:  # the parent is gone
             return
 
 
-class _Worker:
-    def __init__(self, context, work: Callable, parent_ends: list[Connection]):
-        self.connection, child_end = multiprocessing.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child_end, [*parent_ends, self.connection], work), name="imgvault-validate"
-        )
-        self.process.daemon = True
-        self.process.start()
-        child_end.close()
-        self.sent: deque[int] = deque()  # indexes of the chunks sent, in order
+def _run(connection: Connection, work: Callable, mask: set) -> None:
+    """The whole life of a worker process: it never returns into the code of the parent it was forked from."""
+    code = 1
+    try:
+        # Ctrl-C goes to the whole process group: the parent handles it and ends the workers. SIGTERM ends
+        # a worker, whatever the parent (a service) installed for itself. Both were blocked until now.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        # The parent's ends of every pool's pipes came along with the fork, and are closed already
+        # (_in_a_forked_child): a worker sees the end of its input as soon as the parent is gone.
+        # The objects inherited from the parent are left alone by this process's garbage collector, instead
+        # of it writing to each one's header and so copying every page it shares with the parent.
+        gc.freeze()
+        _serve(connection, work)
+        code = 0
+    finally:
+        os._exit(code)
 
-    def give(self, index: int, chunk: list) -> None:
+
+class _Worker:
+    def __init__(self, work: Callable):
+        self.sent: deque[int] = deque()  # indexes of the chunks sent, in order
+        self.ended = False
+        self.exitcode: int | None = None
+        with _forking:
+            self.connection, child_end = Pipe()
+            _parent_ends.add(self.connection)
+            try:
+                # A signal to the process group while forking waits until the worker has set its own handling.
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+                try:
+                    self.pid = os.fork()
+                    if self.pid == 0:
+                        _run(child_end, work, mask)
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            except BaseException:
+                _parent_ends.discard(self.connection)
+                self.connection.close()
+                raise
+            finally:
+                child_end.close()
+
+    def give(self, index: int, chunk: bytes) -> None:
+        # Counted first: a send cut short (Ctrl-C) leaves the worker in the middle of a chunk.
+        self.sent.append(index)
         try:
-            self.connection.send(chunk)
+            self.connection.send_bytes(chunk)
         except OSError:  # its end of the pipe is closed: the worker is gone
             raise self._died() from None
-        self.sent.append(index)
 
     def take(self) -> tuple[int, list]:
         """The index and result of the oldest chunk this worker was given (its answers come in order)."""
@@ -80,8 +142,32 @@ class _Worker:
         return self.sent.popleft(), result
 
     def _died(self) -> WorkerFailed:
-        self.process.join(1)
-        return WorkerFailed(f"a worker validating files ended without answering (exit {self.process.exitcode})")
+        self.reap(1)
+        return WorkerFailed(f"a worker validating files ended without answering (exit {self.exitcode})")
+
+    def reap(self, seconds: float) -> bool:
+        """Whether the worker has ended, waiting for it up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        delay = 0.001
+        while not self.ended:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (SIGCHLD ignored): its exit code is lost
+                self.ended = True
+                break
+            if pid:
+                self.ended, self.exitcode = True, os.waitstatus_to_exitcode(status)
+            elif time.monotonic() >= deadline:
+                break
+            else:
+                time.sleep(delay)
+                delay = min(2 * delay, 0.05)
+        return self.ended
+
+    def kill(self) -> None:
+        if not self.ended:  # not reaped: its pid cannot belong to another process yet
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
 
 
 def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int) -> Iterator[list]:
@@ -91,26 +177,31 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
     exception ``work`` raises, raises :class:`WorkerFailed` here. Leaving early (an error, the generator
     closed) ends the workers.
     """
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     window = DEPTH * jobs + jobs
     workers: list[_Worker] = []
     try:
         for _ in range(jobs):
-            workers.append(_Worker(context, work, [worker.connection for worker in workers]))
+            workers.append(_Worker(work))
         chunks = iter(chunks)
         done: dict[int, list] = {}
         sent = given = 0
+        ready: bytes | None = None  # the next chunk, pickled, not sent yet
         exhausted = False
         while True:
-            # Feed every worker with room, within the window.
-            for worker in workers:
-                while not exhausted and len(worker.sent) < DEPTH and sent < given + window:
+            # Feed the least busy worker while one has room, within the window.
+            while not exhausted and sent < given + window:
+                if ready is None:
                     chunk = next(chunks, None)
                     if chunk is None:
                         exhausted = True
                         break
-                    worker.give(sent, chunk)
-                    sent += 1
+                    ready = pickle.dumps(chunk, pickle.HIGHEST_PROTOCOL)
+                worker = min(workers, key=lambda worker: len(worker.sent))
+                if len(worker.sent) >= (DEPTH if len(ready) <= QUEUED_BYTES else 1):
+                    break
+                worker.give(sent, ready)
+                ready = None
+                sent += 1
             if given in done:
                 yield done.pop(given)
                 given += 1
@@ -127,15 +218,16 @@ def ordered_map(work: Callable[[list], list], chunks: Iterable[list], jobs: int)
 
 def _stop(workers: list[_Worker]) -> None:
     for worker in workers:
-        with contextlib.suppress(OSError, ValueError):  # a worker that is gone already
-            worker.connection.send(None)
-    for worker in workers:
-        # A worker in the middle of a chunk nobody waits for any more is not waited for either.
         if worker.sent:
-            worker.process.terminate()
-        worker.process.join(5)
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join()
+            # In the middle of a chunk nobody waits for any more (or of a send cut short): nothing to finish.
+            worker.kill()
+        else:
+            with contextlib.suppress(OSError):  # a worker that is gone already
+                worker.connection.send_bytes(_STOP)
+    for worker in workers:
+        if not worker.reap(STOP_SECONDS):
+            worker.kill()
+            worker.reap(STOP_SECONDS)
+        with _forking:
+            _parent_ends.discard(worker.connection)
         worker.connection.close()
-        worker.process.close()

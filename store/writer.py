@@ -11,6 +11,7 @@ Each batch is one transaction, as before: a failed or interrupted put leaves who
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 
 
@@ -27,6 +28,9 @@ class BatchWriter:
         self._commit = commit
         self._waiting: queue.Queue = queue.Queue()
         self._committed: queue.SimpleQueue = queue.SimpleQueue()
+        # The results of a committed batch not given yet: the caller may stop half-way through a batch
+        # (an interrupt raised where it was given one) and ask for the rest with stop().
+        self._untold: deque = deque()
         self._error: BaseException | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="imgvault-writer", daemon=True)
@@ -64,6 +68,12 @@ class BatchWriter:
         self._end()
         yield from self._drain()
 
+    def stop(self) -> Iterator:
+        """Let the batch being committed finish, drop the one waiting, and yield the results not yielded yet."""
+        self._stopping = True
+        self._end()
+        yield from self._drain()
+
     def _end(self) -> None:
         if self._thread.is_alive():
             self._waiting.put(None)
@@ -71,11 +81,12 @@ class BatchWriter:
 
     def _drain(self) -> Iterator:
         while True:
+            while self._untold:
+                yield self._untold.popleft()
             try:
-                results = self._committed.get_nowait()
+                self._untold.extend(self._committed.get_nowait())
             except queue.Empty:
                 break
-            yield from results
         if self._error is not None:
             error, self._error = self._error, None
             self._stopping = True

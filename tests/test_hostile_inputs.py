@@ -3,7 +3,10 @@ no limit can be walked around, and nothing a name holds reaches the terminal raw
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import warnings
 from contextlib import contextmanager, suppress
@@ -163,6 +166,25 @@ def test_a_folder_without_read_permission_is_an_error(initialised, runner, tmp_p
 
 
 # -- limits that hold for every frame --------------------------------------------------------------
+
+
+def test_paths_longer_than_the_system_allows_are_each_an_error_and_nothing_hangs(initialised, image_dir, tmp_path):
+    # 30 KB each ("d/../" does not shorten, unlike "./"): the workers' messages outgrow a pipe's buffer.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "x.png").write_bytes((image_dir / "camera-gray.png").read_bytes())
+    paths = ["d/../" * 6000 + "x.png"] * 48
+    command = [sys.executable, "-m", "imgvault.cli", "put", *paths]
+    with subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as put:  # fmt: skip
+        try:
+            _, err = put.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(put.pid, signal.SIGKILL)
+            err = "hung"
+    assert err != "hung" and put.returncode == 1
+    lines = err.splitlines()
+    assert len(lines) == 49 and all(line.endswith(": cannot read (File name too long)") for line in lines[:48])
+    assert lines[-1] == 'Stored 0 images in collection "default"; 48 failed.'
 
 
 def test_every_page_of_a_tiff_is_held_to_the_pixel_limit_before_it_is_decoded():

@@ -105,6 +105,62 @@ def test_a_put_killed_mid_batch_leaves_only_complete_records(tmp_path, db_url):
         assert store.put(sources["tile-02999.png"]).name == "tile-02999.png"
 
 
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("stdout", ["read", "not read"])
+def test_ctrl_c_during_a_put_stops_it_with_its_summary_whole_batches_and_no_worker_left(tmp_path, db_url, stdout):
+    from imgvault.store.images import BATCH_IMAGES
+
+    home = tmp_path / "vault"
+    Store.init(home).close()
+    sources = {p.name: p for p in write_tiles(tmp_path / "in", 3000, "tile")}
+    # Not read (a pager that waits): the command is stopped in the middle of printing a result, not in the put.
+    put = imgvault("put", str(tmp_path / "in"), "--jobs", "2", home=home,
+                   stdout=subprocess.DEVNULL if stdout == "read" else subprocess.PIPE, stderr=subprocess.PIPE,
+                   text=True, start_new_session=True)  # fmt: skip
+    engine = raw_engine(home)
+    deadline = time.monotonic() + 120
+    counted, since = 0, time.monotonic()
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            count = connection.exec_driver_sql("SELECT count(*) FROM images").scalar()
+        if count != counted:
+            counted, since = count, time.monotonic()
+        # Read: stopped as soon as a batch is in. Not read: once the put stalls, its output pipe full.
+        if count >= BATCH_IMAGES and (stdout == "read" or time.monotonic() - since > 1):
+            break
+        time.sleep(0.02)
+    engine.dispose()
+    workers = _children(put.pid)
+    os.killpg(put.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+    _, err = put.communicate(timeout=60)
+    assert len(workers) == 2
+    gone = time.monotonic() + 10
+    while any(map(_running, workers)) and time.monotonic() < gone:
+        time.sleep(0.05)
+    assert not any(map(_running, workers))
+    assert put.returncode == 1 and "Traceback" not in err
+    summary, aborted = [line for line in err.splitlines() if line]
+    assert aborted == "Aborted!"
+    with Store.open(home) as store:
+        images = list(store.images())
+        assert BATCH_IMAGES <= len(images) < 3000 and len(images) % BATCH_IMAGES == 0
+        # Said before it stops, however far the put had got in committing and in printing what it committed.
+        assert summary == f'Stored {len(images)} images in collection "default".'
+        for image in images:
+            assert store.get(image.id) == sources[image.name].read_bytes()
+
+
 PROBE = """
 import sys
 from imgvault.cli import cli

@@ -1,11 +1,14 @@
 """The pool of forked processes that validates a put's files: order, failures, and no process left behind."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +36,10 @@ def _raises_on_seven(chunk: list[int]) -> list[int]:
 
 def _sleeps(chunk: list[int]) -> list[int]:
     time.sleep(0.5)
+    return chunk
+
+
+def _echo(chunk: list) -> list:
     return chunk
 
 
@@ -87,24 +94,17 @@ def test_leaving_early_ends_the_workers_even_in_the_middle_of_a_chunk():
 def test_workers_end_when_their_parent_is_killed(tmp_path):
     script = textwrap.dedent(
         """
-        import os, sys, multiprocessing
+        import sys, threading, time
         sys.path.insert(0, sys.argv[1])
         from test_workers import _sleeps
         from imgvault.store.workers import ordered_map
         results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
-        import threading
         threading.Thread(target=lambda: list(results), daemon=True).start()
-        import time
-        while len(multiprocessing.active_children()) < 2:
-            time.sleep(0.01)
-        print(" ".join(str(child.pid) for child in multiprocessing.active_children()), flush=True)
         time.sleep(60)
         """
     )
-    parent = subprocess.Popen(
-        [sys.executable, "-c", script, os.path.dirname(__file__)], stdout=subprocess.PIPE, text=True
-    )
-    pids = [int(pid) for pid in parent.stdout.readline().split()]
+    parent = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__)])
+    pids = _workers_of(parent, 2)
     assert len(pids) == 2 and all(_alive(pid) for pid in pids)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
@@ -127,7 +127,19 @@ def _children() -> list[int]:
     return children
 
 
-def test_a_put_whose_worker_is_killed_says_so_and_keeps_the_batches_committed_before(tmp_path):
+def _workers_of(parent: subprocess.Popen, count: int) -> list[int]:
+    """The pids of the first ``count`` children of ``parent``, once it has that many."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tasks = Path(f"/proc/{parent.pid}/task")
+        children = [int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+        if len(children) >= count:
+            return children
+        time.sleep(0.01)
+    raise AssertionError(f"{parent.args} did not start {count} workers")
+
+
+def test_a_put_whose_worker_is_killed_says_so_after_reporting_every_batch_it_committed(tmp_path):
     import skimage.data
     from PIL import Image
 
@@ -145,7 +157,268 @@ def test_a_put_whose_worker_is_killed_says_so_and_keeps_the_batches_committed_be
         with pytest.raises(WorkerFailed, match=r"a worker validating files ended without answering \(exit -9\)"):
             stored.extend(results)
         assert _wait_gone(workers) == []
-        # Whole batches or nothing: what was reported stored is stored, exactly.
+        # Whole batches or nothing, and every image committed was reported stored (the summary the
+        # command line prints counts these) before the error.
         listed = list(store.images("c"))
         assert len(listed) % BATCH_IMAGES == 0
-        assert {image.id for image in listed} >= {result.image.id for result in stored}
+        assert sorted(image.id for image in listed) == sorted(result.image.id for result in stored)
+
+
+def test_a_put_interrupted_mid_way_reports_every_batch_it_committed_before_the_interrupt(tmp_path):
+    import skimage.data
+    from PIL import Image
+
+    from imgvault.store import Settings, Store
+    from imgvault.store.store import BATCH_IMAGES
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()[:100, :100]).save(photo)
+
+    def paths_then_ctrl_c():
+        yield from [photo] * (5 * BATCH_IMAGES // 2)
+        raise KeyboardInterrupt  # as a Ctrl-C lands while the put reads its input
+
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        stored = []
+        with pytest.raises(KeyboardInterrupt):
+            for result in store.put_many(paths_then_ctrl_c(), collection="c", jobs=2):
+                stored.append(result)
+        # The batch being committed then is finished (the one handed over but not started may be dropped).
+        listed = list(store.images("c"))
+        assert len(listed) in (BATCH_IMAGES, 2 * BATCH_IMAGES)
+        assert sorted(image.id for image in listed) == sorted(result.image.id for result in stored)
+
+
+def test_a_ctrl_c_the_caller_passes_into_the_put_mid_way_through_a_batch_still_gives_every_image_committed(
+    tmp_path,
+):
+    import skimage.data
+    from PIL import Image
+
+    from imgvault.store import Settings, Store
+    from imgvault.store.store import BATCH_IMAGES
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()[:100, :100]).save(photo)
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        results = store.put_many([photo] * (3 * BATCH_IMAGES), collection="c", jobs=2)
+        stored = [next(results) for _ in range(10)]  # 10 of the first batch's results told
+        # The command line got a Ctrl-C while it printed one, and raises it inside the put.
+        with pytest.raises(KeyboardInterrupt):
+            stored.append(results.throw(KeyboardInterrupt()))
+            stored.extend(results)
+        listed = list(store.images("c"))
+        assert len(listed) in (BATCH_IMAGES, 2 * BATCH_IMAGES)
+        assert sorted(image.id for image in listed) == sorted(result.image.id for result in stored)
+
+
+BIG_CHUNKS = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_workers import _echo
+from imgvault.store.workers import ordered_map
+
+chunks = [[n, bytes(1_000_000)] for n in range(6)]
+assert list(ordered_map(_echo, chunks, jobs=2)) == chunks
+print("all given back")
+"""
+
+
+def test_chunks_and_results_larger_than_a_pipe_holds_come_back_instead_of_deadlocking():
+    # A worker answering its first chunk while the parent sends it a second, both larger than the pipe
+    # holds, would each wait for the other to read. In a process of its own, so that a deadlock fails the test.
+    with subprocess.Popen([sys.executable, "-c", BIG_CHUNKS, os.path.dirname(__file__)], stdout=subprocess.PIPE,
+                          text=True, start_new_session=True) as parent:  # fmt: skip
+        try:
+            out, _ = parent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out = "deadlocked"
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert out == "all given back\n"
+
+
+def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_results():
+    failures = []
+
+    def put_many_times():
+        for _ in range(60):
+            try:
+                assert list(ordered_map(_echo, [[n] for n in range(6)], jobs=2)) == [[n] for n in range(6)]
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=put_many_times) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert [child for child in _children() if _alive(child)] == []
+
+
+PUTS_IN_THREADS = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.workers import ordered_map
+
+start = threading.Barrier(4)
+# Forking a large process takes a while: the threads' pipes and forks interleave.
+os.register_at_fork(before=lambda: time.sleep(0.02))
+
+def put():
+    start.wait()
+    for _ in ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2):
+        pass
+
+for _ in range(4):
+    threading.Thread(target=put, daemon=True).start()
+time.sleep(60)
+"""
+
+
+def test_workers_of_puts_in_several_threads_end_when_their_parent_is_killed():
+    # Each pool's workers must not keep another pool's pipes open, or after the parent is gone two
+    # pools' workers wait for each other's input to close, for ever.
+    parent = subprocess.Popen([sys.executable, "-c", PUTS_IN_THREADS, os.path.dirname(__file__)])
+    try:
+        workers = _workers_of(parent, 8)
+    finally:
+        parent.kill()
+        parent.wait()
+    alive = _wait_gone(workers)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
+
+
+CTRL_C_AT_START = """
+import os, signal, sys, threading
+from imgvault.store.workers import ordered_map
+
+def echo(chunk):
+    return chunk
+
+def ctrl_c_to_every_new_worker():
+    # As a terminal's Ctrl-C reaches every process of the group, here only the workers, at once.
+    seen = set()
+    while True:
+        for task in os.listdir("/proc/self/task"):
+            try:
+                children = open(f"/proc/self/task/{task}/children").read().split()
+            except OSError:
+                continue
+            for child in set(children) - seen:
+                seen.add(child)
+                try:
+                    os.kill(int(child), signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+
+threading.Thread(target=ctrl_c_to_every_new_worker, daemon=True).start()
+for _ in range(100):
+    assert list(ordered_map(echo, [[n] for n in range(4)], jobs=2)) == [[n] for n in range(4)]
+print("all given back")
+"""
+
+
+def test_a_ctrl_c_that_reaches_a_worker_while_it_starts_is_ignored_there():
+    done = subprocess.run([sys.executable, "-c", CTRL_C_AT_START], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "all given back\n", "")
+
+
+SERVICE_WITH_SIGTERM_HANDLER = """
+import signal, sys
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.errors import WorkerFailed
+from imgvault.store.workers import ordered_map
+
+signal.signal(signal.SIGTERM, lambda *_: print("parent handler ran", flush=True))
+results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
+try:
+    for _ in results:
+        pass
+except WorkerFailed as exc:
+    print(exc, flush=True)
+"""
+
+
+def test_a_worker_ends_on_sigterm_even_when_its_parent_handles_sigterm():
+    # A service (uvicorn, a task queue) handles SIGTERM itself; the workers it forks must not inherit that.
+    parent = subprocess.Popen([sys.executable, "-c", SERVICE_WITH_SIGTERM_HANDLER, os.path.dirname(__file__)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        workers = _workers_of(parent, 2)
+        time.sleep(0.1)  # past the fork, into the work
+        os.kill(workers[0], signal.SIGTERM)
+        out, _ = parent.communicate(timeout=30)
+    finally:
+        parent.kill()
+    assert out == "a worker validating files ended without answering (exit -15)\n"
+
+
+FORK_WHILE_A_PUT_FORKS = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _echo, _sleeps
+from imgvault.store.workers import ordered_map
+
+forking = threading.Event()
+
+def slow_fork_of_a_worker():
+    if threading.current_thread() is not threading.main_thread():
+        forking.set()
+        time.sleep(0.5)
+
+os.register_at_fork(before=slow_fork_of_a_worker)
+threading.Thread(target=lambda: list(ordered_map(_sleeps, [[n] for n in range(4)], jobs=1)), daemon=True).start()
+forking.wait()
+if os.fork() == 0:  # the caller forks (a multiprocessing child of its own) while the put forks a worker
+    assert list(ordered_map(_echo, [[n] for n in range(4)], jobs=2)) == [[n] for n in range(4)]
+    os._exit(0)
+print("put in the child:", "done" if os.wait()[1] == 0 else "failed", flush=True)
+"""
+
+
+def test_a_process_forked_while_a_put_forks_its_workers_can_put_too():
+    # The pool's lock, held by the put's thread at that moment, must not stay held in the child for ever.
+    with subprocess.Popen([sys.executable, "-c", FORK_WHILE_A_PUT_FORKS, os.path.dirname(__file__)],
+                          stdout=subprocess.PIPE, text=True, start_new_session=True) as parent:  # fmt: skip
+        try:
+            out, _ = parent.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out = "deadlocked"
+            os.killpg(parent.pid, signal.SIGKILL)
+    assert out == "put in the child: done\n"
+
+
+FORK_DURING_A_PUT = """
+import os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from test_workers import _sleeps
+from imgvault.store.workers import ordered_map
+
+results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
+threading.Thread(target=lambda: list(results), daemon=True).start()
+time.sleep(1)
+if os.fork() == 0:  # a process of the caller's own, forked while the put runs, that lives on
+    time.sleep(60)
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+def test_workers_end_when_their_parent_is_killed_even_if_it_forked_other_processes_during_the_put():
+    parent = subprocess.Popen([sys.executable, "-c", FORK_DURING_A_PUT, os.path.dirname(__file__)])
+    try:
+        children = _workers_of(parent, 3)
+    finally:
+        parent.kill()
+        parent.wait()
+    workers = sorted(children)[:2]  # forked before the caller's own process
+    alive = _wait_gone(workers)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert alive == []
