@@ -173,6 +173,8 @@ def read_regular_file(path: str | Path, label: str | None = None) -> bytes:
             return parts[0] if len(parts) == 2 and not parts[1] else b"".join(parts)
         finally:
             os.close(fd)
+    except ValueError:  # os.stat refuses a name that holds a NUL byte, which no file can have
+        raise InvalidImage(f"{label}: not a valid file name (it holds a NUL byte)") from None
     except FileNotFoundError:
         raise InvalidImage(f"{label}: no such file") from None
     except PermissionError:

@@ -422,3 +422,20 @@ def test_workers_end_when_their_parent_is_killed_even_if_it_forked_other_process
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert alive == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_path_with_a_nul_byte_is_that_files_error_in_a_worker_or_not(tmp_path, jobs):
+    import skimage.data
+    from PIL import Image
+
+    from imgvault.store import Settings, Store
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()[:64, :64]).save(photo)
+    paths = [photo] * 60 + [str(tmp_path / "bad\0name.png")] + [photo] * 3
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        results = list(store.put_many(paths, collection="c", jobs=jobs))
+    errors = [result.error for result in results if result.error]
+    assert len(errors) == 1 and errors[0].endswith("name.png: not a valid file name (it holds a NUL byte)")
+    assert sum(1 for result in results if result.image) == 63
