@@ -280,16 +280,23 @@ time.sleep(60)
 def test_workers_of_puts_in_several_threads_end_when_their_parent_is_killed():
     # Each pool's workers must not keep another pool's pipes open, or after the parent is gone two
     # pools' workers wait for each other's input to close, for ever.
-    parent = subprocess.Popen([sys.executable, "-c", PUTS_IN_THREADS, os.path.dirname(__file__)])
+    assert _left_running_after_killing(PUTS_IN_THREADS, 8) == []
+
+
+def _left_running_after_killing(script: str, children: int, workers=lambda found: found) -> list[int]:
+    """Run ``script``, wait for ``children`` processes of it, kill it: which of ``workers(children found)``
+    still run 10 s later (then every child found is killed, so that a failing test leaves nothing)."""
+    parent = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__)])
     try:
-        workers = _workers_of(parent, 8)
+        found = _workers_of(parent, children)
     finally:
         parent.kill()
         parent.wait()
-    alive = _wait_gone(workers)
-    for pid in alive:
-        os.kill(pid, signal.SIGKILL)
-    assert alive == []
+    alive = _wait_gone(workers(found))
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return alive
 
 
 CTRL_C_AT_START = """
@@ -410,18 +417,8 @@ time.sleep(60)
 
 
 def test_workers_end_when_their_parent_is_killed_even_if_it_forked_other_processes_during_the_put():
-    parent = subprocess.Popen([sys.executable, "-c", FORK_DURING_A_PUT, os.path.dirname(__file__)])
-    try:
-        children = _workers_of(parent, 3)
-    finally:
-        parent.kill()
-        parent.wait()
-    workers = sorted(children)[:2]  # forked before the caller's own process
-    alive = _wait_gone(workers)
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    assert alive == []
+    # The workers were forked before the caller's own process: the two smallest pids.
+    assert _left_running_after_killing(FORK_DURING_A_PUT, 3, lambda found: sorted(found)[:2]) == []
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
