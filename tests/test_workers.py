@@ -227,14 +227,18 @@ print("all given back")
 def test_chunks_and_results_larger_than_a_pipe_holds_come_back_instead_of_deadlocking():
     # A worker answering its first chunk while the parent sends it a second, both larger than the pipe
     # holds, would each wait for the other to read. In a process of its own, so that a deadlock fails the test.
-    with subprocess.Popen([sys.executable, "-c", BIG_CHUNKS, os.path.dirname(__file__)], stdout=subprocess.PIPE,
+    assert _output_unless_it_hangs(BIG_CHUNKS) == "all given back\n"
+
+
+def _output_unless_it_hangs(script: str) -> str:
+    """What ``script`` prints, or "deadlocked" if it has not ended in 60 s (then it and its children are killed)."""
+    with subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__)], stdout=subprocess.PIPE,
                           text=True, start_new_session=True) as parent:  # fmt: skip
         try:
-            out, _ = parent.communicate(timeout=60)
+            return parent.communicate(timeout=60)[0]
         except subprocess.TimeoutExpired:
-            out = "deadlocked"
             os.killpg(parent.pid, signal.SIGKILL)
-    assert out == "all given back\n"
+            return "deadlocked"
 
 
 def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_results():
@@ -390,14 +394,7 @@ print("put in the child:", "done" if os.wait()[1] == 0 else "failed", flush=True
 
 def test_a_process_forked_while_a_put_forks_its_workers_can_put_too():
     # The pool's lock, held by the put's thread at that moment, must not stay held in the child for ever.
-    with subprocess.Popen([sys.executable, "-c", FORK_WHILE_A_PUT_FORKS, os.path.dirname(__file__)],
-                          stdout=subprocess.PIPE, text=True, start_new_session=True) as parent:  # fmt: skip
-        try:
-            out, _ = parent.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            out = "deadlocked"
-            os.killpg(parent.pid, signal.SIGKILL)
-    assert out == "put in the child: done\n"
+    assert _output_unless_it_hangs(FORK_WHILE_A_PUT_FORKS) == "put in the child: done\n"
 
 
 FORK_DURING_A_PUT = """
