@@ -77,7 +77,10 @@ class BatchWriter:
     def _end(self) -> None:
         if self._thread.is_alive():
             self._waiting.put(None)
-            self._thread.join()
+            # The garbage collector may finalize an abandoned put on the writer thread itself: it then ends
+            # once the commit it is in returns, and cannot wait for itself.
+            if threading.current_thread() is not self._thread:
+                self._thread.join()
 
     def _drain(self) -> Iterator:
         while True:

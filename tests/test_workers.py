@@ -69,26 +69,26 @@ def test_results_come_back_in_the_order_of_the_chunks_from_more_than_one_process
     assert _wait_gone(workers) == []
 
 
-def test_a_worker_that_dies_is_an_error_not_a_hang_and_the_other_workers_end():
+def test_a_worker_that_dies_is_an_error_not_a_hang_and_the_other_workers_end(new_children):
     results = ordered_map(_dies_on_seven, [[n] for n in range(20)], jobs=2)
     with pytest.raises(WorkerFailed, match=r"ended without answering \(exit 3\)"):
         for _ in results:
             pass
-    assert [child for child in _children() if _alive(child)] == []
+    assert new_children() == []
 
 
-def test_an_exception_in_a_worker_is_raised_with_its_message():
+def test_an_exception_in_a_worker_is_raised_with_its_message(new_children):
     with pytest.raises(WorkerFailed, match="MemoryError: no room for chunk 7"):
         list(ordered_map(_raises_on_seven, [[n] for n in range(20)], jobs=2))
-    assert [child for child in _children() if _alive(child)] == []
+    assert new_children() == []
 
 
-def test_leaving_early_ends_the_workers_even_in_the_middle_of_a_chunk():
+def test_leaving_early_ends_the_workers_even_in_the_middle_of_a_chunk(new_children):
     results = ordered_map(_slow_when_small, [[n] for n in range(100)], jobs=2)
     first = next(results)
     results.close()
     assert _wait_gone([first[-1]]) == []
-    assert [child for child in _children() if _alive(child)] == []
+    assert new_children() == []
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path):
@@ -110,6 +110,14 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
     parent.wait()
     # Each finishes the chunk it holds (half a second), then finds its input closed.
     assert _wait_gone(pids) == []
+
+
+@pytest.fixture
+def new_children():
+    """A function: the children of this process that the test started and that still run. (Other tests
+    leave processes of their own running, joblib's workers for one.)"""
+    before = set(_children())
+    return lambda: [child for child in _children() if child not in before and _alive(child)]
 
 
 def _children() -> list[int]:
@@ -139,7 +147,7 @@ def _workers_of(parent: subprocess.Popen, count: int) -> list[int]:
     raise AssertionError(f"{parent.args} did not start {count} workers")
 
 
-def test_a_put_whose_worker_is_killed_says_so_after_reporting_every_batch_it_committed(tmp_path):
+def test_a_put_whose_worker_is_killed_says_so_after_reporting_every_batch_it_committed(tmp_path, new_children):
     import skimage.data
     from PIL import Image
 
@@ -151,7 +159,7 @@ def test_a_put_whose_worker_is_killed_says_so_after_reporting_every_batch_it_com
     with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
         results = store.put_many([photo] * (3 * BATCH_IMAGES), collection="c", jobs=2)
         stored = [next(results)]
-        workers = [child for child in _children() if _alive(child)]
+        workers = new_children()
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
         with pytest.raises(WorkerFailed, match=r"a worker validating files ended without answering \(exit -9\)"):
@@ -241,7 +249,7 @@ def _output_unless_it_hangs(script: str) -> str:
             return "deadlocked"
 
 
-def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_results():
+def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_results(new_children):
     failures = []
 
     def put_many_times():
@@ -257,7 +265,7 @@ def test_pools_started_and_stopped_in_several_threads_at_once_all_give_their_res
     for thread in threads:
         thread.join()
     assert failures == []
-    assert [child for child in _children() if _alive(child)] == []
+    assert new_children() == []
 
 
 PUTS_IN_THREADS = """

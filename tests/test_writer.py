@@ -39,3 +39,23 @@ def test_a_failed_commit_stops_later_batches_and_is_raised_after_the_results_com
         results += writer.finish()
     assert results == ["a"]
     assert committed == [["a"]]
+
+
+def test_a_put_left_unfinished_and_collected_on_the_writer_thread_itself_ends_without_an_error():
+    # The garbage collector can finalize an abandoned put_many generator on any thread, the writer's too:
+    # leaving its BatchWriter there must not try to join the thread it runs on.
+    ended = []
+
+    def commit(batch):
+        try:
+            writer.__exit__(None, None, None)  # what the generator's finalization does
+            ended.append("left")
+        except RuntimeError as exc:
+            ended.append(str(exc))
+        return batch
+
+    writer = BatchWriter(commit)
+    with writer:
+        list(writer.submit(["a"]))
+        writer._waiting.join()
+    assert ended == ["left"]
