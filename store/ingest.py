@@ -81,7 +81,9 @@ def iter_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Checked]:
 def _is_dir(path: Path) -> bool:
     try:
         return stat.S_ISDIR(os.stat(path).st_mode)
-    except (OSError, ValueError):  # as Path.is_dir: missing, unreadable, or a name with a NUL byte
+    # Missing, unreadable, or a name with a NUL byte: not a folder, and the file's own check says why. (Where
+    # Path.is_dir raises a permission error, which would end the whole put.)
+    except (OSError, ValueError):
         return False
 
 

@@ -1,14 +1,15 @@
 """A small pool of forked worker processes for validating files, each fed through its own pipe.
 
-Why not ``concurrent.futures.ProcessPoolExecutor``: for a put, most of the parent's CPU went to the
-executor's machinery rather than to storing (a manager thread and a queue feeder thread per call, futures,
-locks and the hand-offs of the GIL between them and the writer thread), about 60 microseconds per image
-when the whole of storing one takes 40. Here the thread that asks for the next result reads it from the
-pipe itself: one ``send`` per chunk of paths, one ``recv`` per chunk of results, nothing in between.
+Why not ``concurrent.futures.ProcessPoolExecutor``: for a put, much of the parent's CPU went to the
+executor's machinery rather than to storing (a manager thread and a queue feeder thread, futures, locks
+and the hand-offs of the GIL between them and the writer thread), about 40 microseconds per image, as much
+as sealing, inserting and committing the image. Here the thread that asks for the next result reads it
+from the pipe itself: one ``send`` per chunk of paths, one ``recv`` per chunk of results, nothing between.
 
 Chunks go to whichever worker has room (each holds at most ``DEPTH``), results are buffered until they
-can be given back in the order the chunks were given, and no chunk is sent more than ``WINDOW`` chunks
-ahead of the oldest one not given back, so memory stays bounded however slow one file is.
+can be given back in the order the chunks were given, and no chunk is sent more than a window of
+``(DEPTH + 1) x jobs`` chunks ahead of the oldest one not given back, so memory stays bounded however slow
+one file is.
 
 Why ``os.fork`` and not ``multiprocessing.Process``: multiprocessing reaps the finished children of every
 pool from whichever thread starts a process next, so two puts in threads race to reap the same worker, and

@@ -71,8 +71,7 @@ class BatchWriter:
     def stop(self) -> Iterator:
         """Let the batch being committed finish, drop the one waiting, and yield the results not yielded yet."""
         self._stopping = True
-        self._end()
-        yield from self._drain()
+        return self.finish()
 
     def _end(self) -> None:
         if self._thread.is_alive():
