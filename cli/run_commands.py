@@ -256,8 +256,8 @@ def ui(ctx: Context, port: int) -> None:
     Example:
       imgvault ui --port 5000     # then open http://127.0.0.1:5000
     """
-    from imgvault.tracker.artifact_files import sealed_uri
-    from imgvault.tracker.tracking import artifact_root, tracking_uri
+    from imgvault.tracker.artifact_files import ARTIFACTS, home_uri
+    from imgvault.tracker.tracking import tracking_uri
 
     settings = ctx.settings()
     home = settings.home
@@ -267,7 +267,7 @@ def ui(ctx: Context, port: int) -> None:
     # One worker: this UI serves one person on loopback (MLflow's default of 4 costs ~1 GB).
     # imgvault's app: MLflow's server that opens sealed artifacts in memory, with this store's key.
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri", uri,
-               "--artifacts-destination", sealed_uri(str(artifact_root(home))), "--host", "127.0.0.1",
+               "--artifacts-destination", home_uri(ARTIFACTS), "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]  # fmt: skip
     with ctx.open_store():  # a missing store or a wrong key is one Error line here, not a failed server
         pass

@@ -284,24 +284,24 @@ artifacts_option = click.option(
 )  # fmt: skip
 
 
-def _seal_artifacts(sealer, home: Path, tracking: str | None, artifact_uris: tuple[str, ...]):
-    """Seal (or re-seal under the primary key) the home's MLflow artifacts and those at ``artifact_uris``."""
+def _seal_artifacts(sealer, home: Path, artifact_uris: tuple[str, ...]):
+    """Seal (or re-seal under the primary key, or re-bind to their run) the home's MLflow artifacts and those at
+    ``artifact_uris``, and make the home's tracking locations relative to the home."""
     from imgvault.tracker.artifact_files import seal_home
+    from imgvault.tracker.tracking import tracking_uri
 
-    report = seal_home(sealer, home, tracking)
+    report = seal_home(sealer, home, tracking_uri(home))
     if artifact_uris:  # the sealed repository imports MLflow: only when asked
         from imgvault.tracker.sealed_artifacts import reseal_repository
     for uri in artifact_uris:
-        more = reseal_repository(sealer, uri)
-        report.sealed, report.resealed = report.sealed + more.sealed, report.resealed + more.resealed
-        report.damaged += more.damaged
+        report.add(reseal_repository(sealer, uri))
     return report
 
 
-def _print_damaged(report) -> None:
+def _print_damaged(report, consequence: str) -> None:
     for place in report.damaged:
-        click.echo(f"Error: artifact {place} failed its integrity check (wrong key, or altered or moved); left as is",
-                   err=True)  # fmt: skip
+        reason = "failed its integrity check (wrong key, or altered or moved)"
+        click.echo(f"Error: artifact {place} {reason}; {consequence}", err=True)
 
 
 @key.command()
@@ -323,12 +323,15 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     Example:
       imgvault key rotate
     """
-    outside = []
+    from imgvault.tracker.artifact_files import ArtifactsDamaged
 
     def reseal(sealer) -> int:
-        # None: the home's tracking database keeps its locations (relocating is db upgrade's job).
-        outside.append(_seal_artifacts(sealer, ctx.settings().home, None, artifact_uris))
-        return outside[-1].sealed + outside[-1].resealed
+        # Before any key is retired: an artifact that does not open stops the rotation here.
+        report = _seal_artifacts(sealer, ctx.settings().home, artifact_uris)
+        if report.damaged:
+            _print_damaged(report, "left as is")
+            raise ArtifactsDamaged(report.damaged, "no key was retired (remove or restore them, then rotate again)")
+        return report.changed
 
     with ctx.open_store() as store:
         report = store.rotate_key(before_retire=reseal)
@@ -337,8 +340,6 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     click.echo(f"New primary key {report.new_key_id}; re-sealed {_count(counts.get('image', 0), 'image')}, "
                f"{_count(counts.get('encoded', 0), 'encoded image')}, {_count(counts.get('model', 0), 'codec model')}"
                f" and {_count(report.resealed_artifacts, 'MLflow artifact')}; retired keys: {retired}.")  # fmt: skip
-    for one in outside:
-        _print_damaged(one)
 
 
 @cli.group()
@@ -366,7 +367,7 @@ def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
       imgvault db upgrade
     """
     from imgvault.store import Store
-    from imgvault.tracker.tracking import artifact_root, tracking_uri
+    from imgvault.tracker.tracking import artifact_root
 
     settings = ctx.settings()
     before, after = Store.upgrade_schema(settings)
@@ -375,14 +376,14 @@ def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     else:
         click.echo(f"Upgraded the schema from revision {before} to {after}.")
     with Store.open(settings=settings) as store:
-        report = _seal_artifacts(store.sealer, settings.home, tracking_uri(settings.home), artifact_uris)
+        report = _seal_artifacts(store.sealer, settings.home, artifact_uris)
     where = ", ".join([str(artifact_root(settings.home)), *artifact_uris])
-    if report.sealed or report.resealed or report.locations:
+    if report.changed or report.locations:
         click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in place, re-sealed"
-                   f" {report.resealed:,} under the current key; {report.locations:,} experiment and run locations"
-                   " now point at the sealed repository.")  # fmt: skip
+                   f" {report.resealed:,} under the current key, re-bound {report.rebound:,} to their run;"
+                   f" {report.locations:,} experiment and run locations now resolve against the home.")  # fmt: skip
     else:
         click.echo(f"MLflow artifacts under {where}: all sealed already.")
-    _print_damaged(report)
+    _print_damaged(report, "left as is")
     if report.damaged:
         sys.exit(1)

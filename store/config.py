@@ -13,6 +13,7 @@ variable               default                                 meaning
 """
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ class Settings:
         env = os.environ if environ is None else environ
         home_path = Path(home if home is not None else env.get("IMGVAULT_HOME") or DEFAULT_HOME)
         home_path = home_path.expanduser().absolute()
-        db_url = env.get("IMGVAULT_DB_URL") or f"sqlite:///{home_path / 'store.db'}"
+        db_url = env.get("IMGVAULT_DB_URL") or sqlite_url(home_path / "store.db")
         key_file = Path(env.get("IMGVAULT_KEY_FILE") or home_path / "keyset.json").expanduser().absolute()
         return cls(home=home_path, db_url=db_url, key_file=key_file, passphrase=env.get("IMGVAULT_PASSPHRASE") or None)
 
@@ -56,7 +57,7 @@ class Settings:
         """The database file when the store is SQLite on disk, else None."""
         prefix = "sqlite:///"
         if self.db_url.startswith(prefix) and self.db_url[len(prefix) :] not in ("", ":memory:"):
-            return Path(self.db_url[len(prefix) :].split("?", 1)[0])
+            return Path(urllib.parse.unquote(self.db_url[len(prefix) :].split("?", 1)[0]))
         return None
 
     def describe_db(self) -> str:
@@ -66,3 +67,9 @@ class Settings:
         from sqlalchemy.engine import make_url
 
         return make_url(self.db_url).render_as_string(hide_password=True)
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of the SQLite file ``path``, percent-encoded: a home's path may hold ``%``, ``#``,
+    ``?`` or other characters that a URL would otherwise read as its own."""
+    return "sqlite:///" + urllib.parse.quote(str(path))

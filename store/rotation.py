@@ -37,7 +37,12 @@ class Rotation(Keyring):
         before_retire : callable, optional
             Called with the store's :class:`Sealer` once every record is re-sealed and before the old
             keys are removed (its keyset still holds the old keys and the new primary), to re-seal
-            blobs kept outside the store; the count it returns is reported as ``resealed_artifacts``.
+            blobs kept outside the store; the count it returns is reported as ``resealed_artifacts``. If it
+            raises, nothing is retired: every record stays readable under the old keys or the new one.
+
+        Every record is re-sealed, and read back, before any key is retired; a record that does not open
+        with the store's keys stops the rotation with :class:`IntegrityError` naming it, before any key
+        is retired.
         """
         with rotation_lock(self):
             if self.key_source == "file":
@@ -121,4 +126,7 @@ class Rotation(Keyring):
                 place = f"{kind}.{column}"
                 plain = sealer.open(place, row.id, blob, context=bound)
                 values[column] = sealer.seal(place, row.id, plain, context=bound)
+                # Read back before it replaces the only copy: the old key is retired on the strength of it.
+                if sealer.open(place, row.id, values[column], context=bound) != plain:
+                    raise RuntimeError(f"{place} of {row.id} did not read back after re-sealing")
         return values

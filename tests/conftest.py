@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from sklearn.datasets import load_sample_images
 from imgvault.store import Settings, Store
 
 SKIMAGE_DATA = Path(skimage.data.__file__).parent
+# Real photos with metadata, for the tests of tracked runs (see the photos fixture).
+PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
 
 # The store's suites run on SQLite, and on PostgreSQL too when this names a database the tests may use,
 # e.g. postgresql+psycopg://imgvault:imgvault@127.0.0.1:5432/imgvault_test (.ci/run sets it).
@@ -149,3 +152,13 @@ def migrated_tracking_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
     return path
+
+
+@pytest.fixture
+def photos(store, home, migrated_tracking_db, monkeypatch):
+    """A store with real photos (with metadata) and a fresh copy of the migrated MLflow store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    for name in PHOTOS:
+        store.put(SKIMAGE_DATA / name, collection="photos", metadata={"patient": "Jane Roe"})
+    return store

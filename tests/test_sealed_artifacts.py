@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import skimage.data
+from conftest import PHOTOS
 from leaks import leaks, original_panel, pixel_runs
 from mlflow import MlflowClient
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -25,20 +25,8 @@ from imgvault.tracker.runner import BatchConfig, run_batch
 from imgvault.tracker.sealed_artifacts import SealedArtifactRepository, sealed_uri, use_store
 
 pytestmark = pytest.mark.slow
-PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
 SMALL = {"size": 32, "jobs": 1, "figures": 3}
 STORE_FILES = ("store.db", "store.db-wal", "store.db-shm", "keyset.json")
-
-
-@pytest.fixture
-def photos(store, home, migrated_tracking_db, monkeypatch):
-    """A store with real photos (with metadata) and a fresh copy of the migrated MLflow store."""
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    shutil.copy(migrated_tracking_db, home / "mlflow.db")
-    folder = Path(skimage.data.__file__).parent
-    for name in PHOTOS:
-        store.put(folder / name, collection="photos", metadata={"patient": "Jane Roe"})
-    return store
 
 
 def temporary_files(folder: Path) -> list[str]:
@@ -157,9 +145,10 @@ def test_the_ui_serves_sealed_figures_from_memory_and_refuses_a_wrong_key(photos
                           to_uint8(load_pixels(photos.get(ids[step_of(figure)]), size=32)))  # fmt: skip
     assert temporary_files(tmp_path / "tmp") == []  # no plaintext copy in a temporary folder
 
-    # Another store's key on the same runs: an error, never garbage.
+    # Another store's key on the same runs (their artifacts copied into its home): an error, never garbage.
     other = tmp_path / "other"
     Store.init(settings=Settings.resolve(other, environ={})).close()
+    shutil.copytree(home / "mlartifacts", other / "mlartifacts")
     port = free_port()
     command = [sys.executable, "-m", "imgvault.cli", "--home", str(other), "ui", "--port", str(port)]
     with serving(command, f"http://127.0.0.1:{port}/health", {**env, "MLFLOW_TRACKING_URI": client.tracking_uri}):
@@ -278,10 +267,10 @@ def test_db_upgrade_seals_an_old_homes_plaintext_artifacts_in_place(photos, home
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert "sealed 3 plaintext files in place" in result.output  # the figure, its thumbnail and the table
-    assert "2 experiment and run locations" in result.output
+    assert "2 experiment and run locations now resolve against the home" in result.output
     assert leaks(home, PHOTOS, runs, skip=STORE_FILES) == []
-    # MLflow reads them through the sealing repository now.
-    assert client.get_run(run_id).info.artifact_uri.startswith("imgvault+file:")
+    # MLflow reads them through the sealing repository now, wherever the home is.
+    assert client.get_run(run_id).info.artifact_uri == f"imgvault+home:///mlartifacts/old/{run_id}/artifacts"
     with open(client.download_artifacts(run_id, "images.json")) as handle:
         assert json.load(handle)["data"] == [[image.id, image.name]]
     again = runner.invoke(cli, ["db", "upgrade"])
@@ -329,26 +318,28 @@ def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
 def test_every_inner_scheme_is_registered_with_mlflow():
     from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
 
-    from imgvault.tracker.sealed_artifacts import INNER_SCHEMES
+    from imgvault.tracker.sealed_artifacts import HOME, INNER_SCHEMES
 
     registered = get_registered_artifact_repositories()
     ours = {scheme for scheme, repo in registered.items() if repo is SealedArtifactRepository}
     assert ours == {f"imgvault+{scheme}" for scheme in INNER_SCHEMES}
-    assert all(scheme in registered for scheme in INNER_SCHEMES)  # each wraps a repository MLflow has
+    # Each wraps a repository MLflow has (imgvault+home: a local folder inside the home).
+    assert all(scheme in registered for scheme in INNER_SCHEMES if scheme != HOME)
 
 
 def test_db_upgrade_names_an_artifact_that_does_not_open_and_leaves_it_as_is(store, home, runner, tmp_path):
     use_store(store)
     repo = SealedArtifactRepository(sealed_uri(str(home / "mlartifacts" / "exp")))
-    repo.write_bytes("1/run/artifacts/a.json", b"{}")
-    damaged = home / "mlartifacts" / "exp" / "1" / "run" / "artifacts" / "a.json"
+    run = "0123456789abcdef0123456789abcdef"
+    repo.write_bytes(f"1/{run}/artifacts/a.json", b"{}")
+    damaged = home / "mlartifacts" / "exp" / "1" / run / "artifacts" / "a.json"
     blob = bytearray(damaged.read_bytes())
     blob[5] ^= 1  # its key id: a key this store does not hold (one under the current key is not re-opened)
     damaged.write_bytes(bytes(blob))
     (damaged.parent / "b.json").write_bytes(b'{"plain": true}')
     result = runner.invoke(cli, ["db", "upgrade"])
     assert result.exit_code == 1
-    assert f"Error: artifact {damaged.as_uri()} failed its integrity check" in result.stderr
+    assert f"Error: artifact exp/1/{run}/artifacts/a.json failed its integrity check" in result.stderr
     assert "sealed 1 plaintext files in place" in result.stdout
     assert damaged.read_bytes() == bytes(blob)
-    assert repo.read_bytes("1/run/artifacts/b.json") == b'{"plain": true}'
+    assert repo.read_bytes(f"1/{run}/artifacts/b.json") == b'{"plain": true}'

@@ -77,7 +77,7 @@ def test_a_batch_logs_a_parent_and_one_child_per_method_and_k(photos, home):
     mlflow = client(home)
     experiment = mlflow.get_experiment_by_name("imgvault/photos")
     assert experiment.experiment_id == result.experiment_id
-    assert experiment.artifact_location == "imgvault+" + (home / "mlartifacts" / "imgvault_photos").as_uri()
+    assert experiment.artifact_location == "imgvault+home:///mlartifacts/imgvault_photos"  # wherever the home is
     parent = mlflow.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
     assert parent.data.params["methods"] == "pca,kmeans,gmm,aes" and parent.data.params["k"] == "2,4"

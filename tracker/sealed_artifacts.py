@@ -10,9 +10,13 @@ repository for the inner location (``imgvault+s3://bucket/prefix`` wraps ``s3://
   :class:`~imgvault.store.IntegrityError`, never returns garbage;
 - listing reports the plaintext sizes.
 
-The associated data of an artifact binds the store id and the artifact's full inner location
-(``file:///home/me/imgvault-data/mlartifacts/1/<run>/artifacts/images/x.png``), so an artifact copied to
-another path, run or store fails to open.
+``imgvault+home:///mlartifacts/...`` is a location inside the home in use (:func:`home`): the embedded
+default's runs are recorded there, so a home can be moved.
+
+The associated data of an artifact binds the store id and its place
+(:func:`~imgvault.tracker.artifact_files.artifact_place`): for an artifact of a run, the run id and the path
+inside the run, so an artifact copied to another path, run or store fails to open, while a home or bucket
+moved as a whole still opens.
 
 Where the key comes from: in a process that has opened a store (``imgvault run``, the demo), that store's
 keyset (:func:`use_store`); elsewhere, such as in ``mlflow server``, the store named by the environment
@@ -36,10 +40,20 @@ from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from imgvault.store.crypto import blob_key_id
 from imgvault.store.errors import IntegrityError
 
-from .artifact_files import KIND, OVERHEAD, PREFIX, sealed_uri, write_file_atomically  # noqa: F401 (re-exported)
+from .artifact_files import (  # noqa: F401 (re-exported)
+    HOME,
+    KIND,
+    OVERHEAD,
+    PREFIX,
+    artifact_place,
+    legacy_places,
+    local_place,
+    sealed_uri,
+    write_file_atomically,
+)
 
 # The inner schemes that the entry points in pyproject.toml register as imgvault+<scheme>.
-INNER_SCHEMES = ("file", "s3", "gs", "wasbs", "abfss", "r2", "b2", "hdfs", "viewfs", "ftp", "sftp")
+INNER_SCHEMES = ("file", HOME, "s3", "gs", "wasbs", "abfss", "r2", "b2", "hdfs", "viewfs", "ftp", "sftp")
 RELOAD_SECONDS = 60.0  # a server re-reads the keyset this often, so that it seals with the current key
 
 _lock = threading.Lock()
@@ -78,6 +92,24 @@ def _env_sealer(*, reload: bool = False):
         return _env_store.sealer
 
 
+def home(tracking_uri: str | None = None) -> Path:
+    """The home that ``imgvault+home:`` locations resolve against: the folder of the SQLite tracking database
+    that records them (the home's ``mlflow.db``), else the store used last in this process, else the
+    environment's (``IMGVAULT_HOME``)."""
+    from .tracking import sqlite_file
+
+    database = sqlite_file(tracking_uri or "")
+    if database is not None:
+        return database.absolute().parent
+    with _lock:
+        used = [store for store in (ref() for ref in reversed(_stores)) if store is not None]
+    if used:
+        return used[0].settings.home
+    from imgvault.store.config import Settings
+
+    return Settings.resolve().home
+
+
 def _sealer():
     """The sealer new artifacts are sealed with: the store used last in this process, else the environment's."""
     used = _used_sealers()
@@ -92,9 +124,10 @@ def seal(place: str, data: bytes) -> bytes:
     return _sealer().seal(KIND, place, data)
 
 
-def open_sealed(place: str, blob: bytes) -> bytes:
+def open_sealed(place: str, blob: bytes, legacy: tuple[str, ...] = ()) -> bytes:
     """The plaintext of the artifact at ``place``, opened with the keyset that holds its key (the environment's
-    store is reloaded once if none does: a rotation may have made a new key)."""
+    store is reloaded once if none does: a rotation may have made a new key). An artifact that an earlier
+    version bound to one of its ``legacy`` places (its location) opens too, until ``imgvault db upgrade``."""
     try:
         key_id = blob_key_id(blob)
     except IntegrityError:
@@ -106,12 +139,14 @@ def open_sealed(place: str, blob: bytes) -> bytes:
         sealer = _env_sealer()
         if key_id not in sealer.keyset.keys:
             sealer = _env_sealer(reload=True)
-    try:
-        return sealer.open(KIND, place, blob)
-    except IntegrityError:
-        raise IntegrityError(
-            f"artifact {place} failed its integrity check: wrong key, or the file was altered, truncated or moved"
-        ) from None
+    for bound in (place, *legacy):
+        try:
+            return sealer.open(KIND, bound, blob)
+        except IntegrityError:
+            pass
+    raise IntegrityError(
+        f"artifact {place} failed its integrity check: wrong key, or the file was altered, truncated or moved"
+    ) from None
 
 
 class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
@@ -125,9 +160,15 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
         super().__init__(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         self.inner_uri = artifact_uri[len(PREFIX) :]
-        self.inner = get_artifact_repository(self.inner_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         parsed = urllib.parse.urlparse(self.inner_uri)
         self._scheme, self._netloc, self._path = parsed.scheme or "file", parsed.netloc, parsed.path or "/"
+        inner_uri = self.inner_uri
+        if self._scheme == HOME:
+            relative = posixpath.normpath(urllib.parse.unquote(self._path)).lstrip("/")
+            if relative == ".." or relative.startswith("../") or parsed.netloc:
+                raise ValueError(f"{artifact_uri} is not a location inside the home")
+            inner_uri = Path(home(tracking_uri), relative).absolute().as_uri()
+        self.inner = get_artifact_repository(inner_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
         self._local = self.inner.artifact_dir if isinstance(self.inner, LocalArtifactRepository) else None
 
     # -- where an artifact is, and what it is bound to -------------------------------------------
@@ -141,9 +182,19 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
         return path
 
     def place(self, artifact_path: str) -> str:
-        """The artifact's full inner location, bound into its associated data."""
-        path = posixpath.normpath(posixpath.join(self._path, self._relative(artifact_path)))
-        return f"{self._scheme}://{self._netloc}{path}"
+        """What the artifact is bound to: its run and path inside the run, or else its location."""
+        relative = urllib.parse.quote(self._relative(artifact_path))
+        return artifact_place(self._scheme, self._netloc, posixpath.normpath(posixpath.join(self._path, relative)))
+
+    def legacy_places(self, artifact_path: str) -> tuple[str, ...]:
+        """The locations earlier versions bound the artifact to (see :func:`open_sealed`)."""
+        relative = self._relative(artifact_path)
+        places = []
+        if self._scheme != HOME:  # no earlier version wrote imgvault+home: locations
+            places.append(f"{self._scheme}://{self._netloc}{posixpath.normpath(posixpath.join(self._path, relative))}")
+        if self._local is not None:
+            places += legacy_places(local_place(Path(self._local, relative)))
+        return tuple(dict.fromkeys(places))
 
     # -- bytes in, bytes out ----------------------------------------------------------------------
 
@@ -184,7 +235,7 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
     def read_bytes(self, artifact_path: str) -> bytes:
         """The plaintext of ``artifact_path``, opened in memory."""
         path = self._relative(artifact_path)
-        return open_sealed(self.place(path), self.read_raw(path))
+        return open_sealed(self.place(path), self.read_raw(path), self.legacy_places(path))
 
     # -- MLflow's ArtifactRepository ----------------------------------------------------------------
 
@@ -237,12 +288,14 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
 def reseal_repository(sealer, uri: str):
     """Seal the plaintext artifacts under ``uri`` (``imgvault+<inner>``) in place, and re-seal those under a key
     other than ``sealer``'s primary: :func:`imgvault.tracker.artifact_files.seal_files` for any inner scheme."""
-    from .artifact_files import SealReport, reseal
+    from .artifact_files import SealReport, _read_back, reseal
 
     repo = SealedArtifactRepository(uri)
     report = SealReport()
     for path in repo.walk():
-        blob = reseal(sealer, repo.place(path), repo.read_raw(path), report)
+        place, shown = repo.place(path), f"{uri.rstrip('/')}/{path}"
+        blob = reseal(sealer, place, repo.read_raw(path), report, repo.legacy_places(path), shown)
         if blob is not None:
             repo.write_raw(path, blob)
+            _read_back(sealer, place, blob, repo.read_raw(path), report, shown)
     return report

@@ -1,20 +1,29 @@
 """Where runs are tracked: an MLflow tracking store, reached before any work starts.
 
 ``MLFLOW_TRACKING_URI`` if set (a server works too), else ``sqlite:///$IMGVAULT_HOME/mlflow.db`` with
-artifacts sealed under ``$IMGVAULT_HOME/mlartifacts`` (``imgvault+file://...``, see
-:mod:`imgvault.tracker.sealed_artifacts`).
+artifacts sealed under ``$IMGVAULT_HOME/mlartifacts`` (``imgvault+home:///mlartifacts/...``, relative to the
+home, see :mod:`imgvault.tracker.sealed_artifacts`).
 """
 
 import logging
 import os
+import urllib.parse
 from pathlib import Path
 
+from imgvault.store.config import sqlite_url
 from imgvault.store.engine import first_line
 from imgvault.store.errors import ConfigError
 
 
 def tracking_uri(home: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(home) / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_url(Path(home) / "mlflow.db")
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(urllib.parse.unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
 
 
 def artifact_root(home: Path) -> Path:
@@ -23,14 +32,14 @@ def artifact_root(home: Path) -> Path:
 
 
 def artifact_location(home: Path, experiment: str) -> str | None:
-    """Where a new experiment keeps artifacts: for the local store, a folder of its own under home, sealed
-    (``imgvault+file://``); the server's choice when ``MLFLOW_TRACKING_URI`` names one."""
+    """Where a new experiment keeps artifacts: for the local store, a folder of its own under home, sealed and
+    relative to the home (``imgvault+home:``); the server's choice when ``MLFLOW_TRACKING_URI`` names one."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    from .artifact_files import sealed_uri
+    from .artifact_files import ARTIFACTS, home_uri
 
-    folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
-    return sealed_uri(str(artifact_root(home) / folder))
+    folder = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in experiment)
+    return home_uri(f"{ARTIFACTS}/{folder}")
 
 
 def open_client(home: Path, store=None):
@@ -53,8 +62,8 @@ def open_client(home: Path, store=None):
         logging.getLogger(name).setLevel(logging.WARNING)
 
     uri = tracking_uri(home)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite_file(uri) is not None:
+        sqlite_file(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
