@@ -19,5 +19,7 @@ RUN pip install ".[postgres,dask]" boto3 psycopg2-binary \
 USER imgvault
 WORKDIR /home/imgvault
 ENV IMGVAULT_HOME=/home/imgvault/imgvault-data
+# MLflow sends usage telemetry unless told not to; every process of this image (the MLflow server too) is told.
+ENV MLFLOW_DISABLE_TELEMETRY=true
 ENTRYPOINT ["imgvault"]
 CMD ["--help"]
