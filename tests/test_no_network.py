@@ -2,8 +2,8 @@
 
 import os
 import subprocess
-import urllib.request
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
