@@ -213,25 +213,57 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
 
 
 @cli.command()
-@click.argument("image_ids", nargs=-1, required=True)
+@click.argument("image_ids", nargs=-1)
+@click.option("-c", "--collection", help="Remove every image of this collection (instead of naming ids).")
+@click.option("--keep-runs", is_flag=True,
+              help="Leave the MLflow runs as they are: their figures, table rows and metric points of these images"
+                   " stay, and a warning says how many.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the ids of what was removed, as JSON.")
 @pass_context
-def rm(ctx: Context, image_ids: tuple[str, ...], as_json: bool) -> None:
-    """Delete images by id, with their encoded images and the codec models fitted on them alone: all of
-    them, or nothing if any id is unknown. Says how many of each it removed.
+def rm(ctx: Context, image_ids: tuple[str, ...], collection: str | None, keep_runs: bool, as_json: bool) -> None:
+    """Delete images by id (or a whole collection), with their encoded images and the codec models fitted on
+    them alone: all of them, or nothing if any id is unknown. The MLflow runs that showed them lose them too:
+    each image's figures, its row of images.json and its per-image metric points. Says how many of each it
+    removed.
 
     \b
     Example:
       imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK 01JD3Z8R8C9YV6C1W8SPJ0J2QH
-      imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK --json
+      imgvault rm -c scans --json
     """
+    from imgvault.tracker.erasure import erase_from_runs
+    from imgvault.tracker.tracking import tracking_uri
+
+    if bool(image_ids) == bool(collection):
+        raise click.UsageError("name image ids, or a collection with -c, not both" if image_ids else
+                               "name the image ids to remove, or a collection with -c")  # fmt: skip
     with ctx.open_store() as store:
-        removal = store.remove(image_ids)
+        if collection is not None:
+            store.collection(collection)  # an unknown collection is an error, not nothing removed
+            image_ids = tuple(image.id for image in store.images(collection))
+        store.check_images(image_ids)  # every id known before anything is erased
+        home = store.settings.home
+        # The runs first: an erasure that fails leaves the images in the store, so that rm can run again.
+        erasure = erase_from_runs(store.sealer, home, tracking_uri(home), image_ids, keep_runs=keep_runs)
+        removal = store.remove(image_ids) if image_ids else None
+    removed = removal.to_dict() if removal else {"images": [], "encoded_images": [], "codec_models": []}
     if as_json:
-        click.echo(json.dumps(removal.to_dict(), indent=2))
-        return
-    click.echo(f"Removed {_count(len(removal.images), 'image')}, {_count(len(removal.encoded_images), 'encoded image')}"
-               f" and {_count(len(removal.codec_models), 'codec model')}.", err=True)  # fmt: skip
+        click.echo(json.dumps({**removed, "mlflow": {**erasure.to_dict(), "kept": keep_runs}}, indent=2))
+    else:
+        click.echo(f"Removed {_count(len(removed['images']), 'image')}, "
+                   f"{_count(len(removed['encoded_images']), 'encoded image')} and "
+                   f"{_count(len(removed['codec_models']), 'codec model')}.", err=True)  # fmt: skip
+        shown = (
+            f"{_count(erasure.figures, 'figure file')}, {_count(erasure.table_rows, 'row')} of images.json and"
+            f" {_count(erasure.metric_points, 'per-image metric point')} in {_count(erasure.runs, 'MLflow run')}"
+        )
+        if keep_runs and erasure.runs:
+            click.echo(f"Warning: --keep-runs: {shown} still show the removed images.", err=True)
+        elif erasure.runs:
+            click.echo(f"Erased from MLflow: {shown}.", err=True)
+    for where in erasure.unreachable:
+        click.echo(f"Warning: runs at {where} were not searched: figures of the removed images may remain there"
+                   " (delete those runs in MLflow).", err=True)  # fmt: skip
 
 
 def _count(n: int, noun: str) -> str:

@@ -284,6 +284,13 @@ class Images(Keyring):
                 return
             after = rows[-1].id
 
+    def check_images(self, image_ids: Iterable[str]) -> None:
+        """:class:`ImageNotFound` naming every one of ``image_ids`` that the store does not hold."""
+        wanted = list(dict.fromkeys(image_ids))
+        with self.engine.connect() as connection:
+            found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
+        _raise_missing([image_id for image_id in wanted if image_id not in found])
+
     def remove(self, image_ids: Iterable[str]) -> Removal:
         """Delete the images ``image_ids`` with their encoded images and the models fitted on them alone:
         all of them, or nothing if any image is missing. Returns what was deleted."""
@@ -291,11 +298,7 @@ class Images(Keyring):
         encoded, models = schema.encoded_images, schema.codec_models
         with self._writing() as connection:
             found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
-            missing = [image_id for image_id in wanted if image_id not in found]
-            if missing:
-                raise ImageNotFound(
-                    f"image {missing[0]} not found" if len(missing) == 1 else f"images not found: {', '.join(missing)}"
-                )
+            _raise_missing([image_id for image_id in wanted if image_id not in found])
             # An image takes its encoded images and the models fitted on it alone along; models fitted
             # on a whole collection stay for the collection's other images.
             encoded_ids = connection.execute(select(encoded.c.id).where(encoded.c.image_id.in_(wanted))).scalars()
@@ -306,3 +309,10 @@ class Images(Keyring):
             connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
         return removal
+
+
+def _raise_missing(missing: list[str]) -> None:
+    if missing:
+        raise ImageNotFound(
+            f"image {missing[0]} not found" if len(missing) == 1 else f"images not found: {', '.join(missing)}"
+        )

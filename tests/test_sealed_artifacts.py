@@ -318,10 +318,11 @@ def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
 def test_every_inner_scheme_is_registered_with_mlflow():
     from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
 
+    from imgvault.tracker.artifact_files import sealed_repository
     from imgvault.tracker.sealed_artifacts import HOME, INNER_SCHEMES
 
     registered = get_registered_artifact_repositories()
-    ours = {scheme for scheme, repo in registered.items() if repo is SealedArtifactRepository}
+    ours = {scheme for scheme, repo in registered.items() if repo is sealed_repository}
     assert ours == {f"imgvault+{scheme}" for scheme in INNER_SCHEMES}
     # Each wraps a repository MLflow has (imgvault+home: a local folder inside the home).
     assert all(scheme in registered for scheme in INNER_SCHEMES if scheme != HOME)
