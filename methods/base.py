@@ -69,6 +69,12 @@ class ImageCodec(BaseEstimator):
         """Raise InvalidParameter if the method, with its parameters, cannot work on images of this shape
         (one image's shape, e.g. ``(96, 96, 3)``): a batch asks before any work."""
 
+    def check_fit_shape(self, stack_shape: tuple[int, ...]) -> None:
+        """Raise InvalidParameter if a fit on a stack of images of ``stack_shape`` (``(n, height, width[, 3])``)
+        cannot succeed whatever the pixels: a batch asks for every configuration before its first run. By
+        default, :meth:`check_shape` of one image."""
+        self.check_shape(tuple(stack_shape[1:]))
+
     def key_space_bits(self) -> float | None:
         """log2 of the number of keys, or None where that is not a meaningful number (a fitted model)."""
         return None

@@ -57,18 +57,27 @@ class PCACodec(ImageCodec):
             raise InvalidParameter(f'samples must be "rows" or "images", not {self.samples!r}')
         X = check_images(X)
         data = self._matrix(X)
-        if self.samples == "rows":
-            n, height, width = X.shape[:3]
-            what = f"PCA on the rows of {n} image(s) of {height}x{width} has {min(data.shape)} dimensions"
-        else:
-            what = f"PCA of {X.shape[0]} whole image(s) (eigen-images) has at most {min(data.shape)} components"
-        k = check_k(self.k, min(data.shape), what)
+        k = self.check_fit_shape(X.shape)
         pca = PCA(n_components=k, svd_solver="full", random_state=self.random_state).fit(data)
         # float32 from the start: the model that is stored is exactly the one that measured the metrics.
         self.mean_ = pca.mean_.astype(np.float32)
         self.components_ = pca.components_.astype(np.float32)
         self.image_shape_ = X.shape[1:]
         return self
+
+    def check_fit_shape(self, stack_shape: tuple[int, ...]) -> int:
+        """k, checked against what a fit on a stack of this shape allows (see :meth:`ImageCodec.check_fit_shape`)."""
+        if self.samples not in ("rows", "images"):
+            raise InvalidParameter(f'samples must be "rows" or "images", not {self.samples!r}')
+        n, height, width = stack_shape[:3]
+        features = int(np.prod(stack_shape[2:]))
+        if self.samples == "rows":
+            limit = min(n * height, features)
+            what = f"PCA on the rows of {n} image(s) of {height}x{width} has {limit} dimensions"
+        else:
+            limit = min(n, height * features)
+            what = f"PCA of {n} whole image(s) (eigen-images) has at most {limit} components"
+        return check_k(self.k, limit, what)
 
     def encode(self, X) -> np.ndarray:
         check_is_fitted(self)

@@ -1,7 +1,8 @@
 """The HTML report: its sections, the curves, the failures, and sample images only when asked for.
 
-One small real home for the module: six photos from scikit-image at 32x32 (with k = 200, which PCA cannot
-take at all and K-Means cannot take for four of them) and twelve LFW faces at 25x25, tracked in MLflow.
+One small real home for the module: six photos from scikit-image at 32x32 (and K-Means with k = 230, which
+none of them has the grey levels for, and k = 200, which four of them have not) and twelve LFW faces at 25x25,
+tracked in MLflow.
 """
 
 import base64
@@ -47,7 +48,8 @@ def home(tmp_path_factory, migrated_tracking_db):
                 path = root / f"face-{n:03d}.png"
                 Image.fromarray(to_uint8(face)).save(path)
                 store.put(path, collection="faces")
-            run_batch(store, "photos", BatchConfig(methods=METHODS, ks=(2, 8, 200), size=32, jobs=1, figures=0))
+            run_batch(store, "photos", BatchConfig(methods=METHODS, ks=(2, 8), size=32, jobs=1, figures=0))
+            run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(200, 230), size=32, jobs=1, figures=0))
             run_batch(store, "faces", BatchConfig(methods=METHODS, ks=(2, 8), size=25, jobs=1, figures=0))
         yield home
 
@@ -113,22 +115,23 @@ def test_the_rate_distortion_curves_have_a_panel_per_collection_and_a_line_per_m
 
 def test_failed_configurations_are_listed_with_their_error_and_each_row_counts_its_images(page):
     failures = _section(page, "failures")
-    assert (
-        "<li><strong>photos: pca k=200</strong> (no result): failed on 6 of 6 images: k=200 is too large: "
-        "PCA on the rows of 1 image(s) of 32x32 has 32 dimensions, so k can be at most 32</li>"
-    ) in failures
+    assert re.search(
+        r"<li><strong>photos: kmeans k=230</strong> \(no result\): failed on 6 of 6 images: k=230 is too large: "
+        r"the image\(s\) have only \d+ distinct pixel values to cluster, so k can be at most \d+</li>",
+        failures,
+    )
     assert re.search(r"photos: kmeans k=200</strong>: failed on 4 of 6 images: k=200 is too large", failures)
     assert "faces:" not in failures
     quality = _section(page, "collection-photos-quality")
     assert re.search(r'<tr><td>kmeans k=200</td><td>2 of 6</td><td><span class="failed">4</span></td>', quality)
     assert re.search(
-        r'<tr><td>pca k=200</td><td>0 of 6</td><td><span class="failed">6</span></td>'
-        r'<td colspan="4" class="error"><span class="failed">failed</span>: k=200 is too large',
+        r'<tr><td>kmeans k=230</td><td>0 of 6</td><td><span class="failed">6</span></td>'
+        r'<td colspan="4" class="error"><span class="failed">failed</span>: k=230 is too large',
         quality,
     )
     assert "<tr><td>aes</td><td>6 of 6</td><td>0</td>" in quality
     summary = _section(page, "summary")
-    assert re.search(r'<tr><td>pca k=200</td><td><span class="failed">failed</span></td>', summary)
+    assert re.search(r'<tr><td>kmeans k=230</td><td><span class="failed">failed</span></td>', summary)
 
 
 def test_without_images_the_report_holds_no_pixels_and_no_file_names(home, page, tmp_path):

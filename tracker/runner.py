@@ -170,12 +170,19 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
     if config.fit not in ("image", "collection"):
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
     shape = (size, size) if color == "gray" else (size, size, 3)
-    for method, k in config.configurations():  # a block size that does not divide the size: before any work
-        make_codec(method, k=k, fit=config.fit, random_state=config.random_state).check_shape(shape)
+    codecs = [make_codec(method, k=k, fit=config.fit, random_state=config.random_state)
+              for method, k in config.configurations()]  # fmt: skip
+    for codec in codecs:  # a block size that does not divide the size: before any work
+        codec.check_shape(shape)
     client = open_client(store.settings.home, store)  # before any work: a dead tracking store fails fast
     images = list(store.images(collection))
     if not images:
         raise InvalidParameter(f'collection "{collection}" has no images')
+    for (method, k), codec in zip(config.configurations(), codecs, strict=True):
+        try:  # a k that no fit can take (pca k=200 on 100 rows): refused before the first run starts
+            codec.check_fit_shape((len(images) if config.fit == "collection" else 1, *shape))
+        except InvalidParameter as exc:
+            raise InvalidParameter(f"{method if k is None else f'{method} k={k}'}: {exc}") from None
     if config.attack:
         check_attack_size(len(images), f'collection "{collection}"')
     pixels = np.stack([load_pixels(store.get(image.id), size=size, color=color) for image in images])
