@@ -93,7 +93,8 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
         config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
                              experiment=experiment, random_state=seed, figures=figures, attack=attack,
                              scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
-        with progress_bar("Encoding", sys.stderr.isatty()) as bar:
+        label = "Encoding and attacking" if attack else "Encoding"
+        with progress_bar(label, sys.stderr.isatty() and not as_json) as bar:
             result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     print_notes(result)
     if as_json:
@@ -108,9 +109,23 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
               _number(r.metrics.get("ssim")), _number(r.metrics.get("bpp")), len(r.failures), r.run_id)
              for r in result.runs),
         )  # fmt: skip
+        if attack:
+            print_batch_threat_matrix(ctx, result, experiment or f"imgvault/{collection}")
     print_failures(result)
     if result.failures:
         sys.exit(1)
+
+
+def print_batch_threat_matrix(ctx: Context, result, experiment: str) -> None:
+    """The threat-matrix rows of this batch's runs, as ``imgvault compare`` shows them."""
+    from imgvault.tracker.compare import compare as compare_runs
+
+    from .comparison import print_threat_matrix
+
+    ours = {r.run_id for r in result.runs}
+    rows = [row for row in compare_runs(ctx.settings().home, [result.collection], experiment) if row["run_id"] in ours]
+    if rows:
+        print_threat_matrix(rows, max([len(result.collection), 10]))
 
 
 def warn_if_unencrypted(address: str) -> None:

@@ -52,8 +52,10 @@ def _search(n_train: int, seed: int):
     from sklearn.preprocessing import StandardScaler
 
     inner = 3
-    largest = max(1, n_train - n_train // inner)  # the fewest training images an inner fold has
-    neighbours = sorted({min(n, largest) for n in (1, 3, 5, 10)})
+    # The fewest training images an inner fold has (KFold's largest test fold is the ceiling of n / inner):
+    # no candidate may ask for more neighbours than that.
+    fewest = max(1, n_train - -(-n_train // inner))
+    neighbours = sorted({min(n, fewest) for n in (1, 3, 5, 10)})
     grid = [
         {"model": [Ridge()], "model__alpha": list(np.logspace(-3, 3, 7))},
         {"model": [KNeighborsRegressor()], "model__n_neighbors": neighbours,

@@ -166,9 +166,14 @@ def test_run_attack_logs_each_attack_and_compare_shows_the_threat_matrix(tiles_s
     result = runner.invoke(cli, ["run", "-c", "tiles", "--methods", "arnold", "--size", "16", "--fit", "collection",
                                  "--attack", "--figures", "0", "-j", "1"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    # The run itself ends with its threat-matrix rows, as compare shows them.
+    ran = result.stdout.splitlines()
+    assert "Threat matrix" in result.stdout and ran.index(next(line for line in ran if "Threat matrix" in line)) > 2
     shown = runner.invoke(cli, ["compare", "-c", "tiles"])
     assert shown.exit_code == 0, shown.output
     assert "Threat matrix" in shown.output
+    matrix = shown.output[shown.output.index("Threat matrix") :]
+    assert matrix in result.stdout
     row = next(line for line in shown.output.splitlines() if line.startswith("tiles") and "recovered" in line)
     assert "arnold" in row and "100% recovered" in row and row.count("n/a") == 2  # no blocks to attack
     assert "n/a: arnold (collection fit) jigsaw: jigsaw needs a cipher that scrambles blocks" in shown.output
@@ -183,3 +188,16 @@ def test_run_attack_logs_each_attack_and_compare_shows_the_threat_matrix(tiles_s
     page = report.read_text()
     assert "<h3>Threat matrix</h3>" in page and "100% recovered" in page
     assert "jigsaw: jigsaw needs a cipher that scrambles blocks" in page
+
+
+def test_no_nearest_neighbours_candidate_asks_for_more_neighbours_than_an_inner_fold_has():
+    from sklearn.model_selection import KFold
+
+    from imgvault.methods.attack import _search
+
+    for n_train in range(7, 40):
+        search = _search(n_train, seed=0)
+        fewest = min(len(train) for train, _test in search.cv.split(np.zeros((n_train, 1))))
+        assert isinstance(search.cv, KFold)
+        [knn] = [grid for grid in search.param_grid if "model__n_neighbors" in grid]
+        assert max(knn["model__n_neighbors"]) <= fewest, n_train

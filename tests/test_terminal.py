@@ -36,8 +36,11 @@ cli(sys.argv[1:], prog_name="imgvault")
 """
 
 
-def in_terminal(args: list[str], env: dict, timeout: float = 600) -> tuple[list[str], int]:
-    """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal; the screen's lines and the exit code."""
+def in_terminal(
+    args: list[str], env: dict, timeout: float = 600, raw: bytearray | None = None
+) -> tuple[list[str], int]:
+    """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal; the screen's lines and the exit code
+    (and in ``raw``, if given, every byte written, bars' frames included)."""
     controller, terminal = os.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     process = subprocess.Popen(args, stdin=terminal, stdout=terminal, stderr=terminal, env=env,
@@ -61,6 +64,8 @@ def in_terminal(args: list[str], env: dict, timeout: float = 600) -> tuple[list[
             process.kill()
             process.wait()
         os.close(controller)
+    if raw is not None:
+        raw += written
     screen = pyte.Screen(COLUMNS, 1000)  # tall enough that nothing scrolls away
     pyte.ByteStream(screen).feed(bytes(written))
     return [line.rstrip() for line in screen.display if line.strip()], code
@@ -95,6 +100,30 @@ def test_puts_progress_bar_is_gone_and_its_lines_are_whole(tmp_path, terminal_en
     assert code == 0, "\n".join(lines)
     assert [line.split()[1] for line in lines[:2]] == [str(sources / "camera.png"), str(sources / "coins.png")]
     assert lines[2:] == ['Stored 2 images in collection "scans".']
+
+
+def test_run_with_attacks_shows_one_bar_over_encoding_and_attacks_then_its_threat_matrix(
+        tmp_path, terminal_env, migrated_tracking_db):  # fmt: skip
+    from imgvault.store import Store
+    from imgvault.tracker.demo import tiles
+
+    home = tmp_path / "vault"
+    with Store.init(home) as store:
+        for name, data in tiles(12):
+            store.put(data, name=name, collection="tiles")
+    shutil.copy(migrated_tracking_db, home / "mlflow.db")
+    args = [sys.executable, "-m", "imgvault.cli", "--home", str(home), "run", "-c", "tiles", "-m", "arnold",
+            "--size", "16", "--attack", "--figures", "0", "-j", "1"]  # fmt: skip
+    frames = bytearray()
+    lines, code = in_terminal(args, terminal_env, raw=frames)
+    assert code == 0, "\n".join(lines)
+    shown = frames.decode(errors="replace")
+    assert "Encoding and attacking" in shown and "16/16" in shown  # 12 images, then 4 attacks
+    assert not [line for line in lines if "━" in line], "\n".join(lines)
+    assert any("Threat matrix" in line for line in lines)
+    # Piped, or with --json: no bar at all.
+    piped = subprocess.run([*args, "--json"], env=terminal_env, capture_output=True, text=True, timeout=600)
+    assert piped.returncode == 0 and "Encoding" not in piped.stderr
 
 
 def _processes() -> dict[int, tuple[int, str]]:

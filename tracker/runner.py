@@ -17,6 +17,7 @@ from itertools import islice
 import numpy as np
 
 from imgvault.methods.attack import check_attack_size, learning_attack
+from imgvault.methods.attacks.matrix import MATRIX_ATTACKS
 from imgvault.methods.pipeline import jsonable, measure
 from imgvault.methods.preprocess import check_color, check_size, load_pixels, to_uint8
 from imgvault.methods.registry import check_method, make_codec
@@ -37,6 +38,9 @@ PASSED = ("entropy_pass", "chi2_pass", "npcr_pass", "uaci_pass")
 CHANNELS = tuple(f"{name}_{c}" for name in ("entropy", "chi2", "corr_h", "corr_v", "corr_d") for c in "rgb")
 #: every per-image value a run summarises (its mean under the value's own name)
 SUMMARISED = (*QUALITY, *COSTS, *SECURITY, *PASSED, *CHANNELS)
+# The attacks a configuration goes through with --attack, for the progress bar: the learning attack, then
+# the threat matrix's others.
+ATTACK_STEPS = 1 + len(MATRIX_ATTACKS)
 SERIES_PREFIX = "image/"  # per-image series: image/ssim, ... with step = image index
 DEFAULT_FIGURES = 25
 
@@ -161,8 +165,9 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
               started: Callable[[int], None] = lambda total: None) -> BatchResult:  # fmt: skip
     """Run every configured method over ``collection``; store the results; log them to MLflow.
 
-    ``started(total)`` is called once the work is known (total = images x configurations) and
-    ``advance()`` after each image of each configuration, for a progress bar.
+    ``started(total)`` is called once the work is known (total = images x configurations, plus
+    :data:`ATTACK_STEPS` per configuration with ``config.attack``) and ``advance()`` after each image of each
+    configuration and each attack, for a progress bar.
     """
     for method in config.methods:
         check_method(method)
@@ -192,7 +197,7 @@ def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[
 
 def _batch(store, client, collection, images, pixels, config, advance, started) -> BatchResult:
     configurations = config.configurations()
-    started(len(images) * len(configurations))
+    started((len(images) + (ATTACK_STEPS if config.attack else 0)) * len(configurations))
 
     from .artifact_writer import ArtifactWriter, artifact_sealing
     from .mlflow_log import RunLogger
@@ -337,10 +342,20 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     not_applicable = results[ok[0]][0].not_applicable if ok else {}
     if ok:
         summary.update({f"criterion/{name}": value for name, value in results[ok[0]][0].criteria.items()})
-    if config.attack and len(ok) >= 10:
-        attacked, attacks_not_applicable = _attack(results, pixels, ok, method, k, config, model_params)
-        summary.update(attacked)
-        not_applicable = {**not_applicable, **attacks_not_applicable}
+    if config.attack:
+        steps = []
+
+        def attacked_one() -> None:
+            steps.append(1)
+            advance()
+
+        if len(ok) >= 10:
+            attacked, attacks_not_applicable = _attack(results, pixels, ok, method, k, config, model_params,
+                                                       attacked_one)  # fmt: skip
+            summary.update(attacked)
+            not_applicable = {**not_applicable, **attacks_not_applicable}
+        for _ in range(ATTACK_STEPS - len(steps)):  # those that did not run: the bar still ends full
+            advance()
     params = {"size": config.size, "color": config.color, "fit": config.fit, "codec": model_params}
 
     def store_and_log() -> None:
@@ -359,7 +374,7 @@ def _run_child(store, logger, parent, collection, images, pixels, method, k, con
     return ChildRun(method, k, child, summary, failures, values, not_applicable), store_and_log
 
 
-def _attack(results, pixels, ok, method, k, config, model_params) -> tuple[dict, dict]:
+def _attack(results, pixels, ok, method, k, config, model_params, progress) -> tuple[dict, dict]:
     """The attacks' run metrics over the images that encoded, and why those that do not apply do not.
 
     The learning attack (:func:`learning_attack`, ``attack_*``) and the threat matrix's other attacks
@@ -381,7 +396,8 @@ def _attack(results, pixels, ok, method, k, config, model_params) -> tuple[dict,
             return codecs
 
         learned = learning_attack(originals, lambda train: fixed, seed=config.random_state)
-        metrics, not_applicable = _threat_attacks(subset, keys, codecs[0], config)
+        progress()
+        metrics, not_applicable = _threat_attacks(subset, keys, codecs[0], config, progress)
         return {**learned, **metrics}, not_applicable
     fitted: dict[bytes, object] = {}
 
@@ -401,14 +417,15 @@ def _attack(results, pixels, ok, method, k, config, model_params) -> tuple[dict,
         learned = learning_attack(originals, encodings, seed=config.random_state)
     except InvalidParameter:
         return {}, {}
-    metrics, not_applicable = _threat_attacks(subset, keys, keys(np.arange(len(subset)))[0], config)
+    progress()
+    metrics, not_applicable = _threat_attacks(subset, keys, keys(np.arange(len(subset)))[0], config, progress)
     return {**learned, **metrics}, not_applicable
 
 
-def _threat_attacks(subset, keys, codec, config) -> tuple[dict, dict]:
+def _threat_attacks(subset, keys, codec, config, progress) -> tuple[dict, dict]:
     from imgvault.methods.attacks.matrix import run_attacks
 
-    return run_attacks(subset, keys, codec, config.fit, seed=config.random_state)
+    return run_attacks(subset, keys, codec, config.fit, seed=config.random_state, progress=progress)
 
 
 def _add_key_ssim(results, pixels, method, k, config, model_params) -> None:

@@ -11,6 +11,8 @@ attacker holds under each key mode:
   attack then measures whether the keys differ at all (if they do not, it succeeds).
 """
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import ATTACKS, SPLITS, Keys, cipher_image, cipher_images
@@ -40,13 +42,16 @@ def _reason(name: str, codec, fit: str, pixels: np.ndarray) -> str | None:
     return None
 
 
-def run_attacks(pixels: np.ndarray, keys: Keys, codec, fit: str, *, splits: int = SPLITS,
-                seed: int = 0) -> tuple[dict, dict]:  # fmt: skip
+MATRIX_ATTACKS = ("inversion_blocks", "jigsaw", "permutation")  # run_attacks's, in the order it runs them
+
+
+def run_attacks(pixels: np.ndarray, keys: Keys, codec, fit: str, *, splits: int = SPLITS, seed: int = 0,
+                progress: Callable[[], None] = lambda: None) -> tuple[dict, dict]:  # fmt: skip
     """``(metrics, not_applicable)``: ``attack/<name>/<figure>`` for every attack that applies, and
     ``attack/<name>`` -> why, for every one that does not.
 
     ``pixels``: the collection as floats in [0, 1]; ``keys(train)``: see :data:`Keys`; ``codec``: one fitted
-    codec of the method (for its declarations).
+    codec of the method (for its declarations); ``progress()`` is called after each of :data:`MATRIX_ATTACKS`.
     """
     from ..preprocess import to_uint8
     from .blocks import block_inversion_attack
@@ -75,10 +80,11 @@ def run_attacks(pixels: np.ndarray, keys: Keys, codec, fit: str, *, splits: int 
         return lambda i: (oracle(codecs[(i + 1) % len(codecs)]), oracle(codecs[i]))
 
     metrics, not_applicable = {}, {}
-    for name in ("inversion_blocks", "jigsaw", "permutation"):
+    for name in MATRIX_ATTACKS:
         reason = _reason(name, codec, fit, pixels)
         if reason is not None:
             not_applicable[f"attack/{name}"] = reason
+            progress()
             continue
         if name == "inversion_blocks":
             result = block_inversion_attack(originals, ciphertexts, codec.block_size, splits=splits, seed=seed)
@@ -87,4 +93,5 @@ def run_attacks(pixels: np.ndarray, keys: Keys, codec, fit: str, *, splits: int 
         else:
             result = permutation_attack(originals, oracles, splits=splits, seed=seed)
         metrics.update({f"attack/{name}/{figure}": value for figure, value in result.items()})
+        progress()
     return metrics, not_applicable
