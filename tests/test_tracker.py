@@ -19,7 +19,7 @@ from servers import free_port
 
 from imgvault.cli import cli
 from imgvault.methods.criteria import npcr_critical
-from imgvault.store import ConfigError, InvalidParameter
+from imgvault.store import ConfigError, InvalidParameter, Store
 from imgvault.tracker.runner import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
@@ -338,6 +338,29 @@ def test_a_collection_model_that_cannot_have_its_k_is_refused_before_any_run(pho
         "can be at most 6"
     ]
     assert client(home).search_experiments(filter_string="name = 'imgvault/photos'") == []
+
+
+def test_a_batch_says_once_how_many_images_it_upscaled_and_by_how_much(photos, runner, home):
+    store, _images = photos
+    tiny = io.BytesIO()
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(tiny, format="PNG")
+    # Only images smaller than the size are upscaled (the size itself is at least 11).
+    store.put(tiny.getvalue(), name="tiny.png", collection="photos")
+    store.close()
+    result = runner.invoke(cli, ["run", "-c", "photos", "-m", "aes", "--size", "32", "--figures", "0", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    note = ("1 of 7 images are smaller than 32x32 and are upscaled to it (by up to 4.0x, from 8 px): their metrics"
+            " describe the upscaled images")  # fmt: skip
+    assert result.stderr.splitlines() == [f"Warning: {note}"]
+    with Store.open(home) as store:
+        store.remove([image.id for image in store.images("photos") if image.width == 8])
+    again = runner.invoke(cli, ["run", "-c", "photos", "-m", "aes", "--size", "32", "--figures", "0", "--json"])
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    parent = json.loads(again.stdout)["parent_run_id"]
+    assert "imgvault.upscaled" not in client(home).get_run(parent).data.tags
+    first = client(home).search_runs([client(home).get_experiment_by_name("imgvault/photos").experiment_id],
+                                     "tags.`imgvault.kind` = 'batch'", order_by=["start_time ASC"])[0]  # fmt: skip
+    assert first.data.tags["imgvault.upscaled"] == note
 
 
 def test_compare_of_a_collection_without_runs_is_an_error(photos, runner):

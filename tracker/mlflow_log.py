@@ -100,6 +100,10 @@ class RunLogger:
         self._log(run.info.run_id, params=params.items(), tags=tags)
         return run.info.run_id
 
+    def note(self, run_id: str, tag: str, text: str) -> None:
+        """A note for whoever reads the run (a tag, shown on its Overview)."""
+        self._log(run_id, tags=[(tag, text)])
+
     def finish_parent(self, run_id: str, runs: list, figures: dict[str, bytes]) -> None:
         """The parent's metrics, table and ``figures`` (PNG bytes by artifact path, drawn beforehand:
         :func:`imgvault.tracker.figures.parent_figure_png`), then its end."""

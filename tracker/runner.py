@@ -213,9 +213,14 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
             notes.append(f"per-image figures are not logged: the artifact store {where} does not seal them "
                          "(numbers are; --plaintext-figures logs the figures anyway)")  # fmt: skip
             config = replace(config, figures=0)
+    upscaled = upscaling_note(images, config.size)
+    if upscaled:
+        notes.append(upscaled)
     logger = RunLogger(client, experiment, ArtifactWriter(client, uri))
     digest = hashlib.sha256("\n".join(image.id for image in images).encode()).hexdigest()[:16]
     parent = logger.start_parent(collection, config, len(images), digest, imgvault_version())
+    if upscaled:
+        logger.note(parent, "imgvault.upscaled", upscaled)
     runs: list[ChildRun] = []
     # Logging a finished child to MLflow (tables, figures, series) overlaps with computing the next one:
     # one background thread, so the calls for one run stay in order.
@@ -253,6 +258,16 @@ def _batch(store, client, collection, images, pixels, config, advance, started) 
             if stream is not None:
                 stream.close()  # after an error: the tasks not yet run are cancelled
     return BatchResult(logger.experiment_id, parent, collection, len(images), runs, notes)
+
+
+def upscaling_note(images, size: int) -> str | None:
+    """What a batch says once when some images are smaller than ``size`` x ``size`` (they are upscaled to it)."""
+    sides = [min(image.width, image.height) for image in images]
+    small = [side for side in sides if side < size]
+    if not small:
+        return None
+    return (f"{len(small)} of {len(images)} images are smaller than {size}x{size} and are upscaled to it (by up to"
+            f" {size / min(small):.1f}x, from {min(small)} px): their metrics describe the upscaled images")  # fmt: skip
 
 
 def _parent_figures(runs: list[ChildRun], config: BatchConfig, pending: list) -> dict[str, bytes]:
