@@ -282,17 +282,37 @@ def ui(ctx: Context, port: int) -> None:
     # One worker: this UI serves one person on loopback (MLflow's default of 4 costs ~1 GB).
     # imgvault's app: MLflow's server that opens sealed artifacts in memory, with this store's key.
     command = [sys.executable, "-m", "mlflow", "server", "--app-name", "imgvault", "--backend-store-uri", uri,
-               "--artifacts-destination", home_uri(ARTIFACTS), "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]  # fmt: skip
+               "--registry-store-uri", uri, "--artifacts-destination", home_uri(ARTIFACTS), "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1", "--uvicorn-opts", "--log-level warning"]  # fmt: skip
     with ctx.open_store():  # a missing store or a wrong key is one Error line here, not a failed server
         pass
+    check_port_free(port)
     click.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
     click.echo('If it opens on GenAI pages, choose "Model training" at the top left to see the runs.', err=True)
     # The server finds the store (and so the key) as this command did. MLflow's job runner (GenAI jobs, 6
     # more processes with MLflow each, ~5 s to stop) is off: browsing runs does not use it.
-    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "IMGVAULT_HOME": str(home),
-           "IMGVAULT_DB_URL": settings.db_url, "IMGVAULT_KEY_FILE": str(settings.key_file)}  # fmt: skip
-    raise SystemExit(serve(command, env))
+    # It starts quietly: MLflow's and uvicorn's start-up messages and its dependencies' deprecation warnings
+    # are for MLflow's developers (MLFLOW_LOGGING_LEVEL or PYTHONWARNINGS set by the user still win).
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_LOGGING_LEVEL": "WARNING",
+           "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore:starlette.middleware.wsgi is deprecated",
+           **os.environ, "IMGVAULT_HOME": str(home), "IMGVAULT_DB_URL": settings.db_url,
+           "IMGVAULT_KEY_FILE": str(settings.key_file)}  # fmt: skip
+    # MLflow says this at every start; on loopback only, as here, it is what the user asked for.
+    raise SystemExit(serve(command, env, drop=("[MLflow] Security middleware enabled with default settings",)))
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """A ClickException if ``host:port`` cannot be listened on (another server has it), before anything starts."""
+    import errno
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            raise click.ClickException(f"port {port} on {host} {why}: choose another with --port") from None
 
 
 # How long the server may take to stop on its own before it is killed. After Ctrl-C a person waits:
@@ -301,13 +321,14 @@ def ui(ctx: Context, port: int) -> None:
 STOP_SECONDS = {"SIGINT": 1.0, "SIGTERM": 10.0, "SIGHUP": 10.0}
 
 
-def serve(command: list[str], env: dict | None = None) -> int:
+def serve(command: list[str], env: dict | None = None, drop: tuple[str, ...] = ()) -> int:
     """Run a server in a process group of its own and stop the whole group when we are stopped.
 
     ``mlflow server`` starts uvicorn and its workers as further processes; a signal to us alone would
     leave them running, so on SIGINT, SIGTERM or SIGHUP the group gets SIGTERM, and what still runs
     :data:`STOP_SECONDS` later is killed (a second signal kills at once). The server is waited for: no
-    zombie is left, nor any of its children's (see :func:`_adopt_orphans`).
+    zombie is left, nor any of its children's (see :func:`_adopt_orphans`). Lines of its standard error
+    that start with one of ``drop`` are not shown; the rest are, as they come.
     """
     import signal
 
@@ -322,7 +343,9 @@ def serve(command: list[str], env: dict | None = None) -> int:
             os.killpg(server.pid, signal.SIGKILL)
 
     adopting = _adopt_orphans()
-    server = subprocess.Popen(command, env=os.environ.copy() if env is None else env, start_new_session=True)
+    server = subprocess.Popen(command, env=os.environ.copy() if env is None else env, start_new_session=True,
+                              stderr=subprocess.PIPE if drop else None)  # fmt: skip
+    forwarder = _forward_stderr(server.stderr, drop) if drop else None
     try:
         for one in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(one, stop)
@@ -342,10 +365,28 @@ def serve(command: list[str], env: dict | None = None) -> int:
         return 0 if signum == signal.SIGINT else 128 + signum
     if adopting:
         _reap_children(deadline=time.monotonic() + 1)
+    if forwarder is not None:
+        forwarder.join(timeout=2)  # the server's last lines (its error, if it failed) are shown before ours
     if code:
         click.echo(f"Error: the MLflow server stopped with exit code {code}", err=True)
         return 1
     return 0
+
+
+def _forward_stderr(stream, drop: tuple[str, ...]):
+    """Copy ``stream`` to our standard error line by line, but for the lines that start with one of ``drop``."""
+    import threading
+
+    def forward() -> None:
+        with stream:
+            for line in stream:
+                if not line.decode(errors="replace").startswith(drop):
+                    sys.stderr.buffer.write(line)
+                    sys.stderr.buffer.flush()
+
+    thread = threading.Thread(target=forward, name="imgvault-server-stderr", daemon=True)
+    thread.start()
+    return thread
 
 
 def _adopt_orphans() -> bool:

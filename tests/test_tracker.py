@@ -5,6 +5,7 @@ import io
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -403,12 +404,31 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
         server.wait(timeout=30)
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        # It started quietly: its own two lines, none of MLflow's start-up messages or warnings.
+        said = server.stderr.read().decode().splitlines()
+        assert said == [
+            f"MLflow UI for sqlite:///{home / 'mlflow.db'} at http://127.0.0.1:{port} (Ctrl-C to stop)",
+            'If it opens on GenAI pages, choose "Model training" at the top left to see the runs.',
+        ], said
     finally:
         import os
         import signal
 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_ui_on_a_busy_port_is_one_error_line_and_claims_nothing(photos, home):
+    photos[0].close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "imgvault.cli", "ui", "--port", str(port)], timeout=120,
+                              env={"IMGVAULT_HOME": str(home), "PATH": "/usr/bin:/bin"}, capture_output=True,
+                              text=True)  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"Error: port {port} on 127.0.0.1 is in use: choose another with --port\n"
 
 
 # -- security measures and the learning attack ----------------------------------------------------------
