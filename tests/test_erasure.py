@@ -51,8 +51,19 @@ def shown(store, home: Path) -> tuple[list[np.ndarray], list[str], list[tuple]]:
     return panels, ids, points
 
 
+def per_image_series(home: Path) -> None:
+    """Per-image metric points (step = image index), as runs of earlier versions of imgvault have them."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri(home))
+    for run_id, _uri in child_runs(home):
+        for step in range(len(PHOTOS)):
+            client.log_metric(run_id, "image/ssim", 0.5 + step / 100, step=step)
+
+
 def test_rm_erases_the_image_from_every_run_that_showed_it(photos, home, runner):
     run_batch(photos, "photos", CONFIG)
+    per_image_series(home)
     images = list(photos.images("photos"))
     removed = images[2]
     pixels = to_uint8(load_pixels(photos.get(removed.id), size=SIZE))

@@ -10,8 +10,6 @@ import numpy as np
 from imgvault.methods.registry import knob
 from imgvault.store.version import imgvault_version
 
-from .runner import PASSED, SERIES_PREFIX, SUMMARISED
-
 METRICS_PER_CALL = 1000  # MLflow's limits for one log_batch call
 PARAMS_PER_CALL = 100
 
@@ -21,33 +19,19 @@ EXPERIMENT_DESCRIPTION = """Runs of imgvault's image "encryption" bench on one c
 
 Each batch is a parent run with one child run per method and k. In a child run, `mse`, `psnr`, `ssim`
 (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), `bpp`, `entropy`, `corr_h`, ... are the MEANS over
-the collection's images; `_median`, `_std`, `_min`, `_max` their spread; `image/<metric>` the per-image
-values (step = image index). `<test>_pass_rate` is the share of images that pass a randomness test at the
+the collection's images; `_median`, `_std`, `_min`, `_max` their spread; the table `images.json` holds each
+image's values (one row per image, step = its index), so that the run's metrics are its means alone and the
+UI leads with them. `<test>_pass_rate` is the share of images that pass a randomness test at the
 payload's size, whose criteria are `criterion/<name>`. `attack_gain` is the learning attack's SSIM over the
 mean-image baseline, averaged over repeated splits, with a 95 % interval `attack_gain_ci_low`/`_ci_high`;
 `attack/<attack>/gain` (with `_ci_low`/`_ci_high`, `ssim`, `psnr`, ...) the same for the threat matrix's
 other attacks (inversion_blocks, jigsaw, permutation).
 A measure that does not apply to a method is missing, and the tag `imgvault.not_applicable.<measure>` says why.
 """
-#: what the parent run keeps of each configuration, as ``<configuration>/<metric>``
-PARENT_METRICS = (
-    "mse",
-    "psnr",
-    "ssim",
-    "bpp",
-    "key_ssim",
-    "visual_ssim",
-    "exact_fraction",
-    *(f"{name}_rate" for name in PASSED),
-    "attack_gain",
-    "attack_gain_ci_low",
-    "attack_gain_ci_high",
-)
-
-
-def configuration_key(run) -> str:
-    """``pca_k8``, ``aes``: a child's configuration as an MLflow metric-name prefix (no ``=`` allowed)."""
-    return run.method if run.k is None else f"{run.method}_k{run.k}"
+#: what the parent run logs as metrics: counts only. A comparison across its configurations is its summary
+#: table and charts, or its child runs side by side (select them in the runs table, then Chart view).
+PARENT_METRICS = ("configurations", "failed_images")
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI opens it on its runs
 
 
 def _chunks(items: list, size: int):
@@ -92,10 +76,13 @@ class RunLogger:
                   "random_state": config.random_state, "imgvault_version": version}  # fmt: skip
         description = (
             f'A batch over {n_images} images of collection "{collection}" ({config.fit} fit, '
-            f"{config.size}px {config.color}). Its metrics are `<configuration>/<metric>`, "
-            "e.g. `pca_k8/ssim`: each child run's mean over its images; the child runs hold the rest."
+            f"{config.size}px {config.color}). `summary.json` and the charts compare its configurations; "
+            "its child runs (one per method and k) hold their means. To see them in one chart: select the "
+            "child runs in the runs table (or search `tags.mlflow.parentRunId = '<this run's id>'`), then "
+            "Chart view."
         )
         self.client.set_experiment_tag(self.experiment_id, NOTE, EXPERIMENT_DESCRIPTION)
+        self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
         tags = [("imgvault.collection_digest", digest), (NOTE, description)]
         self._log(run.info.run_id, params=params.items(), tags=tags)
         return run.info.run_id
@@ -111,13 +98,11 @@ class RunLogger:
                  **{name: r.metrics.get(name) for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip
         now = int(time.time() * 1000)
-        metrics = [(f"{configuration_key(r)}/{name}", r.metrics[name], now, 0) for r in runs for name in PARENT_METRICS
-                   if isinstance(r.metrics.get(name), int | float) and np.isfinite(r.metrics[name])]  # fmt: skip
-        self._log(run_id, metrics=metrics)
+        failed = sum(len(r.failures) for r in runs)
+        self._log(run_id, metrics=[("configurations", len(runs), now, 0), ("failed_images", failed, now, 0)])
         self.writer.table(run_id, {key: [row[key] for row in rows] for key in rows[0]}, "summary.json")
         for path, png in figures.items():
             self.writer.write(run_id, path, png)
-        failed = sum(len(r.failures) for r in runs)
         self._log(run_id, tags=[("imgvault.failed_images", failed)])
         self.end(run_id, "FINISHED")
 
@@ -130,8 +115,8 @@ class RunLogger:
 
         name = method if k is None else f"{method} k={k}"
         description = (f"{name} over collection \"{collection}\" ({config.fit} fit). `mse`, `psnr`, `ssim`, "
-                       "`entropy`, ... are means over the images; `image/<metric>` holds each image's value "
-                       "(step = image index); see the experiment's description for the rest.")  # fmt: skip
+                       "`entropy`, ... are means over the images; `images.json` holds each image's values "
+                       "(one row per image); see the experiment's description for the rest.")  # fmt: skip
         tags = {"mlflow.parentRunId": parent, "imgvault.kind": "child", "imgvault.collection": collection,
                 NOTE: description}  # fmt: skip
         run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
@@ -155,15 +140,6 @@ class RunLogger:
 
     def log_child(self, run_id, images, by_image, failures, values, summary, not_applicable=None) -> None:
         now = int(time.time() * 1000)
-        series = []
-        for step, image in enumerate(images):
-            info = by_image.get(image.id)
-            if info is None:
-                continue
-            for name in SUMMARISED:
-                value = info.metrics.get(name)
-                if value is not None and np.isfinite(value) and not name.endswith("_pass"):
-                    series.append((SERIES_PREFIX + name, value, now, step))
         summary_metrics = [(key, value, now, 0) for key, value in summary.items()
                            if isinstance(value, int | float) and np.isfinite(value)]  # fmt: skip
         summary_metrics.append(("failed_images", len(failures), now, 0))
@@ -176,7 +152,7 @@ class RunLogger:
                     ("imgvault.model_ids", "one per image: see the model_id column of images.json"))  # fmt: skip
         if failures:
             tags.append(("imgvault.first_failure", failures[0][1][:4000]))
-        self._log(run_id, metrics=series + summary_metrics, tags=tags)
+        self._log(run_id, metrics=summary_metrics, tags=tags)
         errors = dict(failures)
         # Images are named by id and step only: file names and metadata stay sealed in the store.
         table = {"step": [], "image_id": [], "encoded_id": [], "model_id": [], "error": []}

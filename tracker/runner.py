@@ -41,7 +41,6 @@ SUMMARISED = (*QUALITY, *COSTS, *SECURITY, *PASSED, *CHANNELS)
 # The attacks a configuration goes through with --attack, for the progress bar: the learning attack, then
 # the threat matrix's others.
 ATTACK_STEPS = 1 + len(MATRIX_ATTACKS)
-SERIES_PREFIX = "image/"  # per-image series: image/ssim, ... with step = image index
 DEFAULT_FIGURES = 25
 
 
@@ -266,8 +265,10 @@ def upscaling_note(images, size: int) -> str | None:
     small = [side for side in sides if side < size]
     if not small:
         return None
-    return (f"{len(small)} of {len(images)} images are smaller than {size}x{size} and are upscaled to it (by up to"
-            f" {size / min(small):.1f}x, from {min(small)} px): their metrics describe the upscaled images")  # fmt: skip
+    return (
+        f"{len(small)} of {len(images)} images are smaller than {size}x{size} and are upscaled to it (by up"
+        f" to {size / min(small):.1f}x, from {min(small)} px): their metrics describe the upscaled images"
+    )
 
 
 def _parent_figures(runs: list[ChildRun], config: BatchConfig, pending: list) -> dict[str, bytes]:
