@@ -19,7 +19,16 @@ from imgvault.store.tokens import check_token
 
 from . import media
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Caller, check_csrf, session_caller
-from .operations import DEFAULT_PAGE_SIZE, MAX_ENCODE_SIZE, ULID, collection_runs, encode, page_of_images, store_uploads
+from .operations import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ENCODE_SIZE,
+    ULID,
+    collection_runs,
+    encode,
+    image_across_methods,
+    page_of_images,
+    store_uploads,
+)
 from .uploads import BodyError, read_form, read_multipart
 
 router = APIRouter(include_in_schema=False)
@@ -84,10 +93,24 @@ def collections(request: Request, caller: Viewer) -> HTMLResponse:
 
 
 @router.get("/collections/{name:path}/compare", response_class=HTMLResponse)
-def compare(request: Request, caller: Viewer, name: str) -> HTMLResponse:
+def compare(request: Request, caller: Viewer, name: str,
+            image: Annotated[str | None, Query(pattern=ULID)] = None) -> HTMLResponse:  # fmt: skip
     state = request.app.state
     runs = collection_runs(state.store, state.home, name, state.mlflow_ui)
-    return _page(request, "compare.html", caller=caller, name=name, runs=runs, quoted=quote(name, safe=""))
+    images, shown, encodings = image_across_methods(state.store, name, image)
+    return _page(request, "compare.html", caller=caller, name=name, runs=runs, quoted=quote(name, safe=""),
+                 images=images, shown=shown, encodings=encodings, number=_number, psnr=_psnr)  # fmt: skip
+
+
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _psnr(metrics) -> str:
+    """PSNR as the command line prints it: inf for an exact reconstruction."""
+    if metrics.get("psnr") is None and (metrics.get("exact_fraction") == 1.0 or metrics.get("mse") == 0):
+        return "inf"
+    return _number(metrics.get("psnr"))
 
 
 @router.get("/collections/{name:path}/report", response_class=HTMLResponse)
@@ -134,7 +157,8 @@ def image(request: Request, caller: Viewer, image_id: ImageId) -> HTMLResponse:
     info = store.info(image_id)
     encodings = list(store.encoded_images(image_id=image_id))
     return _page(request, "image.html", caller=caller, image=info, encodings=encodings, methods=METHOD_NAMES,
-                 max_size=MAX_ENCODE_SIZE, quoted=quote(info.collection, safe=""))  # fmt: skip
+                 max_size=MAX_ENCODE_SIZE, quoted=quote(info.collection, safe=""), number=_number,
+                 psnr=_psnr)  # fmt: skip
 
 
 @router.post("/images/{image_id}/encode")

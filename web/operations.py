@@ -3,10 +3,11 @@
 import base64
 import binascii
 import re
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from imgvault.store.errors import CollectionNotFound, InvalidImage, InvalidParameter, NotFound
+from imgvault.store.errors import CollectionNotFound, ImageNotFound, InvalidImage, InvalidParameter, NotFound
 
 from .uploads import Part, upload_name
 
@@ -87,3 +88,44 @@ def collection_runs(store, home: Path, collection: str, mlflow_ui: str | None) -
         row["experiment_id"] = experiment_id
         row["mlflow_url"] = f"{mlflow_ui}/#/experiments/{experiment_id}/runs/{row['run_id']}" if mlflow_ui else None
     return rows
+
+
+GRID_IMAGES = 200  # images offered in the compare page's picker
+
+
+def image_across_methods(store, collection: str, image_id: str | None) -> tuple[list, object, list]:
+    """The compare page's grid: the collection's first images (for the picker), the image shown (``image_id``,
+    else the first one with encoded images), and its latest encoded image of each method and setting, each
+    with a ``label`` (method, knob, size and colour)."""
+    try:
+        images = list(islice(store.images(collection), GRID_IMAGES))
+    except CollectionNotFound:
+        return [], None, []
+    if not images:
+        return [], None, []
+    if image_id is not None:
+        shown = store.info(image_id)
+        if shown.collection != collection:
+            raise ImageNotFound(f'image {image_id} not found in collection "{collection}"')
+        if all(image.id != shown.id for image in images):
+            images.append(shown)
+    else:
+        encoded_ids = {e.image_id for e in store.encoded_images(collection)}
+        shown = next((image for image in images if image.id in encoded_ids), images[0])
+    latest = {}
+    for info in store.encoded_images(image_id=shown.id):  # oldest first: the last of each setting wins
+        codec = info.params.get("codec", {})
+        knobs = "".join(f" {n}={codec[n]}" for n in ("k", "block_size", "iterations") if n in codec)
+        label = f"{info.method}{knobs} · {info.params.get('size')} {info.params.get('color')}"
+        latest[label] = info
+    encodings = [EncodedRow(label, info.id, info.metrics) for label, info in sorted(latest.items())]
+    return images, shown, encodings
+
+
+@dataclass(frozen=True)
+class EncodedRow:
+    """An encoded image of the compare page's grid, with the label of its setting."""
+
+    label: str
+    id: str
+    metrics: dict
