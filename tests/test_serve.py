@@ -349,6 +349,7 @@ def test_the_gallery_in_a_real_browser_signs_in_shows_thumbnails_uploads_and_sho
             page.get_by_role("button", name="Upload", exact=True).click()
             page.get_by_role("link", name="rocket-upload.jpg").click()
             expect(page.get_by_role("heading", name="rocket-upload.jpg")).to_be_visible()
+            page.get_by_text("Encode with a method").click()  # the form is folded under the image
             page.get_by_label("Method").select_option("kmeans")
             page.get_by_label("Size").fill("32")
             page.get_by_role("button", name="Encode", exact=True).click()
