@@ -82,6 +82,19 @@ def check_method(method: str) -> str:
     return method
 
 
+def check_installed_method(method: str) -> str:
+    """``method`` if it names a built-in method or an installed plugin (an entry point), else an error, without
+    importing anything it names: what a request over the network may choose from. A ``module:Class``
+    reference, which imports (and so runs) whatever module it names, is for the command line only."""
+    if method in METHOD_NAMES:
+        return method
+    from .plugins import plugin_entry_points
+
+    if method not in plugin_entry_points():
+        raise InvalidParameter(f"unknown method {method!r}; the methods are: {', '.join(available_methods())}")
+    return check_method(method)
+
+
 def make_codec(method: str, *, k: int | None = None, fit: str = "image", random_state=0):
     """A configured, unfitted codec for ``method``.
 

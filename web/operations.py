@@ -62,9 +62,9 @@ def store_uploads(store, collection: str, files: list[Part]) -> list[dict]:
 def encode(store, image_id: str, *, method: str, k: int | None, size: int, color: str):
     """Encode a stored image on demand (as ``imgvault encode``), within this server's size limit."""
     from imgvault.methods.pipeline import encode_image
-    from imgvault.methods.registry import check_method
+    from imgvault.methods.registry import check_installed_method
 
-    check_method(method)
+    check_installed_method(method)  # never module:Class from a request: that would import what it names
     if not 8 <= size <= MAX_ENCODE_SIZE:
         raise InvalidParameter(f"size must be from 8 to {MAX_ENCODE_SIZE} on this server, not {size}")
     store.info(image_id)  # an unknown image is a 404 before any work

@@ -1,0 +1,60 @@
+"""`imgvault serve` under a hostile user: what a request may name, and what it may cost the server."""
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import sample_images
+from servers import free_port, serving
+
+from imgvault.store import Settings, Store
+from imgvault.store.tokens import create_token
+
+pytestmark = pytest.mark.slow
+
+
+class Gallery:
+    def __init__(self, url: str, tokens: dict[str, str], image_id: str, marker: Path, pid: int):
+        self.url, self.tokens, self.image_id, self.marker, self.pid = url, tokens, image_id, marker, pid
+
+    def signed_in(self, token: str = "writer") -> tuple[httpx.Client, str]:
+        """A browser-like client signed in to the gallery, and its session's CSRF token."""
+        browser = httpx.Client(base_url=self.url, timeout=60)
+        page = browser.get("/login")
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        assert browser.post("/login", data={"token": self.tokens[token], "csrf_token": csrf}).status_code == 303
+        home = browser.get("/")
+        return browser, home.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    """`imgvault serve` on a store with one photo, with a module on its path that leaves a file when imported."""
+    root = tmp_path_factory.mktemp("hostile-web")
+    home, modules = root / "vault", root / "modules"
+    modules.mkdir()
+    marker = root / "imported"
+    (modules / "leaves_a_mark.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Codec: pass\n")
+    with Store.init(settings=Settings.resolve(home, environ={})) as store:
+        image = store.put(sample_images()["camera-gray.png"], collection="photos", name="camera-gray.png")
+        tokens = {name: create_token(store, name, read_only=name == "reader")[1] for name in ("writer", "reader")}
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(root), "IMGVAULT_HOME": str(home), "PYTHONPATH": str(modules)}
+    with serving([sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port)],
+                 f"http://127.0.0.1:{port}/login", env) as process:  # fmt: skip
+        yield Gallery(f"http://127.0.0.1:{port}", tokens, image.id, marker, process.pid)
+
+
+@pytest.mark.parametrize("method", ["leaves_a_mark:Codec", "leaves_a_mark", "this:x", "no-such-method"])
+def test_the_gallery_encodes_only_with_built_in_or_installed_methods_and_imports_nothing_named(gallery, method):
+    browser, csrf = gallery.signed_in()
+    try:
+        answer = browser.post(f"/images/{gallery.image_id}/encode",
+                              data={"csrf_token": csrf, "method": method, "size": "32"})  # fmt: skip
+    finally:
+        browser.close()
+    assert answer.status_code == 422, answer.text
+    assert "unknown method" in answer.text
+    assert not gallery.marker.exists()
