@@ -128,6 +128,7 @@ def token_ls(ctx: Context, as_json: bool) -> None:
         click.echo(json.dumps([t.to_dict() for t in tokens], indent=2))
         return
     rows = ((t.name, "read-only" if t.read_only else "read-write", f"{t.created:%Y-%m-%d %H:%M:%S}",
+             "TAMPERED: grants nothing (failed its integrity check)" if not t.intact else
              f"revoked {t.revoked:%Y-%m-%d %H:%M:%S}" if t.revoked else "active") for t in tokens)  # fmt: skip
     plain_table([("NAME", 20), ("RIGHTS", 10), ("CREATED", 19), ("STATUS", 0)], rows)
 

@@ -371,7 +371,8 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     counts = report.resealed
     click.echo(f"New primary key {report.new_key_id}; re-sealed {_count(counts.get('image', 0), 'image')}, "
                f"{_count(counts.get('encoded', 0), 'encoded image')}, {_count(counts.get('model', 0), 'codec model')}"
-               f" and {_count(report.resealed_artifacts, 'MLflow artifact')}; retired keys: {retired}.")  # fmt: skip
+               f", {_count(counts.get('token', 0), 'API token')} and {_count(report.resealed_artifacts, 'MLflow artifact')}"
+               f"; retired keys: {retired}.")  # fmt: skip
 
 
 @cli.group()

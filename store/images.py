@@ -44,7 +44,8 @@ def _insert_ignoring_conflicts(connection: Connection, table, values: dict, uniq
 def image_by_id() -> Select:
     # Built once: making a SELECT and its cache key anew for each get costs more than running it.
     images = schema.images
-    return image_columns().add_columns(images.c.data).where(images.c.id == bindparam("image_id"))
+    has_metadata = images.c.metadata.is_not(None).label("has_metadata")
+    return image_columns().add_columns(has_metadata, images.c.data).where(images.c.id == bindparam("image_id"))
 
 
 class Images(Keyring):
@@ -205,7 +206,7 @@ class Images(Keyring):
             image_id, created = new_id(), _now()
             # Encoded once, for the image's two or three blobs.
             bound = image_context_of(collection_id, collection, facts.format, facts.width, facts.height, facts.mode,
-                                     facts.bytes)  # fmt: skip
+                                     facts.bytes, bool(metadata))  # fmt: skip
             rows.append(
                 {
                     "id": image_id,
@@ -242,7 +243,7 @@ class Images(Keyring):
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
         # The columns of image_by_id: the id, the bound columns in bindings.IMAGE order, the sealed data.
-        return self._sealer.open("image.data", image_id, row[8], context=image_context_of(*row[1:8]))
+        return self._sealer.open("image.data", image_id, row[9], context=image_context_of(*row[1:9]))
 
     def _info_query(self):
         # The columns of bindings.listed_image, in its order (reader.py selects the same).

@@ -18,7 +18,7 @@ from .keys import derive_key, read_key_file, write_key_file
 from .locks import key_file_lock_path, leftover_key_files, try_file_lock
 
 # The Alembic revision this code reads and writes; bumped with every migration (schema.py re-exports it).
-SCHEMA_REVISION = "0004_api_tokens"
+SCHEMA_REVISION = "0005_authenticated_rights"
 # Sealed with each key into the keys table, to tell a wrong key when the store is opened.
 KEY_CHECK = b"imgvault key check"
 # How long a SQLite connection waits for another's lock before it gives up.

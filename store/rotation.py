@@ -90,12 +90,14 @@ class Rotation(Keyring):
         if self._sealer.keyset.primary_id != new_primary:
             raise RuntimeError("the primary key changed during a key rotation")  # the rotation lock prevents it
         table, columns = schema.SEALED[kind]
+        key = schema.record_id(table)
+        # A row without a key id (an API token row that was never sealed: forged) is not re-sealed into validity.
         query = schema.sealed_rows(kind).where(table.c.key_id != new_primary)
         if after is not None:
-            query = query.where(table.c.id > after).order_by(table.c.id).limit(limit)
+            query = query.where(key > after).order_by(key).limit(limit)
         rows = connection.execute(query).all()
         for row in rows:
-            connection.execute(update(table).where(table.c.id == row.id).values(self._reseal(kind, columns, row)))
+            connection.execute(update(table).where(key == row.id).values(self._reseal(kind, columns, row)))
         return rows
 
     def _retire_all_but(self, new_primary: int) -> set[int]:

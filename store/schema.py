@@ -122,6 +122,10 @@ api_tokens = Table(
     Column("read_only", Boolean, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Column("revoked_at", DateTime, nullable=True),
+    # A MAC of the row's columns under the store's key (an empty sealed payload, see bindings): a row without
+    # a seal that opens grants nothing.
+    Column("key_id", BigInteger, nullable=True),
+    Column("seal", LargeBinary, nullable=True),
 )
 
 # Every table with sealed columns, with those columns: what key rotation re-seals. The seal kind of a
@@ -130,7 +134,13 @@ SEALED = {
     "image": (images, ("name", "metadata", "data")),
     "model": (codec_models, ("data",)),
     "encoded": (encoded_images, ("data", "metrics")),
+    "token": (api_tokens, ("seal",)),
 }
+
+
+def record_id(table: Table):
+    """The column that names a record of ``table`` in its seals: ``id``, or an API token's ``name``."""
+    return table.c.id if "id" in table.c else table.c.name
 
 
 # What each sealed blob is bound to is in ``bindings``; these are the SELECTs that read them with their blobs.
@@ -154,5 +164,8 @@ def sealed_rows(kind: str) -> Select:
     if kind == "model":
         t = table.c
         return select(t.id, t.collection_id, t.image_id, t.method, t.params, *sealed)
+    if kind == "token":
+        t = table.c
+        return select(t.name.label("id"), t.name, t.token_sha256, t.read_only, t.created_at, t.revoked_at, *sealed)
     t = table.c
     return select(t.id, t.image_id, t.model_id, t.method, t.params, *sealed)

@@ -6,6 +6,10 @@ guess), so a reader of the database cannot sign in with what it holds. A token i
 and the hashes compared again with :func:`hmac.compare_digest`: the time a check takes depends on the
 hash only, never on how much of a guessed token was right.
 
+Each row is sealed (a MAC under the store's key, :mod:`.bindings`): its name, hash, rights, creation and
+revocation. A row that does not verify (inserted, or edited, by whoever can write the database but does not
+hold the key) grants nothing: :func:`check_token` refuses it and logs why.
+
 The web service checks a token on every request. On SQLite, the records of valid tokens are kept in a
 :class:`TokenCache` that is emptied whenever the database has changed, which costs one ``PRAGMA
 data_version`` per check (see :mod:`.reads`): a token revoked or deleted by any process is refused from its
@@ -15,6 +19,7 @@ next request on. On PostgreSQL every check asks the database.
 import functools
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -24,8 +29,9 @@ from datetime import datetime
 from sqlalchemy import Select, bindparam, delete, insert, select, update
 
 from . import schema
+from .bindings import token_context
 from .engine import one_read, write_transaction
-from .errors import InvalidParameter, NotFound
+from .errors import IntegrityError, InvalidParameter, NotFound
 from .reads import forget_in_child
 from .records import iso_utc, utc_now
 
@@ -42,18 +48,40 @@ class TokenInfo:
     read_only: bool
     created: datetime
     revoked: datetime | None = None
+    intact: bool = True  # False: its row failed its integrity check, and it grants nothing
 
     def to_dict(self) -> dict:
         return {"name": self.name, "read_only": self.read_only, "created": iso_utc(self.created),
-                "revoked": iso_utc(self.revoked) if self.revoked else None}  # fmt: skip
+                "revoked": iso_utc(self.revoked) if self.revoked else None, "intact": self.intact}  # fmt: skip
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _info(row) -> TokenInfo:
-    return TokenInfo(name=row.name, read_only=row.read_only, created=row.created_at, revoked=row.revoked_at)
+def _info(row, intact: bool = True) -> TokenInfo:
+    return TokenInfo(name=row.name, read_only=bool(row.read_only), created=row.created_at, revoked=row.revoked_at,
+                     intact=intact)  # fmt: skip
+
+
+def _intact(store, row) -> bool:
+    """Whether the row's seal opens with its columns as they are: written by someone holding the key."""
+    if row.seal is None:
+        return False
+    try:
+        store.sealer.open("token.seal", row.name, bytes(row.seal), context=token_context(row._mapping))
+    except IntegrityError:
+        return False
+    return True
+
+
+def _seal_row(store, connection, name: str) -> None:
+    """Seal the row of token ``name`` as the database holds it now (its times as the database gives them back)."""
+    table = schema.api_tokens
+    row = connection.execute(select(table).where(table.c.name == name)).first()
+    sealer = store.sealer
+    blob = sealer.seal("token.seal", name, b"", context=token_context(row._mapping))
+    connection.execute(update(table).where(table.c.name == name).values(key_id=sealer.keyset.primary_id, seal=blob))
 
 
 def check_token_name(name: str) -> str:
@@ -81,13 +109,15 @@ def create_token(store, name: str, *, read_only: bool = False) -> tuple[TokenInf
         connection.execute(delete(table).where(table.c.name == name))
         connection.execute(insert(table).values(name=name, token_sha256=_digest(token), read_only=read_only,
                                                 created_at=info.created))  # fmt: skip
+        _seal_row(store, connection, name)
     return info, token
 
 
 def list_tokens(store) -> list[TokenInfo]:
     """Every token, revoked ones too, by name."""
     with store.engine.connect() as connection:
-        return [_info(row) for row in connection.execute(select(schema.api_tokens).order_by(schema.api_tokens.c.name))]
+        rows = connection.execute(select(schema.api_tokens).order_by(schema.api_tokens.c.name)).all()
+    return [_info(row, _intact(store, row)) for row in rows]
 
 
 def revoke_token(store, name: str) -> TokenInfo:
@@ -97,6 +127,9 @@ def revoke_token(store, name: str) -> TokenInfo:
         revoked = connection.execute(
             update(table).where(table.c.name == name, table.c.revoked_at.is_(None)).values(revoked_at=utc_now())
         ).rowcount
+        if revoked:
+            # Sealed anew as it is now: whatever the row held before, revoked it grants nothing.
+            _seal_row(store, connection, name)
         row = connection.execute(select(table).where(table.c.name == name)).first()
     if not revoked:
         raise NotFound(f'no token named "{name}"' if row is None else f'token "{name}" is revoked already')
@@ -124,6 +157,11 @@ def _read_token(store, digest: str) -> TokenInfo | None:
     with one_read(store.engine) as connection:
         row = connection.execute(_token_by_digest(), {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
+        return None
+    if not _intact(store, row):
+        logging.getLogger("imgvault").warning(
+            'token "%s" refused: its row failed its integrity check (written without the store\'s key)', row.name
+        )
         return None
     return _info(row)
 

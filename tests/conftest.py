@@ -31,6 +31,7 @@ BOTH_BACKENDS = {
     "test_links",
     "test_web_store",
     "test_locks",
+    "test_authenticated_rows",
 }
 
 

@@ -483,6 +483,6 @@ def test_key_rotate_says_how_many_records_of_each_kind_it_resealed(initialised, 
     assert result.exit_code == 0, result.output
     sentence = re.sub(r"\d{5,}", "KEY", result.stdout)
     assert sentence == (
-        "New primary key KEY; re-sealed 1 image, 2 encoded images, 2 codec models and 0 MLflow artifacts;"
+        "New primary key KEY; re-sealed 1 image, 2 encoded images, 2 codec models, 0 API tokens and 0 MLflow artifacts;"
         " retired keys: KEY.\n"
     )

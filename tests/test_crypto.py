@@ -185,8 +185,12 @@ def test_the_written_out_image_context_is_byte_for_byte_the_canonical_json(
     from imgvault.store.crypto import context_bytes
 
     width, height, size = sizes
-    values = {"collection_id": collection_id, "collection": collection, "format": format_, "width": width,
-              "height": height, "mode": mode, "bytes": size}  # fmt: skip
-    assert image_context_of(collection_id, collection, format_, width, height, mode, size) == context_bytes(
-        image_context(values)
-    )
+    for has_metadata in (True, False):
+        values = {"collection_id": collection_id, "collection": collection, "format": format_, "width": width,
+                  "height": height, "mode": mode, "bytes": size, "has_metadata": has_metadata}  # fmt: skip
+        assert image_context_of(collection_id, collection, format_, width, height, mode, size,
+                                has_metadata) == context_bytes(image_context(values))  # fmt: skip
+        # As rotation sees a row: the sealed metadata column itself, present or not.
+        row = {**values, "metadata": b"sealed" if has_metadata else None}
+        del row["has_metadata"]
+        assert context_bytes(image_context(row)) == context_bytes(image_context(values))

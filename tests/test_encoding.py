@@ -78,7 +78,7 @@ def test_a_model_swapped_onto_another_encoding_is_detected(store, home, astronau
 def test_rotation_reseals_encodings_and_models(store, home, astronaut):
     encoding = encode_image(store, astronaut.id, method="pca", k=8, size=32)
     report = store.rotate_key()
-    assert report.resealed == {"image": 1, "model": 1, "encoded": 1}
+    assert report.resealed == {"image": 1, "model": 1, "encoded": 1, "token": 0}
     store.close()
     with Store.open(home) as reopened:
         assert np.array_equal(decode_image(reopened, encoding.info.id), encoding.reconstruction)

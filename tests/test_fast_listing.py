@@ -352,7 +352,8 @@ def _sealed_elsewhere(home, image_id: str, sealer_for) -> None:
     with Store.open(home) as store:
         store_id, keyset = store.store_id, store.sealer.keyset
     row = _image_row(home, image_id)
-    bound = image_context_of(row.collection_id, row.collection, row.format, row.width, row.height, row.mode, row.bytes)
+    bound = image_context_of(row.collection_id, row.collection, row.format, row.width, row.height, row.mode, row.bytes,
+                             True)  # fmt: skip
     blob = sealer_for(store_id, keyset).seal("image.name", image_id, b"someone else's.png", context=bound)
     _set(home, image_id, name=blob)
 
