@@ -369,10 +369,17 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
         report = store.rotate_key(before_retire=reseal)
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
     counts = report.resealed
-    click.echo(f"New primary key {report.new_key_id}; re-sealed {_count(counts.get('image', 0), 'image')}, "
-               f"{_count(counts.get('encoded', 0), 'encoded image')}, {_count(counts.get('model', 0), 'codec model')}"
-               f", {_count(counts.get('token', 0), 'API token')} and {_count(report.resealed_artifacts, 'MLflow artifact')}"
-               f"; retired keys: {retired}.")  # fmt: skip
+    records = ", ".join(
+        _count(counts.get(kind, 0), noun)
+        for kind, noun in (
+            ("image", "image"),
+            ("encoded", "encoded image"),
+            ("model", "codec model"),
+            ("token", "API token"),
+        )
+    )
+    click.echo(f"New primary key {report.new_key_id}; re-sealed {records} and"
+               f" {_count(report.resealed_artifacts, 'MLflow artifact')}; retired keys: {retired}.")  # fmt: skip
 
 
 @cli.group()
