@@ -131,6 +131,7 @@ def test_the_ui_serves_sealed_figures_from_memory_and_refuses_a_wrong_key(photos
         query = urllib.parse.urlencode({"path": figure, "run_uuid": run_id})
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/get-artifact?{query}") as reply:
+                assert reply.headers["Cache-Control"] == "no-store"  # plaintext: never kept by a browser
                 return reply.status, reply.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -53,9 +53,11 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 
 def _attachment(path: str, data: bytes) -> Response:
     # As MLflow sends artifacts: always as an attachment, never sniffed (a page of ours must not run them).
+    # Never kept by a browser or a proxy: it is plaintext of a sealed artifact (a figure shows the image).
     return Response(data, media_type=_guess_mime_type(path), headers={
         "Content-Disposition": handlers._content_disposition_attachment(posixpath.basename(path)),
         "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
     })  # fmt: skip
 
 
