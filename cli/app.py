@@ -26,13 +26,33 @@ class Context:
     def open_store(self):
         from imgvault.store import Store
 
-        return Store.open(settings=self.settings())
+        settings = self.settings()
+        store = Store.open(settings=settings)
+        _warn_if_others_can_read(settings.home)
+        return store
 
     def open_reader(self):
         """The store, for a command that only lists: on SQLite read-only and without SQLAlchemy (a fast start)."""
         from imgvault.store.reader import open_reader
 
-        return open_reader(self.settings())
+        settings = self.settings()
+        reader = open_reader(settings)
+        _warn_if_others_can_read(settings.home)
+        return reader
+
+
+def _warn_if_others_can_read(home) -> None:
+    """One ``Warning:`` line when other users can enter or read the home folder."""
+    import os
+    import stat
+
+    try:
+        mode = stat.S_IMODE(os.stat(home).st_mode)
+    except OSError:
+        return
+    if os.name == "posix" and mode & 0o077:
+        click.echo(f"Warning: other users can read the home folder {home} (mode {mode:04o}): run chmod 700 {home}",
+                   err=True)  # fmt: skip
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -128,7 +148,14 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``imgvault`` command."""
+    """Entry point of the ``imgvault`` command.
+
+    Every file the command creates is for its user alone (mode 0600, folders 0700): the store's, MLflow's
+    database and artifacts, reports, decoded images, and those of the servers it starts.
+    """
+    import os
+
+    os.umask(os.umask(0o077) | 0o077)
     cli(prog_name="imgvault")
 
 

@@ -64,6 +64,8 @@ class Store(Encodings, Rotation):
         """
         settings = settings or Settings.resolve(home)
         settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if os.name == "posix" and os.stat(settings.home).st_mode & 0o077:
+            os.chmod(settings.home, 0o700)  # a folder that existed, open to others: the store's is for its user
         _create_private_file(settings.sqlite_path)
         engine = create_store_engine(settings.db_url)
         try:

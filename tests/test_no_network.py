@@ -66,3 +66,31 @@ def test_a_tracked_run_makes_no_lookup_and_no_connection(tmp_path, image_dir):
     env["MLFLOW_DISABLE_TELEMETRY"] = "false"
     imgvault("run", "-c", "photos", "-m", "pca", "-k", "2", "--size", "16", "--jobs", "1")
     assert "lookup config.mlflow-telemetry.io" in log.read_text()
+
+
+def test_every_file_in_a_home_is_for_its_user_alone(tmp_path, image_dir):
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)  # a folder that existed, open to others
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGVAULT_", "MLFLOW_TRACKING"))}
+    env["IMGVAULT_HOME"] = str(home)
+
+    def imgvault(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([sys.executable, "-m", "imgvault.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    imgvault("init")
+    assert home.stat().st_mode & 0o777 == 0o700  # tightened
+    imgvault("put", "-c", "photos", *sorted(str(p) for p in Path(image_dir).glob("*.png"))[:3])
+    imgvault("run", "-c", "photos", "-m", "kmeans", "-k", "2", "--size", "16", "--jobs", "1", "--figures", "2")
+    imgvault("report", "-c", "photos", "-o", str(home / "report.html"))
+    loose = [f"{p}: {p.stat().st_mode & 0o777:o}" for p in home.rglob("*")
+             if p.stat().st_mode & (0o077 if p.is_dir() else 0o177)]  # fmt: skip
+    assert loose == []
+    assert (home / "mlflow.db").stat().st_mode & 0o777 == 0o600
+    # A home opened to others later is named on every command, and still works.
+    home.chmod(0o755)
+    listed = imgvault("ls")
+    assert f"Warning: other users can read the home folder {home} (mode 0755): run chmod 700 {home}" in listed.stderr

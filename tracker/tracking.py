@@ -69,6 +69,9 @@ def open_client(home: Path, store=None):
         client.search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many kinds: connection, HTTP, database, bad URI
         raise ConfigError(f"cannot reach the MLflow tracking store {uri}: {first_line(exc)}") from None
+    database = sqlite_file(uri)
+    if database is not None and database.is_file() and os.name == "posix":
+        database.chmod(0o600)  # collection names, metrics: MLflow makes it readable by everyone
     return client
 
 
