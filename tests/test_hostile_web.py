@@ -58,3 +58,48 @@ def test_the_gallery_encodes_only_with_built_in_or_installed_methods_and_imports
     assert answer.status_code == 422, answer.text
     assert "unknown method" in answer.text
     assert not gallery.marker.exists()
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _empty_parts(count: int) -> bytes:
+    part = b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n\r\n'
+    return part * count + b"--b--\r\n"
+
+
+def test_a_read_only_session_cannot_make_the_server_parse_an_upload(gallery):
+    browser, csrf = gallery.signed_in("reader")
+    body = _empty_parts(300_000)  # 15 MB of empty parts: each a Part object if parsed
+    before = _rss_kib(gallery.pid)
+    try:
+        answer = browser.post(f"/collections/photos/upload?csrf_token={csrf}", content=body,
+                              headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    finally:
+        browser.close()
+    assert answer.status_code == 403 and "read-only" in answer.text
+    assert _rss_kib(gallery.pid) - before < 20_000  # KiB: the body was refused, not parsed
+
+
+def test_an_upload_with_too_many_parts_is_refused_while_it_is_read(gallery):
+    browser, csrf = gallery.signed_in("writer")
+    try:
+        answer = browser.post(f"/collections/photos/upload?csrf_token={csrf}", content=_empty_parts(100_000),
+                              headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    finally:
+        browser.close()
+    assert answer.status_code == 413 and "parts" in answer.text
+
+
+def test_an_upload_without_its_csrf_token_is_refused_before_its_body_is_read(gallery):
+    browser, _csrf = gallery.signed_in("writer")
+    try:
+        answer = browser.post("/collections/photos/upload", content=_empty_parts(10),
+                              headers={"Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    finally:
+        browser.close()
+    assert answer.status_code == 403

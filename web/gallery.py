@@ -123,9 +123,10 @@ def report(request: Request, caller: Viewer, name: str) -> HTMLResponse:
 
 @router.post("/collections/{name:path}/upload", response_class=HTMLResponse)
 async def upload(request: Request, caller: Viewer, name: str) -> HTMLResponse:
-    fields, files = await read_multipart(request)
-    check_csrf(caller.session.csrf, fields.get("csrf_token"))
+    # Who may write, and the CSRF token (in the form's address), before a byte of the body is parsed.
     caller.require_write()
+    check_csrf(caller.session.csrf, request.query_params.get("csrf_token"))
+    _fields, files = await read_multipart(request)
     try:
         check_collection_name(name)
     except ValueError as exc:

@@ -17,6 +17,7 @@ from imgvault.store.validate import MAX_FILE_BYTES
 # One request carries at most one image at the store's limit, or many smaller ones, plus the multipart framing.
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 1024 * 1024
 MAX_FILES = 1000
+MAX_FIELDS = 16  # parts that are not files: the gallery's form has one or two
 MAX_FORM_BYTES = 64 * 1024  # a urlencoded form (sign in, encode): a few short fields
 
 
@@ -62,6 +63,8 @@ async def read_multipart(request: Request, *, limit: int = MAX_UPLOAD_BYTES, max
 
     def on_part_begin():
         headers.clear()
+        if len(parts) >= max_files + MAX_FIELDS:  # counted as they come: empty parts cost memory too
+            raise BodyError(413, f"more than {max_files + MAX_FIELDS} parts in one request")
         parts.append(Part())
 
     def on_header_field(data, start, end):
