@@ -1,12 +1,15 @@
 """`imgvault serve` under a hostile user: what a request may name, and what it may cost the server."""
 
+import io
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import sample_images
+from PIL import Image
 from servers import free_port, serving
 
 from imgvault.store import Settings, Store
@@ -16,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 class Gallery:
-    def __init__(self, url: str, tokens: dict[str, str], image_id: str, marker: Path, pid: int):
+    def __init__(self, url: str, tokens: dict[str, str], image_id: str, marker: Path, pid: int, large_id: str):
         self.url, self.tokens, self.image_id, self.marker, self.pid = url, tokens, image_id, marker, pid
+        self.large_id = large_id
 
     def signed_in(self, token: str = "writer") -> tuple[httpx.Client, str]:
         """A browser-like client signed in to the gallery, and its session's CSRF token."""
@@ -37,14 +41,17 @@ def gallery(tmp_path_factory):
     modules.mkdir()
     marker = root / "imported"
     (modules / "leaves_a_mark.py").write_text(f"open({str(marker)!r}, 'w').close()\nclass Codec: pass\n")
+    big = io.BytesIO()
+    Image.new("L", (9400, 9400), 90).save(big, "PNG")  # a few hundred KB that decode to 88 megapixels
     with Store.init(settings=Settings.resolve(home, environ={})) as store:
         image = store.put(sample_images()["camera-gray.png"], collection="photos", name="camera-gray.png")
+        large = store.put(big.getvalue(), collection="large", name="large.png")
         tokens = {name: create_token(store, name, read_only=name == "reader")[1] for name in ("writer", "reader")}
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(root), "IMGVAULT_HOME": str(home), "PYTHONPATH": str(modules)}
     with serving([sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port)],
                  f"http://127.0.0.1:{port}/login", env) as process:  # fmt: skip
-        yield Gallery(f"http://127.0.0.1:{port}", tokens, image.id, marker, process.pid)
+        yield Gallery(f"http://127.0.0.1:{port}", tokens, image.id, marker, process.pid, large.id)
 
 
 @pytest.mark.parametrize("method", ["leaves_a_mark:Codec", "leaves_a_mark", "this:x", "no-such-method"])
@@ -103,3 +110,31 @@ def test_an_upload_without_its_csrf_token_is_refused_before_its_body_is_read(gal
     finally:
         browser.close()
     assert answer.status_code == 403
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_thumbnails_of_a_huge_image_cost_the_server_no_full_decode(gallery):
+    def thumbnail(_n) -> httpx.Response:
+        with httpx.Client(base_url=f"{gallery.url}/api/v1", timeout=120,
+                          headers={"Authorization": f"Bearer {gallery.tokens['reader']}"}) as client:  # fmt: skip
+            return client.get(f"/images/{gallery.large_id}/thumbnail", params={"size": 256})
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(thumbnail, range(4)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.headers.get("x-imgvault-preview") for a in answers} == {"too-large"}
+    assert Image.open(io.BytesIO(answers[0].content)).size == (256, 256)
+    assert _peak_rss_kib(gallery.pid) < 600_000  # KiB: four full decodes would be gigabytes
+    with httpx.Client(base_url=f"{gallery.url}/api/v1", timeout=60,
+                      headers={"Authorization": f"Bearer {gallery.tokens['reader']}"}) as client:  # fmt: skip
+        ordinary = client.get(f"/images/{gallery.image_id}/thumbnail", params={"size": 64})
+        again = client.get(f"/images/{gallery.image_id}/thumbnail", params={"size": 64})
+    assert ordinary.status_code == 200 and "x-imgvault-preview" not in ordinary.headers
+    assert Image.open(io.BytesIO(ordinary.content)).size == (64, 64)
+    assert again.content == ordinary.content and again.headers["cache-control"] == "no-store"

@@ -99,8 +99,13 @@ async def image_content(request: Request, caller: Reader, image_id: ImageId) -> 
 def image_thumbnail(request: Request, caller: Reader, image_id: ImageId,
                     size: Annotated[int, Query(ge=media.THUMBNAIL_SIZES[0], le=media.THUMBNAIL_SIZES[1])] = 256,
                     ) -> Response:  # fmt: skip
-    """The image fitted into ``size`` x ``size`` pixels, as PNG, made in memory."""
-    return _png(media.thumbnail(_store(request).get(image_id), size))
+    """The image fitted into ``size`` x ``size`` pixels, as PNG; for an image too large to decode for a preview,
+    a gray placeholder with the header ``X-Imgvault-Preview: too-large``."""
+    png, complete = request.app.state.thumbnails.get(image_id, size)
+    response = _png(png)
+    if not complete:
+        response.headers["X-Imgvault-Preview"] = "too-large"
+    return response
 
 
 @router.delete("/images/{image_id}", status_code=204, response_class=Response)

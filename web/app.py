@@ -18,6 +18,7 @@ from imgvault.store.errors import ConfigError, ImgVaultError, IntegrityError, In
 
 from .auth import AuthError, Sessions
 from .fastpath import ContentFastPath
+from .thumbnails import Thumbnails
 from .uploads import BodyError
 
 log = logging.getLogger("imgvault.web")
@@ -89,6 +90,7 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     app.state.mlflow_ui = mlflow_ui.rstrip("/") if mlflow_ui else None
     app.state.secure_cookies = secure_cookies
     app.state.sessions = Sessions()
+    app.state.thumbnails = Thumbnails(store)
     app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     app.include_router(api.router)
     app.include_router(gallery.router)

@@ -190,7 +190,8 @@ def media_content(request: Request, caller: Viewer, image_id: ImageId) -> Respon
 @router.get("/media/images/{image_id}/thumbnail")
 def media_thumbnail(request: Request, caller: Viewer, image_id: ImageId,
                     size: Annotated[int, Query(ge=16, le=1024)] = 160) -> Response:  # fmt: skip
-    return Response(media.thumbnail(request.app.state.store.get(image_id), size), media_type="image/png")
+    png, complete = request.app.state.thumbnails.get(image_id, size)
+    return Response(png, media_type="image/png", headers={} if complete else {"X-Imgvault-Preview": "too-large"})
 
 
 @router.get("/media/encoded/{encoded_id}/{panel}.png")

@@ -1,14 +1,13 @@
-"""Pictures made per request, in memory: thumbnails of stored images, and the panels of an encoding.
+"""Pictures made per request, in memory: the panels of an encoding (thumbnails: :mod:`.thumbnails`).
 
 Nothing here is cached or written anywhere: each picture is decrypted, drawn, encoded as PNG and handed to
 the response, and its plaintext goes when the request does.
 """
 
 import io
-import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 CONTENT_TYPES = {"BMP": "image/bmp", "GIF": "image/gif", "JPEG": "image/jpeg", "PNG": "image/png",
                  "TIFF": "image/tiff", "WEBP": "image/webp"}  # fmt: skip
@@ -39,22 +38,6 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)  # fast: thumbnails are made on every request
     return buffer.getvalue()
-
-
-def thumbnail(data: bytes, size: int) -> bytes:
-    """The image (first frame, EXIF orientation applied) fitted into ``size`` x ``size``, as PNG."""
-    with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as image:
-        warnings.simplefilter("ignore")
-        image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-            wide = np.asarray(image, dtype=np.float64)
-            top = 65535.0 if image.mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
-            image = Image.fromarray(np.clip(np.rint(wide / top * 255), 0, 255).astype(np.uint8), "L")
-        elif image.mode not in ("L", "LA", "RGB", "RGBA"):
-            image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
-        image.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return _png(image)
 
 
 def pixels_png(pixels: np.ndarray) -> bytes:
