@@ -30,9 +30,14 @@ def is_loopback(host: str) -> bool:
               help="Where the MLflow UI is, for links to runs (default: MLFLOW_TRACKING_URI if it is a server, "
                    "else http://127.0.0.1:5000, where `imgvault ui` serves it).")  # fmt: skip
 @click.option("--access-log", is_flag=True, help="Log every request on stderr.")
+@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+              help="Close a connection whose request headers have not all arrived by then.")  # fmt: skip
+@click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Close new connections at once past this many open ones.")  # fmt: skip
 @pass_context
 def serve_command(ctx: Context, host: str, port: int, certfile: str | None, keyfile: str | None,
-                  insecure_public: bool, mlflow_ui: str | None, access_log: bool) -> None:  # fmt: skip
+                  insecure_public: bool, mlflow_ui: str | None, access_log: bool, header_timeout: float,
+                  max_connections: int) -> None:  # fmt: skip
     """Serve the web gallery and the REST API (/api/v1) of this store.
 
     Every request needs a token (imgvault token create NAME): the API takes it as
@@ -40,7 +45,8 @@ def serve_command(ctx: Context, host: str, port: int, certfile: str | None, keyf
     are decrypted per request in memory; nothing is written to disk.
 
     Listens on loopback by default. Another address needs TLS (--certfile and --keyfile), or
-    --insecure-public, which prints a warning.
+    --insecure-public, which prints a warning. Slow clients cannot hold its connections: request headers
+    must arrive within --header-timeout, and connections past --max-connections are closed at once.
 
     \b
     Example:
@@ -72,9 +78,11 @@ def serve_command(ctx: Context, host: str, port: int, certfile: str | None, keyf
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"imgvault serving {store.settings.describe_db()} at {'https' if tls else 'http'}://{shown}:{port}"
                    " (Ctrl-C to stop)", err=True)  # fmt: skip
+        from imgvault.web.connections import guarded_protocol
+
         uvicorn.run(app, host=host, port=port, ssl_certfile=certfile, ssl_keyfile=keyfile, access_log=access_log,
-                    log_level="info" if access_log else "warning", server_header=False,
-                    proxy_headers=False)  # fmt: skip
+                    log_level="info" if access_log else "warning", server_header=False, proxy_headers=False,
+                    http=guarded_protocol(header_timeout, max_connections))  # fmt: skip
 
 
 @cli.group()

@@ -2,6 +2,7 @@
 
 import io
 import os
+import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,3 +139,38 @@ def test_thumbnails_of_a_huge_image_cost_the_server_no_full_decode(gallery):
     assert ordinary.status_code == 200 and "x-imgvault-preview" not in ordinary.headers
     assert Image.open(io.BytesIO(ordinary.content)).size == (64, 64)
     assert again.content == ordinary.content and again.headers["cache-control"] == "no-store"
+
+
+def _closed_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``connection`` within ``seconds`` (polled with a deadline)."""
+    connection.settimeout(seconds)
+    try:
+        return connection.recv(1024) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_slow_clients_cannot_hold_the_servers_connections(tmp_path):
+    home = tmp_path / "vault"
+    Store.init(settings=Settings.resolve(home, environ={})).close()
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "IMGVAULT_HOME": str(home)}
+    command = [sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port), "--header-timeout", "1",
+               "--max-connections", "8"]  # fmt: skip
+    with serving(command, f"http://127.0.0.1:{port}/login", env):
+        # Headers that never end, and a connection that sends nothing: both closed after the timeout.
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"GET /login HTTP/1.1\r\nHost: x\r\n")
+        silent = socket.create_connection(("127.0.0.1", port))
+        assert _closed_within(slow, 5) and _closed_within(silent, 5)
+        # Past the cap, a new connection is closed at once; the server answers again once they go.
+        held = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
+        extra = socket.create_connection(("127.0.0.1", port))
+        assert _closed_within(extra, 0.9)
+        for one in held:
+            one.close()
+        assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
+        for one in (slow, silent, extra):
+            one.close()
