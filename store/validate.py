@@ -3,10 +3,13 @@
 Imports only Pillow, so that worker processes that validate files start fast.
 """
 
+import contextlib
 import io
 import json
 import os
+import signal
 import stat
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,51 @@ MAX_FRAMES = 1000
 MAX_TOTAL_PIXELS = 2 * MAX_PIXELS
 # User metadata is sealed with each image; as JSON it must not be larger than this.
 MAX_METADATA_BYTES = 64 * 1024
+# CPU seconds one file's validation may take: a progressive JPEG of tens of thousands of scans costs scans x
+# pixels to decode (87 s for 3 MB), within every pixel limit above. A 100-megapixel photo takes about 1 s.
+DECODE_CPU_SECONDS = 10.0
+
+
+def decode_cpu_seconds() -> float:
+    """The CPU budget of one file's validation: ``IMGVAULT_DECODE_CPU_SECONDS``, else :data:`DECODE_CPU_SECONDS`."""
+    value = os.environ.get("IMGVAULT_DECODE_CPU_SECONDS")
+    if not value:
+        return DECODE_CPU_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InvalidImage(f"IMGVAULT_DECODE_CPU_SECONDS must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+class _OverBudget(BaseException):
+    """Raised into the decoding by SIGPROF (a BaseException, so that no ``except Exception`` swallows it)."""
+
+
+@contextlib.contextmanager
+def _cpu_budget(seconds: float):
+    """Raise :class:`_OverBudget` into the code within, once this process has spent ``seconds`` of CPU on it.
+
+    ``ITIMER_PROF`` counts the process's CPU time; its signal is handled between two of the decoder's calls
+    (Pillow decodes a file in blocks of 64 KiB), so the overrun is bounded by one block's work.
+    """
+    armed = [True]
+
+    def over(_signum, _frame) -> None:
+        if armed[0]:
+            armed[0] = False
+            raise _OverBudget
+
+    previous = signal.signal(signal.SIGPROF, over)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 @dataclass(frozen=True)
@@ -52,8 +100,49 @@ def inspect_image(
 
     ``label`` names the image in error messages (usually its path). Every frame's size is checked
     against the limits before its pixels are decoded. Whatever Pillow raises on a hostile file is an
-    :class:`InvalidImage`, and its warnings are not printed.
+    :class:`InvalidImage`, and its warnings are not printed. Decoding may take at most
+    :func:`decode_cpu_seconds` of CPU: in this process's main thread that is enforced with a CPU timer; from any
+    other thread (a server's), the file is decoded in a worker process that enforces it.
     """
+    budget = decode_cpu_seconds()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        return _inspect_in_a_worker(data, label, max_pixels, max_frames, max_total_pixels)
+    try:
+        with _cpu_budget(budget):
+            return _inspect(data, label, max_pixels, max_frames, max_total_pixels)
+    except _OverBudget:
+        raise InvalidImage(
+            f"{label}: took more than {budget:g} s of CPU to decode, the limit for one file (a decompression bomb?"
+            " IMGVAULT_DECODE_CPU_SECONDS sets it)"
+        ) from None
+
+
+def _inspect_in_a_worker(data: bytes, label: str, *limits) -> ImageFacts:
+    from .errors import WorkerFailed
+    from .workers import ordered_map
+
+    try:
+        [[(facts, error)]] = list(ordered_map(_inspect_chunk, [[(data, label, limits)]], 1))
+    except WorkerFailed as exc:
+        raise InvalidImage(f"{label}: the file could not be decoded ({exc})") from None
+    if error is not None:
+        raise InvalidImage(error)
+    return ImageFacts(*facts)
+
+
+def _inspect_chunk(chunk: list) -> list:
+    answers = []
+    for data, label, limits in chunk:
+        try:
+            facts = inspect_image(data, label, max_pixels=limits[0], max_frames=limits[1], max_total_pixels=limits[2])
+        except InvalidImage as exc:
+            answers.append((None, str(exc)))
+        else:
+            answers.append(((facts.format, facts.width, facts.height, facts.mode, facts.bytes), None))
+    return answers
+
+
+def _inspect(data: bytes, label: str, max_pixels: int, max_frames: int, max_total_pixels: int) -> ImageFacts:
     if not data:
         raise InvalidImage(f"{label}: empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:

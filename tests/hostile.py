@@ -3,6 +3,7 @@
 import io
 import struct
 
+import numpy as np
 from PIL import Image
 
 
@@ -73,3 +74,37 @@ def gif_bomb(width: int, height: int, frames: int) -> bytes:
         # LZW, minimum code size 2: clear (4), pixel 0 or 1, end (5), three bits each.
         out += b"\x02\x02" + struct.pack("<H", 4 | (index % 2) << 3 | 5 << 6) + b"\x00"
     return bytes(out + b"\x3b")
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each segment of a JPEG; a scan's segment runs to the end of its entropy-coded data."""
+    found, at = [], 2
+    while at < len(data):
+        marker = data[at + 1]
+        if marker == 0xD9:
+            found.append((marker, at, at + 2))
+            return found
+        end = at + 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+        if marker == 0xDA:
+            while True:
+                end = data.index(b"\xff", end)
+                if data[end + 1] == 0 or 0xD0 <= data[end + 1] <= 0xD7:  # stuffed byte or restart marker
+                    end += 2
+                    continue
+                break
+        found.append((marker, at, end))
+        at = end
+    return found
+
+
+def jpeg_scan_bomb(side: int, repeats: int) -> bytes:
+    """A valid progressive JPEG whose second scan is repeated ``repeats`` times: each repeat costs a pass over
+    every block of the image to decode (scans x pixels), within every pixel limit."""
+    pixels = (np.add.outer(np.arange(side), np.arange(side)) % 256).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", progressive=True, quality=50)
+    data = buffer.getvalue()
+    segments = _jpeg_segments(data)
+    _marker, start, end = [s for s in segments if s[0] == 0xDA][1]
+    last = segments[-1][1]
+    return data[:last] + data[start:end] * repeats + data[last:]

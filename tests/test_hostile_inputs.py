@@ -3,6 +3,7 @@ no limit can be walked around, and nothing a name holds reaches the terminal raw
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -299,3 +300,58 @@ def test_the_limits_are_documented_as_they_are(runner):
         assert f"{MAX_METADATA_BYTES // 1024} KiB" in text
     for command in ("get", "decode"):
         assert "--force" in runner.invoke(cli, [command, "--help"]).stdout
+
+
+# -- bounded in time, not only in pixels ------------------------------------------------------------------
+
+
+def test_a_scan_bomb_over_the_cpu_budget_is_that_files_error_and_the_rest_are_stored(
+        initialised, runner, image_dir, tmp_path, monkeypatch):  # fmt: skip
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((image_dir / "camera-gray.png").read_bytes())
+    (folder / "b.jpg").write_bytes(hostile.jpeg_scan_bomb(2048, 600))  # about 0.25 s of CPU to decode
+    (folder / "c.jpg").write_bytes((image_dir / "china.jpg").read_bytes())
+    monkeypatch.setenv("IMGVAULT_DECODE_CPU_SECONDS", "0.05")
+    result = runner.invoke(cli, ["put", str(folder)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"Error: {folder / 'b.jpg'}: took more than 0.05 s of CPU to decode, the limit for one file (a decompression"
+        " bomb? IMGVAULT_DECODE_CPU_SECONDS sets it)",
+        'Stored 2 images in collection "default"; 1 failed.',
+    ]
+    assert stored_names(initialised) == ["a.png", "c.jpg"]
+    # Within the default budget it is an image like any other: the budget, not the file, refused it.
+    monkeypatch.delenv("IMGVAULT_DECODE_CPU_SECONDS")
+    assert inspect_image((folder / "b.jpg").read_bytes(), "b.jpg").format == "JPEG"
+
+
+def test_the_cpu_budget_holds_in_worker_processes_and_from_other_threads(monkeypatch, image_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgvault.store.ingest import POOL_THRESHOLD, check_files
+
+    bomb = hostile.jpeg_scan_bomb(2048, 600)
+    monkeypatch.setenv("IMGVAULT_DECODE_CPU_SECONDS", "0.05")
+    over = r"took more than 0\.05 s of CPU"
+    # From a thread that is not the main one (a server's): decoded in a worker process that holds the budget.
+    with ThreadPoolExecutor(1) as pool:
+        with pytest.raises(InvalidImage, match=over):
+            pool.submit(inspect_image, bomb, "upload.jpg").result()
+        assert pool.submit(inspect_image, (image_dir / "china.jpg").read_bytes(), "ok.jpg").result().format == "JPEG"
+    # A put large enough for a pool of workers: each holds the budget per file, and goes on with the next.
+    paths = []
+    for n in range(POOL_THRESHOLD + 4):
+        path = tmp_path / f"{n:03d}.jpg"
+        path.write_bytes(bomb if n == 5 else (image_dir / "china.jpg").read_bytes())
+        paths.append(path)
+    checked = list(check_files(paths, jobs=2))
+    assert [c.path for c in checked] == paths
+    assert [n for n, c in enumerate(checked) if c.error] == [5] and re.search(over, checked[5].error)
+
+
+def test_a_bad_cpu_budget_is_one_clear_error(initialised, runner, image_dir, monkeypatch):
+    monkeypatch.setenv("IMGVAULT_DECODE_CPU_SECONDS", "soon")
+    result = runner.invoke(cli, ["put", str(image_dir / "china.jpg")])
+    assert result.exit_code == 1
+    assert "IMGVAULT_DECODE_CPU_SECONDS must be a positive number of seconds, not 'soon'" in result.stderr

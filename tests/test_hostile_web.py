@@ -49,7 +49,8 @@ def gallery(tmp_path_factory):
         large = store.put(big.getvalue(), collection="large", name="large.png")
         tokens = {name: create_token(store, name, read_only=name == "reader")[1] for name in ("writer", "reader")}
     port = free_port()
-    env = {"PATH": os.environ["PATH"], "HOME": str(root), "IMGVAULT_HOME": str(home), "PYTHONPATH": str(modules)}
+    env = {"PATH": os.environ["PATH"], "HOME": str(root), "IMGVAULT_HOME": str(home), "PYTHONPATH": str(modules),
+           "IMGVAULT_DECODE_CPU_SECONDS": "0.05"}  # fmt: skip
     with serving([sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port)],
                  f"http://127.0.0.1:{port}/login", env) as process:  # fmt: skip
         yield Gallery(f"http://127.0.0.1:{port}", tokens, image.id, marker, process.pid, large.id)
@@ -174,3 +175,15 @@ def test_slow_clients_cannot_hold_the_servers_connections(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
         for one in (slow, silent, extra):
             one.close()
+
+
+def test_an_upload_over_the_cpu_budget_is_a_422_with_the_reason(gallery):
+    import hostile
+
+    with httpx.Client(base_url=f"{gallery.url}/api/v1", timeout=120,
+                      headers={"Authorization": f"Bearer {gallery.tokens['writer']}"}) as client:  # fmt: skip
+        answer = client.post("/collections/uploads/images",
+                             files=[("files", ("bomb.jpg", hostile.jpeg_scan_bomb(2048, 600)))])  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    [result] = answer.json()["results"]
+    assert result["file"] == "bomb.jpg" and "took more than 0.05 s of CPU to decode" in result["error"]
