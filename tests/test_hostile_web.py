@@ -187,3 +187,40 @@ def test_an_upload_over_the_cpu_budget_is_a_422_with_the_reason(gallery):
     assert answer.status_code == 422, answer.text
     [result] = answer.json()["results"]
     assert result["file"] == "bomb.jpg" and "took more than 0.05 s of CPU to decode" in result["error"]
+
+
+def _api(gallery, token: str = "reader") -> httpx.Client:
+    return httpx.Client(base_url=f"{gallery.url}/api/v1", timeout=60,
+                        headers={"Authorization": f"Bearer {gallery.tokens[token]}"})  # fmt: skip
+
+
+def _is_problem(answer: httpx.Response, status: int) -> bool:
+    return answer.status_code == status and answer.headers["content-type"] == "application/problem+json" and (
+        answer.json()["status"] == status)  # fmt: skip
+
+
+def test_page_tokens_are_opaque_and_refused_when_forged_edited_or_moved(gallery):
+    with _api(gallery, "writer") as client:
+        for n in range(3):
+            client.post(
+                "/collections/paged/images", files=[("files", (f"{n}.png", sample_images()["camera-gray.png"]))]
+            )
+        first = client.get("/collections/paged/images", params={"page_size": 1}).json()
+        token = first["next_page_token"]
+        assert gallery.image_id not in token and first["images"][0]["id"] not in token  # opaque: no id to read
+        assert client.get("/collections/paged/images", params={"page_size": 1, "page_token": token}).status_code == 200
+        import base64
+
+        forged = base64.urlsafe_b64encode(f"v1:{first['images'][0]['id']}".encode()).decode().rstrip("=")
+        for bad in (token + "\n", token[:-1] + ("A" if token[-1] != "A" else "B"), forged, "x"):
+            answer = client.get("/collections/paged/images", params={"page_size": 1, "page_token": bad})
+            assert _is_problem(answer, 422), (bad, answer.text)
+        moved = client.get("/collections/photos/images", params={"page_size": 1, "page_token": token})
+        assert _is_problem(moved, 422)  # a token of another collection
+
+
+def test_every_error_is_a_problem_document_405_included(gallery):
+    with _api(gallery) as client:
+        assert _is_problem(client.delete("/collections"), 405)
+        assert _is_problem(client.put(f"/images/{gallery.image_id}/content"), 405)
+        assert _is_problem(client.get("/nothing-here"), 404)

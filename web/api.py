@@ -53,7 +53,7 @@ def list_images(
     page_token: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict:
     """A page of a collection's images (the fields of ``imgvault ls --json``), oldest first."""
-    images, next_token = page_of_images(_store(request), name, page_size, page_token)
+    images, next_token = page_of_images(_store(request), name, page_size, page_token, request.app.state.page_tokens)
     return {"images": [image.to_dict() for image in images], "next_page_token": next_token}
 
 

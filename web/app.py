@@ -9,15 +9,17 @@ that allows no script at all.
 import logging
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException  # Starlette's own (405, 404 of routing) and FastAPI's
 
 from imgvault.store.errors import ConfigError, ImgVaultError, IntegrityError, InvalidImage, InvalidParameter, NotFound
 
 from .auth import AuthError, Sessions
 from .fastpath import ContentFastPath
+from .operations import PageTokens
 from .thumbnails import Thumbnails
 from .uploads import BodyError
 
@@ -91,6 +93,7 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     app.state.secure_cookies = secure_cookies
     app.state.sessions = Sessions()
     app.state.thumbnails = Thumbnails(store)
+    app.state.page_tokens = PageTokens()
     app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
     app.include_router(api.router)
     app.include_router(gallery.router)

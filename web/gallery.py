@@ -145,7 +145,8 @@ def new_collection(caller: Viewer, name: Annotated[str, Query(min_length=1, max_
 def collection(request: Request, caller: Viewer, name: str,
                page_token: Annotated[str | None, Query(max_length=200)] = None) -> HTMLResponse:  # fmt: skip
     try:
-        images, next_token = page_of_images(request.app.state.store, name, DEFAULT_PAGE_SIZE, page_token)
+        state = request.app.state
+        images, next_token = page_of_images(state.store, name, DEFAULT_PAGE_SIZE, page_token, state.page_tokens)
     except CollectionNotFound:
         images, next_token = [], None  # a new collection: its first upload makes it
     return _page(request, "collection.html", caller=caller, name=name, images=images, next_token=next_token,

@@ -2,7 +2,9 @@
 
 import base64
 import binascii
+import hmac
 import re
+import secrets
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -18,29 +20,51 @@ DEFAULT_PAGE_SIZE = 50
 MAX_ENCODE_SIZE = 512  # a request may not make the server fit a model on more pixels than this squared
 
 
-def page_token(image_id: str) -> str:
-    """An opaque page token: where the next page starts. Callers must not build or read one."""
-    return base64.urlsafe_b64encode(f"v1:{image_id}".encode()).decode().rstrip("=")
+class PageTokens:
+    """Opaque page tokens, MAC'd with a key of this server process: where a collection's next page starts.
+
+    A token says nothing readable (no image id) and cannot be made, edited or moved to another collection by
+    a caller: each is the next image's position and an HMAC-SHA256 of it and of the collection. Tokens last
+    as long as the server: after a restart, a listing starts again from its first page.
+    """
+
+    def __init__(self):
+        self._key = secrets.token_bytes(32)
+
+    def _mac(self, collection: str, image_id: str) -> str:
+        text = f"page\x00{collection}\x00{image_id}".encode()
+        return base64.urlsafe_b64encode(hmac.digest(self._key, text, "sha256")[:16]).decode().rstrip("=")
+
+    def make(self, collection: str, image_id: str) -> str:
+        position = base64.urlsafe_b64encode(image_id.encode()).decode().rstrip("=")
+        return f"{position}.{self._mac(collection, image_id)}"
+
+    def after(self, collection: str, token: str | None) -> str:
+        """The image id the page of ``token`` starts after ("" for the first page); InvalidParameter if forged."""
+        if not token:
+            return ""
+        found = _TOKEN.fullmatch(token)
+        image_id = ""
+        if found is not None:
+            try:
+                image_id = base64.urlsafe_b64decode(found[1] + "=" * (-len(found[1]) % 4)).decode("ascii")
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                image_id = ""
+        if not _ULID.fullmatch(image_id) or not hmac.compare_digest(found[2], self._mac(collection, image_id)):
+            raise InvalidParameter("page_token is not a page token this server gave for this collection")
+        return image_id
 
 
-def _after(token: str | None) -> str:
-    if not token:
-        return ""
-    try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        text = ""
-    version, _, image_id = text.partition(":")
-    if version != "v1" or not _ULID.match(image_id):
-        raise InvalidParameter("page_token is not a page token this server gave")
-    return image_id
+_TOKEN = re.compile(r"([A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{22})")
 
 
-def page_of_images(store, collection: str, page_size: int, token: str | None) -> tuple[list, str | None]:
+def page_of_images(store, collection: str, page_size: int, token: str | None,
+                   tokens: PageTokens) -> tuple[list, str | None]:  # fmt: skip
     """One page of a collection's images in the order they were put, and the token of the next page (or None)."""
-    items = list(islice(store.images(collection, page_size=page_size + 1, after=_after(token)), page_size + 1))
+    after = tokens.after(collection, token)
+    items = list(islice(store.images(collection, page_size=page_size + 1, after=after), page_size + 1))
     if len(items) > page_size:
-        return items[:page_size], page_token(items[page_size - 1].id)
+        return items[:page_size], tokens.make(collection, items[page_size - 1].id)
     return items, None
 
 
