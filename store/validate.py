@@ -107,14 +107,48 @@ def inspect_image(
     budget = decode_cpu_seconds()
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return _inspect_in_a_worker(data, label, max_pixels, max_frames, max_total_pixels)
+    said: list[str] = []
     try:
-        with _cpu_budget(budget):
+        with _cpu_budget(budget), _decoder_messages(said):
             return _inspect(data, label, max_pixels, max_frames, max_total_pixels)
+    except InvalidImage as exc:
+        if said:  # what a C library wrote while it failed: this file's, not a loose line on the terminal
+            raise InvalidImage(f"{exc}: {'; '.join(said[:3])}") from None
+        raise
     except _OverBudget:
         raise InvalidImage(
             f"{label}: took more than {budget:g} s of CPU to decode, the limit for one file (a decompression bomb?"
             " IMGVAULT_DECODE_CPU_SECONDS sets it)"
         ) from None
+
+
+MESSAGE_BYTES = 2048  # of what decoders write to standard error about one file, kept for its error message
+_messages = {"pid": None, "fd": None}  # this process's in-memory file for them (a fork makes its own)
+
+
+@contextlib.contextmanager
+def _decoder_messages(said: list[str]):
+    """Collect into ``said`` what C libraries (libtiff, libjpeg) write to file descriptor 2 meanwhile, instead of
+    letting it reach the terminal unattributed. Only where ``os.memfd_create`` exists (Linux): an in-memory
+    file, never one on disk."""
+    if not hasattr(os, "memfd_create"):
+        yield
+        return
+    if _messages["pid"] != os.getpid():
+        _messages["pid"], _messages["fd"] = os.getpid(), os.memfd_create("imgvault-decoder-messages", os.MFD_CLOEXEC)
+    fd = _messages["fd"]
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, MESSAGE_BYTES).decode("utf-8", "replace")
+        said.extend(line.strip().rstrip(".") for line in text.splitlines() if line.strip())
 
 
 def _inspect_in_a_worker(data: bytes, label: str, *limits) -> ImageFacts:

@@ -108,3 +108,14 @@ def jpeg_scan_bomb(side: int, repeats: int) -> bytes:
     _marker, start, end = [s for s in segments if s[0] == 0xDA][1]
     last = segments[-1][1]
     return data[:last] + data[start:end] * repeats + data[last:]
+
+
+def tiff_with_bogus_jpeg_tables() -> bytes:
+    """A JPEG-compressed TIFF whose quantisation table has an impossible index: libtiff and libjpeg write their
+    complaints straight to the process's standard error (file descriptor 2), not through Python."""
+    pixels = (np.arange(64 * 64 * 3) % 251).astype(np.uint8).reshape(64, 64, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "TIFF", compression="jpeg")
+    data = bytearray(buffer.getvalue())
+    data[data.index(b"\xff\xdb") + 4] = 0x07  # DQT: table index 7 (0 to 3 exist)
+    return bytes(data)

@@ -355,3 +355,19 @@ def test_a_bad_cpu_budget_is_one_clear_error(initialised, runner, image_dir, mon
     result = runner.invoke(cli, ["put", str(image_dir / "china.jpg")])
     assert result.exit_code == 1
     assert "IMGVAULT_DECODE_CPU_SECONDS must be a positive number of seconds, not 'soon'" in result.stderr
+
+
+def test_what_libtiff_and_libjpeg_print_becomes_part_of_that_files_error(initialised, image_dir, tmp_path):
+    # A real process: C libraries write to file descriptor 2 itself, which CliRunner does not capture.
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    (folder / "a.png").write_bytes((image_dir / "camera-gray.png").read_bytes())
+    (folder / "b.tif").write_bytes(hostile.tiff_with_bogus_jpeg_tables())
+    env = {**os.environ, "IMGVAULT_HOME": str(initialised)}
+    done = subprocess.run([sys.executable, "-m", "imgvault.cli", "put", str(folder)], env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and lines[1] == 'Stored 1 image in collection "default"; 1 failed.', lines
+    assert lines[0].startswith(f"Error: {folder / 'b.tif'}: truncated or corrupt image (")
+    assert "Bogus DQT index 7" in lines[0]  # the library's words, attributed to the file
