@@ -44,10 +44,11 @@ def _gain(row: dict) -> str:
 def print_security(rows: list[dict], width: int) -> None:
     """The measures (means over images), the randomness tests at each payload's size, the learning attack,
     and why the measures marked n/a do not apply."""
-    key = [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10)]
+    # The setting as well as the method: two runs of one method at two sizes or colours are two rows.
+    key = [("COLLECTION", width), ("METHOD", 8), ("K", 4), ("FIT", 10), ("SIZE", 9)]
 
     def head(r):
-        return r["collection"], r["method"], r["k"] or "-", r["fit"]
+        return r["collection"], r["method"], r["k"] or "-", r["fit"], f"{r['size']} {r['color']}"
 
     click.echo()
     click.echo(
@@ -104,9 +105,9 @@ def print_threat_matrix(rows: list[dict], width: int) -> None:
         return r[name] + (f" {r[name + '_extra']}" if r[name + "_extra"] else "")
 
     plain_table(
-        [("COLLECTION", width), ("METHOD", 12), ("FIT", 10), ("KEY_BITS", 8), ("KEY_SENS", 8),
+        [("COLLECTION", width), ("METHOD", 12), ("FIT", 10), ("SIZE", 9), ("KEY_BITS", 8), ("KEY_SENS", 8),
          ("INVERSION", 24), ("INVERSION_BLOCKS", 24), ("JIGSAW", 38), ("PERMUTATION", 0)],
-        ((r["collection"], r["method"], r["fit"], r["key_space_bits"], r["key_sensitivity"],
+        ((r["collection"], r["method"], r["fit"], r["setting"], r["key_space_bits"], r["key_sensitivity"],
           *(cell(r, name) for name in ATTACK_NAMES)) for r in matrix),
     )  # fmt: skip
     for line in reasons(rows):

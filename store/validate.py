@@ -3,7 +3,6 @@
 Imports only Pillow, so that worker processes that validate files start fast.
 """
 
-import contextlib
 import io
 import json
 import os
@@ -53,28 +52,38 @@ class _OverBudget(BaseException):
     """Raised into the decoding by SIGPROF (a BaseException, so that no ``except Exception`` swallows it)."""
 
 
-@contextlib.contextmanager
-def _cpu_budget(seconds: float):
-    """Raise :class:`_OverBudget` into the code within, once this process has spent ``seconds`` of CPU on it.
+# Per process (a fork makes its own): whether SIGPROF's handler is ours, whether the timer runs for a file, and
+# the in-memory file that C libraries' messages go to meanwhile.
+_guard = {"pid": None, "armed": False, "messages": None}
+MESSAGE_BYTES = 2048  # of what decoders write to standard error about one file, kept for its error message
 
-    ``ITIMER_PROF`` counts the process's CPU time; its signal is handled between two of the decoder's calls
-    (Pillow decodes a file in blocks of 64 KiB), so the overrun is bounded by one block's work.
-    """
-    armed = [True]
 
-    def over(_signum, _frame) -> None:
-        if armed[0]:
-            armed[0] = False
-            raise _OverBudget
+def _over_budget(_signum, _frame) -> None:
+    if _guard["armed"]:
+        _guard["armed"] = False
+        raise _OverBudget
 
-    previous = signal.signal(signal.SIGPROF, over)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        armed[0] = False
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
+
+def _prepare_guard() -> int | None:
+    """Once per process: SIGPROF's handler, and the in-memory file for messages (None without memfd_create)."""
+    if _guard["pid"] != os.getpid():
+        signal.signal(signal.SIGPROF, _over_budget)
+        memfd = getattr(os, "memfd_create", None)
+        messages = memfd("imgvault-decoder-messages", os.MFD_CLOEXEC) if memfd is not None else None
+        _guard.update(pid=os.getpid(), armed=False, messages=messages)
+    return _guard["messages"]
+
+
+def _said(messages: int) -> list[str]:
+    """What C libraries wrote to the messages file since it was last emptied, emptying it."""
+    written = os.lseek(messages, 0, os.SEEK_CUR)
+    if not written:
+        return []
+    os.lseek(messages, 0, os.SEEK_SET)
+    text = os.read(messages, min(written, MESSAGE_BYTES)).decode("utf-8", "replace")
+    os.ftruncate(messages, 0)
+    os.lseek(messages, 0, os.SEEK_SET)
+    return [line.strip().rstrip(".") for line in text.splitlines() if line.strip()]
 
 
 @dataclass(frozen=True)
@@ -107,12 +116,22 @@ def inspect_image(
     budget = decode_cpu_seconds()
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         return _inspect_in_a_worker(data, label, max_pixels, max_frames, max_total_pixels)
-    said: list[str] = []
+    # The CPU timer (ITIMER_PROF counts this process's CPU time) raises _OverBudget into the decoding through
+    # SIGPROF, handled between two of the decoder's calls (Pillow decodes a file in blocks of 64 KiB), so the
+    # overrun is bounded by one block's work. Meanwhile what libtiff and libjpeg write to file descriptor 2
+    # goes to an in-memory file: this file's error message, never loose lines on the terminal.
+    messages = _prepare_guard()
+    saved = None
+    if messages is not None:
+        saved = os.dup(2)
+        os.dup2(messages, 2)
+    _guard["armed"] = True
+    signal.setitimer(signal.ITIMER_PROF, budget)
     try:
-        with _cpu_budget(budget), _decoder_messages(said):
-            return _inspect(data, label, max_pixels, max_frames, max_total_pixels)
+        return _inspect(data, label, max_pixels, max_frames, max_total_pixels)
     except InvalidImage as exc:
-        if said:  # what a C library wrote while it failed: this file's, not a loose line on the terminal
+        said = _said(messages) if messages is not None else []
+        if said:
             raise InvalidImage(f"{exc}: {'; '.join(said[:3])}") from None
         raise
     except _OverBudget:
@@ -120,35 +139,13 @@ def inspect_image(
             f"{label}: took more than {budget:g} s of CPU to decode, the limit for one file (a decompression bomb?"
             " IMGVAULT_DECODE_CPU_SECONDS sets it)"
         ) from None
-
-
-MESSAGE_BYTES = 2048  # of what decoders write to standard error about one file, kept for its error message
-_messages = {"pid": None, "fd": None}  # this process's in-memory file for them (a fork makes its own)
-
-
-@contextlib.contextmanager
-def _decoder_messages(said: list[str]):
-    """Collect into ``said`` what C libraries (libtiff, libjpeg) write to file descriptor 2 meanwhile, instead of
-    letting it reach the terminal unattributed. Only where ``os.memfd_create`` exists (Linux): an in-memory
-    file, never one on disk."""
-    if not hasattr(os, "memfd_create"):
-        yield
-        return
-    if _messages["pid"] != os.getpid():
-        _messages["pid"], _messages["fd"] = os.getpid(), os.memfd_create("imgvault-decoder-messages", os.MFD_CLOEXEC)
-    fd = _messages["fd"]
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    saved = os.dup(2)
-    os.dup2(fd, 2)
-    try:
-        yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.lseek(fd, 0, os.SEEK_SET)
-        text = os.read(fd, MESSAGE_BYTES).decode("utf-8", "replace")
-        said.extend(line.strip().rstrip(".") for line in text.splitlines() if line.strip())
+        _guard["armed"] = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            _said(messages)  # dropped: the file was good, or its error holds them already
 
 
 def _inspect_in_a_worker(data: bytes, label: str, *limits) -> ImageFacts:

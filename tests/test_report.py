@@ -209,3 +209,17 @@ def test_printed_on_a_page_nothing_overflows_and_sections_start_on_a_new_page(pa
     assert wider == []
     assert breaks[0] == "auto" and set(breaks[1:]) == {"page"}
     assert (tmp_path / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_report_images_shows_samples_of_methods_whose_knob_is_not_k(tmp_path, migrated_tracking_db, monkeypatch):
+    # le and etc take a block size, arnold a number of iterations: their samples are found by that knob.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with Store.init(settings=Settings.resolve(tmp_path / "vault", environ={})) as store:
+        shutil.copy(migrated_tracking_db, tmp_path / "vault" / "mlflow.db")
+        for name in PHOTOS[:3]:
+            store.put(Path(skimage.data.__file__).parent / name, collection="photos")
+        run_batch(store, "photos", BatchConfig(methods=("le", "etc", "arnold"), size=32, jobs=1, figures=0))
+        page = render_report(tmp_path / "vault", ["photos"], images=2, store=store)
+    samples = _section(page, "collection-photos-samples")
+    found = re.findall(r'<figure class="sample" data-method="(\w+)">', samples)
+    assert sorted(found) == ["arnold", "arnold", "etc", "etc", "le", "le"]

@@ -574,3 +574,16 @@ def test_compare_and_the_html_report_show_the_security_of_each_method(faces, hom
     assert "N/A: randomized encryption: IND-CPA, no diffusion test" in page and "7.671 ± 0.028" in page
     assert "Wang et al. 2004" in page
     assert not external_references(page)
+
+
+def test_compare_s_security_tables_tell_two_settings_of_one_method_apart(photos, runner):
+    photos[0].close()
+    for size in ("16", "24"):
+        result = runner.invoke(cli, ["run", "-c", "photos", "-m", "aes", "--size", size, "--figures", "0", "-j", "1"])
+        assert result.exit_code == 0, result.output
+    shown = runner.invoke(cli, ["compare", "-c", "photos"]).stdout
+    security = shown[shown.index("Security of the encrypted payloads") :].split("\n\n")[0].splitlines()
+    assert "SIZE" in security[1]
+    assert sorted(line.split()[4] for line in security[2:]) == ["16", "24"]  # "16 gray", "24 gray"
+    randomness = shown[shown.index("Randomness tests") :].split("\n\n")[0].splitlines()
+    assert "SIZE" in randomness[1] and len([line for line in randomness if line.startswith("photos")]) == 2

@@ -10,7 +10,7 @@ import io
 from dataclasses import dataclass
 
 from imgvault.methods.preprocess import load_pixels, to_uint8
-from imgvault.methods.registry import method_classes
+from imgvault.methods.registry import knob, method_classes
 from imgvault.methods.render import caption, figure, render_encoded
 
 
@@ -32,8 +32,11 @@ def _png(pixels) -> bytes:
 
 def _matches(info, row: dict) -> bool:
     params = info.params
+    # The row's k is the method's one knob, whatever its name: k, block_size (le, etc), iterations (arnold).
+    setting = knob(row["method"])
+    value = params.get("codec", {}).get(setting.name if setting is not None else "k")
     return (info.method == row["method"] and params.get("fit") == row["fit"] and params.get("size") == row["size"]
-            and params.get("color") == row["color"] and params.get("codec", {}).get("k") == row["k"])  # fmt: skip
+            and params.get("color") == row["color"] and value == row["k"])  # fmt: skip
 
 
 def shown_rows(rows: list[dict]) -> list[dict]:

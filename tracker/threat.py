@@ -72,6 +72,7 @@ def matrix_rows(rows: list[dict]) -> list[dict]:
             continue
         label = row["method"] + ("" if row.get("k") is None else f" k={row['k']}")
         out.append({"collection": row["collection"], "method": label, "fit": row["fit"],
+                    "setting": f"{row.get('size')} {row.get('color')}",
                     "key_space_bits": _number(row, "key_space_bits", 0),
                     "key_sensitivity": _number(row, "key_sensitivity", 3),
                     **{name: cell_text(cells.get(name)) for name in ATTACK_NAMES},
@@ -94,11 +95,17 @@ def threat_html(rows: list[dict]) -> str:
     matrix = matrix_rows(rows)
     if not matrix:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("method", "key mode", "key space (bits)", "key sensitivity",
+    head = "".join(f"<th>{h}</th>" for h in ("method", "key mode", "size", "key space (bits)", "key sensitivity",
                                                *ATTACK_NAMES))  # fmt: skip
     body = []
     for r in matrix:
-        cells = [html.escape(r["method"]), html.escape(r["fit"]), r["key_space_bits"], r["key_sensitivity"]]
+        cells = [
+            html.escape(r["method"]),
+            html.escape(r["fit"]),
+            html.escape(r["setting"]),
+            r["key_space_bits"],
+            r["key_sensitivity"],
+        ]
         cells += [r[name] + (f"<br><small>{r[name + '_extra']}</small>" if r[name + "_extra"] else "")
                   for name in ATTACK_NAMES]  # fmt: skip
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
