@@ -224,3 +224,22 @@ def test_every_error_is_a_problem_document_405_included(gallery):
         assert _is_problem(client.delete("/collections"), 405)
         assert _is_problem(client.put(f"/images/{gallery.image_id}/content"), 405)
         assert _is_problem(client.get("/nothing-here"), 404)
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_typed_bodies_and_problem_documents(gallery):
+    document = httpx.get(f"{gallery.url}/api/v1/openapi.json", timeout=30).json()
+    assert document["components"]["securitySchemes"]["bearer"] == {
+        "type": "http", "scheme": "bearer", "description": document["components"]["securitySchemes"]["bearer"][
+            "description"]}  # fmt: skip
+    listing = document["paths"]["/api/v1/collections/{name}/images"]["get"]
+    assert listing["security"] == [{"bearer": []}]
+    assert listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ImagesPage")
+    for status in ("401", "404", "422"):
+        assert "application/problem+json" in listing["responses"][status]["content"], status
+    upload = document["paths"]["/api/v1/collections/{name}/images"]["post"]
+    assert {"201", "207", "403", "413", "415"} <= set(upload["responses"])
+    # And a page of it, made on the server: no script, nothing fetched from elsewhere.
+    page = httpx.get(f"{gallery.url}/api/v1/docs", timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<script" not in page.text and "GET /api/v1/collections/{name}/images" in page.text
+    assert "ImagesPage" in page.text and "application/problem+json" in page.text

@@ -10,7 +10,7 @@ from pydantic import AliasChoices, BaseModel, Field
 from imgvault.methods.registry import METHOD_NAMES
 from imgvault.store.names import check_collection_name
 
-from . import media
+from . import media, schemas
 from .auth import Caller, bearer, on_store
 from .operations import (
     DEFAULT_PAGE_SIZE,
@@ -24,7 +24,7 @@ from .operations import (
 )
 from .uploads import BodyError, read_multipart
 
-router = APIRouter(prefix="/api/v1", tags=["api"])
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=schemas.COMMON)
 Reader = Annotated[Caller, Depends(bearer)]
 ImageId = Annotated[str, Path(pattern=ULID, description="An image id (ULID)")]
 EncodedId = Annotated[str, Path(pattern=ULID, description="An encoded image id (ULID)")]
@@ -38,13 +38,14 @@ def _png(data: bytes) -> Response:
     return Response(data, media_type="image/png")
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=None, responses={200: {"model": schemas.Collections}})
 def list_collections(request: Request, caller: Reader) -> dict:
     """Every collection with its image count and size."""
     return {"collections": [c.to_dict() for c in _store(request).collections()]}
 
 
-@router.get("/collections/{name:path}/images")
+@router.get("/collections/{name:path}/images", response_model=None,
+            responses={200: {"model": schemas.ImagesPage}, **schemas.problems(404)})  # fmt: skip
 def list_images(
     request: Request,
     caller: Reader,
@@ -57,7 +58,10 @@ def list_images(
     return {"images": [image.to_dict() for image in images], "next_page_token": next_token}
 
 
-@router.post("/collections/{name:path}/images", responses={201: {}, 207: {}, 422: {}})
+@router.post("/collections/{name:path}/images", response_model=None, status_code=201, responses={
+    201: {"model": schemas.Uploads, "description": "Every file stored"},
+    207: {"model": schemas.Uploads, "description": "Some files stored: a result per file"},
+    **schemas.problems(403, 413, 415, 422)})  # fmt: skip
 async def upload_images(request: Request, caller: Reader, name: str) -> JSONResponse:
     """Store the files of a multipart body (field ``file`` or ``files``), each validated as ``imgvault put`` does.
 
@@ -82,20 +86,29 @@ async def upload_images(request: Request, caller: Reader, name: str) -> JSONResp
     return JSONResponse(body, status_code=201 if stored == len(results) else 207)
 
 
-@router.get("/images/{image_id}")
+@router.get("/images/{image_id}", response_model=None,
+            responses={200: {"model": schemas.Image}, **schemas.problems(404)})  # fmt: skip
 def image_info(request: Request, caller: Reader, image_id: ImageId) -> dict:
     """An image's record, without its bytes (the fields of ``imgvault ls --json``)."""
     return _store(request).info(image_id).to_dict()
 
 
-@router.get("/images/{image_id}/content", response_class=Response)
+@router.get(
+    "/images/{image_id}/content",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/*": {}}, "description": "The bytes, with their content type"},
+        **schemas.problems(404),
+    },
+)
 async def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
     """The original bytes, exactly as they were put, with their content type."""
     data = await on_store(_store(request), _store(request).get, image_id)
     return Response(data, media_type=media.sniff_content_type(data))
 
 
-@router.get("/images/{image_id}/thumbnail", response_class=Response)
+@router.get("/images/{image_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **schemas.problems(404)})  # fmt: skip
 def image_thumbnail(request: Request, caller: Reader, image_id: ImageId,
                     size: Annotated[int, Query(ge=media.THUMBNAIL_SIZES[0], le=media.THUMBNAIL_SIZES[1])] = 256,
                     ) -> Response:  # fmt: skip
@@ -108,7 +121,7 @@ def image_thumbnail(request: Request, caller: Reader, image_id: ImageId,
     return response
 
 
-@router.delete("/images/{image_id}", status_code=204, response_class=Response)
+@router.delete("/images/{image_id}", status_code=204, response_class=Response, responses=schemas.problems(403, 404))
 def delete_image(request: Request, caller: Reader, image_id: ImageId) -> Response:
     """Delete an image with its encodings."""
     caller.require_write()
@@ -116,7 +129,8 @@ def delete_image(request: Request, caller: Reader, image_id: ImageId) -> Respons
     return Response(status_code=204)
 
 
-@router.get("/images/{image_id}/encodings")
+@router.get("/images/{image_id}/encodings", response_model=None,
+            responses={200: {"model": schemas.Encodings}, **schemas.problems(404)})  # fmt: skip
 def image_encodings(request: Request, caller: Reader, image_id: ImageId) -> dict:
     """The stored encodings of an image: method, parameters, metrics."""
     store = _store(request)
@@ -137,7 +151,8 @@ class EncodeRequest(BaseModel):
     colour: Literal["gray", "rgb"] = Field("gray", validation_alias=AliasChoices("colour", "color"))
 
 
-@router.post("/images/{image_id}/encodings", status_code=201)
+@router.post("/images/{image_id}/encodings", status_code=201, response_model=None,
+             responses={201: {"model": schemas.Encoded}, **schemas.problems(403, 404)})  # fmt: skip
 def encode_on_demand(request: Request, caller: Reader, image_id: ImageId, body: EncodeRequest) -> dict:
     """Encode the image with a method now (as ``imgvault encode``); the stored encoding with its metrics."""
     caller.require_write()
@@ -145,20 +160,31 @@ def encode_on_demand(request: Request, caller: Reader, image_id: ImageId, body: 
     return info.to_dict()
 
 
-@router.get("/encoded/{encoded_id}/reconstruction", response_class=Response)
+@router.get("/encoded/{encoded_id}/reconstruction", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **schemas.problems(404)})  # fmt: skip
 def reconstruction(request: Request, caller: Reader, encoded_id: EncodedId) -> Response:
     """What the encoding's model decodes, as PNG (for aes, exactly the pixels that were encrypted)."""
     return _png(media.pixels_png(media.encoding_panel(_store(request), encoded_id, "reconstruction")))
 
 
-@router.get("/encoded/{encoded_id}/picture", response_class=Response)
+@router.get("/encoded/{encoded_id}/picture", response_class=Response,
+            responses={200: {"content": {"image/png": {}}}, **schemas.problems(404)})  # fmt: skip
 def encrypted_picture(request: Request, caller: Reader, encoded_id: EncodedId) -> Response:
     """The encoded ("encrypted") image drawn as pixels, as the runs' figures show it, as PNG."""
     return _png(media.pixels_png(media.encoding_panel(_store(request), encoded_id, "encrypted")))
 
 
-@router.get("/collections/{name:path}/runs")
+@router.get("/collections/{name:path}/runs", response_model=None,
+            responses={200: {"model": schemas.Runs}, **schemas.problems(404, 503)})  # fmt: skip
 def runs(request: Request, caller: Reader, name: str) -> dict:
     """The latest finished run of each method on the collection, from MLflow, with links into the MLflow UI."""
     state = request.app.state
     return {"runs": collection_runs(state.store, state.home, name, state.mlflow_ui)}
+
+
+@router.get("/docs", include_in_schema=False, response_class=Response)
+def documentation(request: Request) -> Response:
+    """The API's documentation, rendered on the server from its OpenAPI document: no script, nothing fetched."""
+    app = request.app
+    return app.state.templates.TemplateResponse(request, "api_docs.html", {
+        "doc": app.openapi(), "openapi_url": app.openapi_url, "caller": None})  # fmt: skip

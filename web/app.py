@@ -85,7 +85,8 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     """
     from . import api, gallery
 
-    # The OpenAPI document is served; FastAPI's documentation pages are not (they load scripts from a CDN).
+    # The OpenAPI document is served, and a page made from it (/api/v1/docs); FastAPI's documentation pages are
+    # not (they load scripts from a CDN).
     app = FastAPI(title="imgvault", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     app.state.store = store
     app.state.home = Path(home)

@@ -10,9 +10,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPBearer
 
 from imgvault.store.tokens import TokenInfo, check_token
 
@@ -84,12 +86,20 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def bearer(request: Request) -> Caller:
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token of imgvault token create NAME: Authorization: Bearer ivt_...",
+)
+
+
+async def bearer(request: Request, _declared: Annotated[object, Security(_BEARER)] = None) -> Caller:
     """The caller of an API request, from its ``Authorization: Bearer TOKEN`` header; else AuthError 401.
 
-    A coroutine, so that on SQLite checking the token (a cached record and ``PRAGMA data_version``, or one
-    indexed select, in a local file) runs on the event loop instead of costing a hop to the thread pool and back
-    on every request (see :func:`on_store`).
+    ``_declared`` declares the scheme in the OpenAPI document (the header is read here). A coroutine, so that
+    on SQLite checking the token (a cached record and ``PRAGMA data_version``, or one indexed select, in a
+    local file) runs on the event loop instead of costing a hop to the thread pool and back on every request
+    (see :func:`on_store`).
     """
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
