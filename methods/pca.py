@@ -58,10 +58,16 @@ class PCACodec(ImageCodec):
         X = check_images(X)
         data = self._matrix(X)
         k = self.check_fit_shape(X.shape)
-        pca = PCA(n_components=k, svd_solver="full", random_state=self.random_state).fit(data)
+        if not np.ptp(data, axis=0).any():
+            # Every sample alike (a blank image): no direction of variance to find, and scikit-learn's PCA would
+            # divide by the zero total variance. The mean reproduces the data; any orthonormal basis does.
+            mean, components = data[0], np.eye(k, data.shape[1])
+        else:
+            pca = PCA(n_components=k, svd_solver="full", random_state=self.random_state).fit(data)
+            mean, components = pca.mean_, pca.components_
         # float32 from the start: the model that is stored is exactly the one that measured the metrics.
-        self.mean_ = pca.mean_.astype(np.float32)
-        self.components_ = pca.components_.astype(np.float32)
+        self.mean_ = mean.astype(np.float32)
+        self.components_ = components.astype(np.float32)
         self.image_shape_ = X.shape[1:]
         return self
 

@@ -336,3 +336,16 @@ def test_model_payloads_never_unpickle():
         bytes_to_arrays(smuggled.getvalue(), ("centres_", "image_shape_"))
     with pytest.raises(TypeError, match="only numbers"):
         arrays_to_bytes({"x": np.array(["text"])})
+
+
+def test_pca_of_a_blank_image_reproduces_it_without_a_warning():
+    import warnings
+
+    from imgvault.methods import make_codec
+
+    blank = np.full((1, 16, 16), 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for fit, k in (("image", 4), ("collection", 1)):
+            codec = make_codec("pca", k=k, fit=fit).fit(blank)
+            assert np.allclose(codec.decode(codec.encode(blank)), blank)
