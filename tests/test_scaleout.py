@@ -3,7 +3,6 @@
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -82,11 +81,9 @@ def test_run_takes_the_scheduler_from_the_environment(photos, cluster, runner, m
 
 
 def test_an_unreachable_scheduler_fails_before_any_run_starts(photos, runner):
-    started = time.monotonic()
     result = runner.invoke(cli, ["run", "-c", "photos", "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("Error: cannot reach the Dask scheduler tcp://127.0.0.1:9")
-    assert time.monotonic() - started < 30
     client = MlflowClient(f"sqlite:///{photos.settings.home / 'mlflow.db'}")
     assert client.get_experiment_by_name("imgvault/photos") is None or not client.search_runs(
         [client.get_experiment_by_name("imgvault/photos").experiment_id]

@@ -150,8 +150,8 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def test_ui_stops_within_two_seconds_of_ctrl_c_and_leaves_no_process(tmp_path, clean_env, migrated_tracking_db,
-                                                                     record_property):  # fmt: skip
+def test_one_ctrl_c_stops_the_ui_with_a_browser_connected_and_leaves_no_process(
+        tmp_path, clean_env, migrated_tracking_db, record_property):  # fmt: skip
     from servers import free_port
 
     from imgvault.store import Store
@@ -189,8 +189,8 @@ def test_ui_stops_within_two_seconds_of_ctrl_c_and_leaves_no_process(tmp_path, c
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
         ui.stderr.close()
-    # 2 s on an idle machine; the margin is for a loaded CI runner.
-    assert took < 5, f"imgvault ui took {took:.1f} s to stop"
+    # How long it takes is benchmarks/ui_stop_bench.py's: here, that one Ctrl-C stops it, a browser's open
+    # connection notwithstanding, and leaves nothing behind.
     assert code == 0
     left = {pid: state for pid, (_, state) in _processes().items() if pid in children}
     assert not left, f"processes of the UI left behind: {left}"
