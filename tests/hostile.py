@@ -97,15 +97,16 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
     return found
 
 
-def jpeg_scan_bomb(side: int, repeats: int) -> bytes:
-    """A valid progressive JPEG whose second scan is repeated ``repeats`` times: each repeat costs a pass over
-    every block of the image to decode (scans x pixels), within every pixel limit."""
-    pixels = (np.add.outer(np.arange(side), np.arange(side)) % 256).astype(np.uint8)
+def jpeg_scan_bomb(side: int, repeats: int, *, flat: bool = False) -> bytes:
+    """A valid progressive JPEG whose second scan (``flat``: a blank image's last, a few hundred bytes) is
+    repeated ``repeats`` times: each repeat costs a pass over every block of the image to decode (scans x
+    pixels), within every pixel limit."""
+    pixels = np.full((side, side), 128, np.uint8) if flat else np.add.outer(np.arange(side), np.arange(side))
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", progressive=True, quality=50)
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "JPEG", progressive=True, quality=50)
     data = buffer.getvalue()
     segments = _jpeg_segments(data)
-    _marker, start, end = [s for s in segments if s[0] == 0xDA][1]
+    _marker, start, end = [s for s in segments if s[0] == 0xDA][-1 if flat else 1]
     last = segments[-1][1]
     return data[:last] + data[start:end] * repeats + data[last:]
 

@@ -3,6 +3,7 @@
 import io
 import os
 import socket
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -243,3 +244,17 @@ def test_the_openapi_document_declares_the_bearer_scheme_typed_bodies_and_proble
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "<script" not in page.text and "GET /api/v1/collections/{name}/images" in page.text
     assert "ImagesPage" in page.text and "application/problem+json" in page.text
+
+
+def test_serve_on_a_busy_port_is_one_error_line_and_claims_nothing(tmp_path):
+    home = tmp_path / "vault"
+    Store.init(settings=Settings.resolve(home, environ={})).close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port)], timeout=120,
+                              env={"PATH": os.environ["PATH"], "IMGVAULT_HOME": str(home)}, capture_output=True,
+                              text=True)  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"Error: port {port} on 127.0.0.1 is in use: choose another with --port\n"

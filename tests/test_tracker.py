@@ -418,6 +418,8 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+        server.stderr.close()
 
 
 def test_ui_on_a_busy_port_is_one_error_line_and_claims_nothing(photos, home):
