@@ -92,7 +92,9 @@ class Rotation(Keyring):
         table, columns = schema.SEALED[kind]
         key = schema.record_id(table)
         # A row without a key id (an API token row that was never sealed: forged) is not re-sealed into validity.
-        query = schema.sealed_rows(kind).where(table.c.key_id != new_primary)
+        # Locked (PostgreSQL; SQLite serialises writers): a token revoked meanwhile is not re-sealed from its
+        # values before the revocation.
+        query = schema.sealed_rows(kind).where(table.c.key_id != new_primary).with_for_update()
         if after is not None:
             query = query.where(key > after).order_by(key).limit(limit)
         rows = connection.execute(query).all()
