@@ -17,35 +17,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from store_bench import print_figures
 
 from imgvault.store import Store
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+from servers import free_port, start_ui
 
 
 def one_stop(home: Path) -> float:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    ui = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)],
-                          env=env, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    ui = start_ui(home, port, env)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or ui.poll() is not None:
-                    raise SystemExit("imgvault ui did not start") from None
-                time.sleep(0.2)
         browser = socket.create_connection(("127.0.0.1", port))
         browser.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         started = time.monotonic()
@@ -58,6 +44,7 @@ def one_stop(home: Path) -> float:
         if ui.poll() is None:
             os.killpg(ui.pid, signal.SIGKILL)
             ui.wait()
+        ui.stderr.close()
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Fixtures: real stores on tmp_path and real images from skimage.data and scikit-learn, in many formats."""
 
+import contextlib
 import io
 import os
 import shutil
@@ -163,3 +164,16 @@ def photos(store, home, migrated_tracking_db, monkeypatch):
     for name in PHOTOS:
         store.put(SKIMAGE_DATA / name, collection="photos", metadata={"patient": "Jane Roe"})
     return store
+
+
+@contextlib.contextmanager
+def tracked_store(home: Path, migrated_tracking_db: Path):
+    """A new store in ``home`` with a fresh copy of the migrated MLflow database, made with no imgvault or MLflow
+    variable of the developer's shell: for module fixtures, which cannot use ``clean_env``."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
+                     "MLFLOW_TRACKING_URI"):  # fmt: skip
+            env.delenv(name, raising=False)
+        with Store.init(settings=Settings.resolve(home, environ={})) as store:
+            shutil.copy(migrated_tracking_db, home / "mlflow.db")
+            yield store

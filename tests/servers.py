@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -46,3 +47,26 @@ def serving(command: list[str], url: str, env: dict | None = None, timeout: floa
             os.killpg(server.pid, signal.SIGKILL)
         server.wait()
         server.stderr.close()
+
+
+# Debian's chromium, driven by Playwright (no browser download), with flags for a closed network: no
+# background fetches that would fail over and over.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+
+
+def start_ui(home, port: int, env: dict, **options) -> subprocess.Popen:
+    """``imgvault ui`` on ``home`` in a session of its own, once it answers on ``port`` (its stderr piped)."""
+    ui = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)],
+                          env=env, stderr=subprocess.PIPE, start_new_session=True, **options)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                return ui
+        except OSError:
+            if time.monotonic() > deadline or ui.poll() is not None:
+                ui.kill()
+                raise AssertionError(ui.stderr.read().decode()[-3000:]) from None
+            time.sleep(0.5)

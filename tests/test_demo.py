@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from leaks import leaks, original_panel, pixel_runs
 from mlflow import MlflowClient
 from PIL import Image
-from servers import free_port, serving
+from servers import CHROMIUM, CHROMIUM_ARGS, free_port, serving
 
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
@@ -23,7 +23,6 @@ from imgvault.store import Settings, Store
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 30}
 RUNS = ["pca k=4", "pca k=8", "kmeans k=4", "kmeans k=8", "gmm k=4", "gmm k=8", "aes"]
 CLEAN = {name: None for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
@@ -104,8 +103,7 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
         # Flags for a closed network: no background fetches that would fail over and over.
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"],
+            args=CHROMIUM_ARGS,
         )  # fmt: skip
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})

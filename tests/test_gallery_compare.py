@@ -1,21 +1,18 @@
 """The gallery's compare page, in a real browser: every built-in method's runs, one image through each, no script."""
 
 import os
-import shutil
 import sys
 
 import pytest
 import skimage.data
-from conftest import PHOTOS, SKIMAGE_DATA
-from servers import free_port, serving
+from conftest import PHOTOS, SKIMAGE_DATA, tracked_store
+from servers import CHROMIUM, CHROMIUM_ARGS, free_port, serving
 
 from imgvault.methods.registry import METHOD_NAMES
-from imgvault.store import Settings, Store
 from imgvault.store.tokens import create_token
 from imgvault.tracker.runner import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
 LOADED = "img => img.complete && img.naturalWidth > 0"
 
 
@@ -25,23 +22,18 @@ def gallery(tmp_path_factory, migrated_tracking_db):
     collection "faces" of 25-pixel faces; yields (url, token)."""
     root = tmp_path_factory.mktemp("compare")
     home = root / "vault"
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
-                     "MLFLOW_TRACKING_URI"):  # fmt: skip
-            env.delenv(name, raising=False)
-        with Store.init(settings=Settings.resolve(home, environ={})) as store:
-            shutil.copy(migrated_tracking_db, home / "mlflow.db")
-            for name in PHOTOS:
-                store.put(SKIMAGE_DATA / name, collection="photos")
-            from imgvault.methods import to_uint8
+    with tracked_store(home, migrated_tracking_db) as store:
+        for name in PHOTOS:
+            store.put(SKIMAGE_DATA / name, collection="photos")
+        from imgvault.methods import to_uint8
 
-            face = to_uint8(skimage.data.lfw_subset()[0])
-            from PIL import Image
+        face = to_uint8(skimage.data.lfw_subset()[0])
+        from PIL import Image
 
-            Image.fromarray(face).save(root / "face.png")
-            store.put(root / "face.png", collection="faces")
-            run_batch(store, "photos", BatchConfig(methods=METHOD_NAMES, size=32, jobs=1, figures=0))
-            _name, token = create_token(store, "viewer", read_only=True)
+        Image.fromarray(face).save(root / "face.png")
+        store.put(root / "face.png", collection="faces")
+        run_batch(store, "photos", BatchConfig(methods=METHOD_NAMES, size=32, jobs=1, figures=0))
+        _name, token = create_token(store, "viewer", read_only=True)
     port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(root), "IMGVAULT_HOME": str(home)}
     with serving([sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port)],
@@ -59,8 +51,7 @@ def test_the_compare_page_shows_every_method_and_one_image_through_each(gallery,
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"],
+            args=CHROMIUM_ARGS,
         )  # fmt: skip
         try:
             context = browser.new_context(java_script_enabled=False, viewport={"width": 1300, "height": 900})

@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+from conftest import tracked_store
 from leaks import leaks, original_panel, pixel_runs
 from PIL import Image
+from servers import CHROMIUM, CHROMIUM_ARGS
 
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
@@ -35,22 +37,17 @@ def home(tmp_path_factory, migrated_tracking_db):
     """A home with collections "photos" and "faces", each run with pca, kmeans and aes over a k sweep."""
     root = tmp_path_factory.mktemp("report")
     home = root / "vault"
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
-                     "MLFLOW_TRACKING_URI"):  # fmt: skip
-            env.delenv(name, raising=False)
-        with Store.init(settings=Settings.resolve(home, environ={})) as store:
-            shutil.copy(migrated_tracking_db, home / "mlflow.db")
-            folder = Path(skimage.data.__file__).parent
-            for name in PHOTOS:
-                store.put(folder / name, collection="photos")
-            for n, face in enumerate(skimage.data.lfw_subset()[:12]):
-                path = root / f"face-{n:03d}.png"
-                Image.fromarray(to_uint8(face)).save(path)
-                store.put(path, collection="faces")
-            run_batch(store, "photos", BatchConfig(methods=METHODS, ks=(2, 8), size=32, jobs=1, figures=0))
-            run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(200, 230), size=32, jobs=1, figures=0))
-            run_batch(store, "faces", BatchConfig(methods=METHODS, ks=(2, 8), size=25, jobs=1, figures=0))
+    with tracked_store(home, migrated_tracking_db) as store:
+        folder = Path(skimage.data.__file__).parent
+        for name in PHOTOS:
+            store.put(folder / name, collection="photos")
+        for n, face in enumerate(skimage.data.lfw_subset()[:12]):
+            path = root / f"face-{n:03d}.png"
+            Image.fromarray(to_uint8(face)).save(path)
+            store.put(path, collection="faces")
+        run_batch(store, "photos", BatchConfig(methods=METHODS, ks=(2, 8), size=32, jobs=1, figures=0))
+        run_batch(store, "photos", BatchConfig(methods=("kmeans",), ks=(200, 230), size=32, jobs=1, figures=0))
+        run_batch(store, "faces", BatchConfig(methods=METHODS, ks=(2, 8), size=25, jobs=1, figures=0))
         yield home
 
 
@@ -178,9 +175,6 @@ def test_report_images_embeds_n_panels_per_method_decrypted_from_the_store_and_s
     assert oct(output.stat().st_mode & 0o777) == "0o600"
 
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 def test_printed_on_a_page_nothing_overflows_and_sections_start_on_a_new_page(page, tmp_path):
     import os
 
@@ -190,7 +184,7 @@ def test_printed_on_a_page_nothing_overflows_and_sections_start_on_a_new_page(pa
 
     (tmp_path / "report.html").write_text(page)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             shown = browser.new_page(viewport={"width": 700, "height": 1000})  # A4's width between margins
             shown.goto((tmp_path / "report.html").as_uri())

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from conftest import sample_images
 from leaks import leaks
 from PIL import Image
-from servers import free_port, serving
+from servers import CHROMIUM, CHROMIUM_ARGS, free_port, serving
 
 from imgvault.cli import cli
 from imgvault.store import Settings, Store
@@ -23,7 +23,6 @@ from imgvault.store.tokens import create_token, revoke_token
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = "/usr/bin/chromium"
 LOADED = "img => img.complete && img.naturalWidth > 0"
 PHOTOS = sample_images()
 CLEAN = ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE", "MLFLOW_TRACKING_URI")
@@ -333,8 +332,7 @@ def test_the_gallery_in_a_real_browser_signs_in_shows_thumbnails_uploads_and_sho
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             profile_dir, executable_path=CHROMIUM, viewport={"width": 1300, "height": 900},
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"],
+            args=CHROMIUM_ARGS,
         )  # fmt: skip
         try:
             page = browser.new_page()

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import termios
 import time
-import urllib.request
 from pathlib import Path
 
 import pyte
@@ -152,7 +151,7 @@ def _descendants(pid: int) -> set[int]:
 
 def test_one_ctrl_c_stops_the_ui_with_a_browser_connected_and_leaves_no_process(
         tmp_path, clean_env, migrated_tracking_db, record_property):  # fmt: skip
-    from servers import free_port
+    from servers import free_port, start_ui
 
     from imgvault.store import Store
 
@@ -161,17 +160,8 @@ def test_one_ctrl_c_stops_the_ui_with_a_browser_connected_and_leaves_no_process(
     shutil.copy(migrated_tracking_db, home / "mlflow.db")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    ui = subprocess.Popen([sys.executable, "-m", "imgvault.cli", "--home", str(home), "ui", "--port", str(port)],
-                          env=env, stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    ui = start_ui(home, port, env)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and ui.poll() is None, ui.stderr.read().decode()[-3000:]
-                time.sleep(0.5)
         # A browser keeps its connection open; the server must not wait for it.
         browser = socket.create_connection(("127.0.0.1", port))
         browser.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

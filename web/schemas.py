@@ -6,6 +6,8 @@ these models describe them in the document (``responses=``), without re-validati
 
 from pydantic import BaseModel, Field
 
+from imgvault.store.records import CollectionInfo, EncodedInfo, ImageInfo
+
 PROBLEM = "application/problem+json"
 
 
@@ -18,30 +20,12 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong, in one line")
 
 
-class Collection(BaseModel):
-    name: str
-    images: int
-    bytes: int
-    created: str = Field(description="ISO 8601, UTC")
+# The records themselves (stdlib dataclasses, as their to_dict gives them: datetimes as ISO 8601 UTC text).
+Collection, Image, Encoded = CollectionInfo, ImageInfo, EncodedInfo
 
 
 class Collections(BaseModel):
     collections: list[Collection]
-
-
-class Image(BaseModel):
-    """An image's record (the fields of ``imgvault ls --json``), never its bytes."""
-
-    id: str
-    name: str
-    collection: str
-    format: str
-    width: int
-    height: int
-    mode: str
-    bytes: int
-    created: str = Field(description="ISO 8601, UTC")
-    metadata: dict
 
 
 class ImagesPage(BaseModel):
@@ -59,20 +43,6 @@ class Uploads(BaseModel):
     stored: int
     failed: int
     results: list[UploadResult]
-
-
-class Encoded(BaseModel):
-    """An encoded ("encrypted") image: which image, method, parameters and model, and its quality metrics."""
-
-    id: str
-    image_id: str
-    model_id: str
-    collection: str
-    method: str
-    params: dict
-    metrics: dict
-    bytes: int
-    created: str = Field(description="ISO 8601, UTC")
 
 
 class Encodings(BaseModel):
