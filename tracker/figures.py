@@ -47,12 +47,12 @@ def linestyle(method: str) -> str:
 
 
 def bpp_axis(axis, bpps: list[float], label: str = "bits per pixel") -> None:
-    """Bits per pixel on a log scale when they span more than 16 times (AES on RGB at 24 bits per pixel next
-    to PCA at 0.4): on a linear scale the one far right squashes the others into a corner."""
+    """Bits per pixel on a log scale when they span more than 8 times (AES on RGB at 24 bits per pixel next
+    to K-Means at 2): on a linear scale the one far right squashes the others into a corner."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     finite = [b for b in bpps if b is not None and np.isfinite(b) and b > 0]
-    if finite and max(finite) > 16 * min(finite):
+    if finite and max(finite) > 8 * min(finite):
         axis.set_xscale("log", base=2)
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         axis.xaxis.set_minor_formatter(NullFormatter())

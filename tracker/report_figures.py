@@ -120,11 +120,16 @@ def _panels(n: int, columns: int, height: float = 3.0, legend_rows: int = 2):
     return plt, fig, axes[:n]
 
 
-def _legend_rows(rows: list[dict], extra: int = 0) -> int:
-    """How many rows the figure's legend takes (see :func:`_legend`): one entry per line drawn."""
+def _names(rows: list[dict]) -> list[str]:
+    """The legend's names of the lines :func:`draw_curves` draws for ``rows`` (one panel's)."""
     lines = lines_of(rows)
     several = len({key[1] for key in lines}) > 1
-    names = [method if not several else f"{method} ({setting_text(key)})" for method, key in lines] + [""] * extra
+    return [method if not several else f"{method} ({setting_text(key)})" for method, key in lines]
+
+
+def _legend_rows(panels: list[list[dict]], extra: int = 0) -> int:
+    """How many rows the figure's legend takes (see :func:`_legend`): one entry per name any panel draws."""
+    names = list(dict.fromkeys(name for rows in panels for name in _names(rows))) + [""] * extra
     if not names:
         return 0
     columns = max(1, min(5, len(names), 90 // (max(map(len, names)) + 8)))
@@ -133,8 +138,8 @@ def _legend_rows(rows: list[dict], extra: int = 0) -> int:
 
 def rate_distortion_figure(rows: list[dict], collections: list[str], metric: str, name: str):
     """``name`` (e.g. "SSIM") against bits per pixel, one panel per collection."""
-    shown = [r for r in rows if r["collection"] in collections]
-    plt, fig, axes = _panels(len(collections), min(COLUMNS, len(collections)), legend_rows=_legend_rows(shown))
+    panels = [[r for r in rows if r["collection"] == collection] for collection in collections]
+    plt, fig, axes = _panels(len(collections), min(COLUMNS, len(collections)), legend_rows=_legend_rows(panels))
     for axis, collection in zip(axes, collections, strict=True):
         draw_curves(axis, [r for r in rows if r["collection"] == collection], metric)
         axis.set_title(collection, fontsize=10)
@@ -154,7 +159,7 @@ SECURITY_PANELS = (
 
 def security_figure(rows: list[dict]):
     """What the encrypted payload gives away, against its bits per pixel, for one collection."""
-    plt, fig, axes = _panels(len(SECURITY_PANELS), 2, height=3.0, legend_rows=_legend_rows(rows))
+    plt, fig, axes = _panels(len(SECURITY_PANELS), 2, height=3.0, legend_rows=_legend_rows([rows]))
     for axis, (metric, title) in zip(axes, SECURITY_PANELS, strict=True):
         draw_curves(axis, rows, metric, annotate=False)
         axis.set_title(title, fontsize=10)
@@ -167,7 +172,7 @@ def attack_figure(rows: list[dict]):
     """The learning attack against bits per pixel: the attacker (solid) and the key holder (dashed) per
     method, and the mean image, the same for every method, as one grey line."""
     attacked = [r for r in rows if r.get("attack_ssim") is not None]
-    legend_rows = _legend_rows(attacked + attacked, extra=len(lines_of(attacked)) + 1)
+    legend_rows = _legend_rows([attacked], extra=len(lines_of(attacked)) + 1)
     plt, fig, [axis] = _panels(1, 1, height=3.4, legend_rows=legend_rows)
     draw_curves(axis, attacked, "attack_ssim")
     for line in axis.get_lines():
