@@ -218,7 +218,7 @@ def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo
     spec.loader.exec_module(examples)
     readme = (ROOT / "README.md").read_text()
     [shown] = [
-        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == "$ imgvault demo"
+        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == examples.DEMO
     ]
 
     def shape(text: str) -> list[str]:
