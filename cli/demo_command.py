@@ -3,6 +3,7 @@
 import os
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -13,7 +14,8 @@ from .run_commands import print_comparison, print_failures, print_notes
 
 
 @cli.command()
-@click.option("--quick", is_flag=True, help="Under two minutes: fewer images, k = 4 and 8, 50x50 pixels.")
+@click.option("--quick", is_flag=True,
+              help="Under two minutes: fewer images, k = 4 and 8 (the faces: k = 8), 48x48 pixels.")  # fmt: skip
 @click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Parallel workers (-1: all cores).")
 @click.option("-o", "--report", "report_path", type=click.Path(dir_okay=False),
               help="Where to write the HTML report (default: $IMGVAULT_HOME/demo-report.html).")  # fmt: skip
@@ -21,9 +23,11 @@ from .run_commands import print_comparison, print_failures, print_notes
 def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
     """Build demo collections, run every method over them with a k sweep, compare, and write a report.
 
-    No network: the images ship inside scikit-image and scikit-learn. The store is created if there is
-    none (as `imgvault init` would); a second demo reuses the collections and adds new runs. Every run is
-    tracked in MLflow, and the last line is the command that opens the MLflow UI on them.
+    Every method: the learnt codecs (pca, kmeans, gmm), AES, and the literature's ciphers (le, etc, pe,
+    logistic, arnold; k is their block side or iterations), each attacked on the faces. No network: the
+    images ship inside scikit-image and scikit-learn. The store is created if there is none (as `imgvault
+    init` would); a second demo reuses the collections and adds new runs. Every run is tracked in MLflow.
+    The last three lines are the report's path and the commands that open the MLflow UI and the gallery.
 
     \b
     Collections:
@@ -39,7 +43,7 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
     """
     from imgvault.store import Store
     from imgvault.tracker.compare import compare
-    from imgvault.tracker.demo import collections, ensure_collection, run_demo
+    from imgvault.tracker.demo import DEMO_METHODS, collections, ensure_collection, run_demo
     from imgvault.tracker.report import render_report
     from imgvault.tracker.tracking import open_client, tracking_uri
 
@@ -60,8 +64,8 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
                 added, present = ensure_collection(store, one, bar.advance)
             reused = f", {present} already stored" if present else ""
             click.echo(f"{one.name}: {added + present} images ({added} added{reused}): {one.about}")
-        sweep = ",".join(map(str, demos[0].config.ks))
-        click.echo(f"Running pca, kmeans, gmm and aes over each collection (k = {sweep})")
+        sweeps = ", ".join(f"{one.name} k = {','.join(map(str, one.config.ks))}" for one in demos)
+        click.echo(f"Running {', '.join(DEMO_METHODS)} over each collection ({sweeps})")
         for one, result in run_demo(store, quick, jobs=jobs, progress=lambda label: progress_bar(label, tty)):
             failed += result.failures
             click.echo(f"{one.name}: {len(result.runs)} configurations over {result.n_images} images, "
@@ -75,14 +79,20 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
     path = report_path or str(settings.home / "demo-report.html")
     write_output(path, render_report(settings.home, names).encode(), force=True)
     uri = tracking_uri(settings.home)
+    home = f"imgvault --home {shlex.quote(str(settings.home))}"
+    ui = f"{home} ui"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        ui = f"MLFLOW_TRACKING_URI={shlex.quote(uri)} {ui}"
     click.echo()
+    token = f"it asks for a token: {home} token create NAME"
     if uri.startswith(("http://", "https://")):
-        click.echo(f"Browse every run in the MLflow UI: open {uri}")
+        click.echo(f"The report, the MLflow UI of these runs and the web gallery (http://127.0.0.1:8000; {token}):")
+        ui = uri
     else:
-        command = f"imgvault --home {shlex.quote(str(settings.home))} ui"
-        if os.environ.get("MLFLOW_TRACKING_URI"):
-            command = f"MLFLOW_TRACKING_URI={shlex.quote(uri)} {command}"
-        click.echo("Browse every run in the MLflow UI (then open http://127.0.0.1:5000):")
-        click.echo(f"  {command}")
+        click.echo("The report, the MLflow UI (then open http://127.0.0.1:5000) and the web gallery "
+                   f"(http://127.0.0.1:8000; {token}):")  # fmt: skip
+    click.echo(f"  {Path(path).absolute()}")
+    click.echo(f"  {ui}")
+    click.echo(f"  {home} serve")
     if failed:
         sys.exit(1)

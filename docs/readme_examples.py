@@ -2,7 +2,7 @@
 
     python docs/readme_examples.py                  # run the tour; name the blocks that differ (exit 1)
     python docs/readme_examples.py --write          # rewrite those blocks with what the commands print now
-    python docs/readme_examples.py --write --demo   # the demo's block too (runs the full demo: minutes)
+    python docs/readme_examples.py --write --demo   # the demo's block too (runs the quick demo: minutes)
 
 A console block of README.md is recognised by its first command line. The blocks in ``TOUR`` run in
 order, in one temporary folder with a store of its own, shown as ``/home/me/imgvault-data``. Ids, run
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SHOWN_HOME = "/home/me"  # the temporary folder, as the README shows it
 BLOCK = re.compile(r"```console\n(.*?)```", flags=re.S)
-DEMO = "$ imgvault demo"
-DEMO_ROWS = {("aes", "-"), ("kmeans", "8"), ("pca", "8")}  # (method, k) of the demo-faces rows shown
-THREAT_ROWS = {("aes", "collection"), ("kmeans", "k=8"), ("pca", "k=8")}  # the same, in the threat matrix
+DEMO = "$ imgvault demo --quick"
+DEMO_ROWS = {("aes", "-"), ("kmeans", "8"), ("le", "8"), ("pca", "8")}  # (method, k) of the demo-faces rows shown
+THREAT_ROWS = {("aes", "collection"), ("kmeans", "k=8"), ("le", "k=8"), ("pca", "k=8")}  # the same, in the matrix
 
 
 @dataclass
@@ -191,13 +191,13 @@ def abbreviate_demo(output: str) -> str:
 
 
 def run_demo(folder: Path) -> str:
-    """The full demo's output, run in ``folder`` as the Quickstart runs it."""
+    """The quick demo's output, run in ``folder`` as the Quickstart runs the demo."""
     env = {k: v for k, v in tour_env(folder).items() if k != "IMGVAULT_HOME"}
-    done = subprocess.run([sys.executable, "-m", "imgvault.cli", "demo"], cwd=folder, env=env,
+    done = subprocess.run([sys.executable, "-m", "imgvault.cli", "demo", "--quick"], cwd=folder, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     if done.returncode:
         raise SystemExit(f"the demo failed:\n{done.stdout[-3000:]}")
-    return f"$ imgvault demo\n{done.stdout.replace(str(folder), SHOWN_HOME)}"
+    return f"{DEMO}\n{done.stdout.replace(str(folder), SHOWN_HOME)}"
 
 
 def generate(folder: Path, demo: str | None = None, invoke=None) -> dict[str, str]:
@@ -235,14 +235,14 @@ def rewrite(readme: str, blocks: dict[str, str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="rewrite the README's console blocks")
-    parser.add_argument("--demo", action="store_true", help="also run the full demo for its block (minutes)")
+    parser.add_argument("--demo", action="store_true", help="also run the quick demo for its block (minutes)")
     parser.add_argument("--demo-output", type=Path, help="the demo's block from this saved `imgvault demo` output")
     parser.add_argument("--demo-home", default="/nonexistent", help="the folder of that demo, shown as /home/me")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imgvault-readme-") as folder:
         demo = None
         if options.demo_output:
-            demo = "$ imgvault demo\n" + options.demo_output.read_text().replace(str(options.demo_home), SHOWN_HOME)
+            demo = f"{DEMO}\n" + options.demo_output.read_text().replace(str(options.demo_home), SHOWN_HOME)
         elif options.demo:
             demo_folder = Path(folder, "demo")
             demo_folder.mkdir()

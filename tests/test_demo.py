@@ -23,8 +23,13 @@ from imgvault.store import Settings, Store
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 30}
-RUNS = ["pca k=4", "pca k=8", "kmeans k=4", "kmeans k=8", "gmm k=4", "gmm k=8", "aes"]
+COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 20}
+# Every method: the learnt codecs, AES and the literature's ciphers; the faces (attacked) at k = 8 only.
+SWEPT = ("pca", "kmeans", "gmm", "le", "etc", "arnold")
+KEYED = ["aes", "pe", "logistic"]
+RUNS = {"demo-photos": [f"{m} k={k}" for m in SWEPT for k in (4, 8)] + KEYED,
+        "demo-tiles": [f"{m} k={k}" for m in SWEPT for k in (4, 8)] + KEYED,
+        "demo-faces": [f"{m} k=8" for m in SWEPT] + KEYED}  # fmt: skip
 CLEAN = {name: None for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
                                  "MLFLOW_TRACKING_URI")}  # fmt: skip
 
@@ -58,25 +63,30 @@ def _children(home: Path) -> dict[str, list]:
     return out
 
 
-def test_the_demo_stores_collections_runs_every_method_and_prints_how_to_open_the_ui(demo):
+def test_the_demo_stores_collections_runs_every_method_and_ends_with_the_report_ui_and_serve_commands(demo):
     home, result = demo
     with Store.open(settings=Settings.resolve(home, environ={})) as store:
         assert {c.name: c.images for c in store.collections()} == COLLECTIONS
         assert {image.metadata["source"] for image in store.images("demo-faces")} == {"imgvault demo"}
     for name, runs in _children(home).items():
-        assert sorted(run.info.run_name for run in runs) == sorted(RUNS), name
+        assert sorted(run.info.run_name for run in runs) == sorted(RUNS[name]), name
         assert {run.info.status for run in runs} == {"FINISHED"}
     faces = {run.info.run_name: run.data.metrics for run in _children(home)["demo-faces"]}
-    assert "attack_ssim" in faces["pca k=8"]  # the faces collection is large enough for the learning attack
+    # the faces collection is large enough for the learning attack, and the ciphers meet the matrix's attacks
+    assert "attack_ssim" in faces["pca k=8"] and "attack_ssim" in faces["le k=8"]
+    assert any(name.startswith("attack/inversion_blocks/") for name in faces["le k=8"])
     out = result.stdout
     assert "demo-photos: 6 images (6 added)" in out
     # quality, security and randomness-test tables (the attack's lists the faces only)
     assert "Security of the encrypted payloads" in out and out.count("demo-tiles   kmeans") == 6
+    assert "demo-faces   arnold k=8" in out  # the threat matrix holds the ciphers
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="collection-{name}" class="top">' in report for name in COLLECTIONS)
     # SSIM and PSNR against bpp (a panel per collection), security per collection, the attack on the faces
     assert len(re.findall(r'src="data:image/png;base64,', report)) == 2 + 3 + 1
-    assert out.rstrip().splitlines()[-1] == f"  imgvault --home {home} ui"
+    # The last three lines: the report's path, then the MLflow UI's and the gallery's commands, to paste.
+    assert out.rstrip().splitlines()[-3:] == [f"  {home / 'demo-report.html'}", f"  imgvault --home {home} ui",
+                                              f"  imgvault --home {home} serve"]  # fmt: skip
 
 
 def test_every_child_run_has_labelled_figures_of_its_images(demo):
@@ -86,8 +96,8 @@ def test_every_child_run_has_labelled_figures_of_its_images(demo):
     pngs = [a.path for a in client.list_artifacts(run.info.run_id, "images") if a.path.endswith(".png")]
     assert len(pngs) == 10  # --figures 10 for the faces
     with Image.open(client.download_artifacts(run.info.run_id, pngs[0])) as shown:
-        # Four panels of 25x25 pixels enlarged 6 times, with a label row above and a caption below.
-        assert shown.width == 4 * 150 + 3 * 6 and shown.height > 150 + 18 + 16
+        # Four panels of 24x24 pixels enlarged 6 times, with a label row above and a caption below.
+        assert shown.width == 4 * 144 + 3 * 6 and shown.height > 144 + 18 + 16
 
 
 def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_browser(demo, tmp_path):
@@ -118,7 +128,7 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
             parent = page.locator("[role=row]", has_text="demo-faces · collection fit").first
             expect(parent).to_be_visible()
             parent.locator("button[data-component-id*=runnamecellrenderer]").click()  # unfold the child runs
-            for name in RUNS:
+            for name in RUNS["demo-faces"]:
                 expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
             page.get_by_role("link", name="kmeans k=8", exact=True).click()
             page.get_by_role("tab", name="Artifacts").click()
@@ -146,8 +156,8 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
         table = json.load(handle)
     first = table["data"][0][table["columns"].index("image_id")]
     with Store.open(settings=Settings.resolve(home, environ={})) as store:
-        expected = to_uint8(load_pixels(store.get(first), size=25))
-    assert np.array_equal(original_panel(shown_bytes, 25)[:, :, 0], expected)
+        expected = to_uint8(load_pixels(store.get(first), size=24))
+    assert np.array_equal(original_panel(shown_bytes, 24)[:, :, 0], expected)
     assert (tmp_path / "mlflow-ui-figure.png").stat().st_size > 10_000
 
 
@@ -157,9 +167,9 @@ def test_the_demo_leaves_no_image_no_file_name_and_no_pixels_outside_the_store(d
     runs, names = set(), []
     with Store.open(settings=settings) as store:
         for collection, size, color in (
-            ("demo-photos", 50, "rgb"),
-            ("demo-tiles", 50, "gray"),
-            ("demo-faces", 25, "gray"),
+            ("demo-photos", 48, "rgb"),
+            ("demo-tiles", 48, "gray"),
+            ("demo-faces", 24, "gray"),
         ):  # what --quick runs
             runs |= pixel_runs(store, collection, size=size, color=color)
             names += [image.name for image in store.images(collection)]
@@ -176,10 +186,11 @@ def test_a_second_demo_reuses_the_collections_and_adds_new_runs(demo):
     home, _ = demo
     result = CliRunner(env=CLEAN).invoke(cli, ["--home", str(home), "demo", "--quick", "-j", "2"])
     assert result.exit_code == 0, result.output
-    assert "demo-faces: 30 images (0 added, 30 already stored)" in result.stdout
+    assert "demo-faces: 20 images (0 added, 20 already stored)" in result.stdout
     with Store.open(settings=Settings.resolve(home, environ={})) as store:
         assert {c.name: c.images for c in store.collections()} == COLLECTIONS
-    assert {name: len(runs) for name, runs in _children(home).items()} == dict.fromkeys(COLLECTIONS, 2 * len(RUNS))
+    twice = {name: 2 * len(runs) for name, runs in RUNS.items()}
+    assert {name: len(runs) for name, runs in _children(home).items()} == twice
 
 
 def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
@@ -194,8 +205,8 @@ def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
 
 
 def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo):
-    """The README shows the full demo (minutes, so not run here): a --quick demo prints the same lines
-    with other numbers, and docs/readme_examples.py abbreviates both the same way."""
+    """The README shows a quick demo: this one prints the same lines (numbers aside: the attack's splits are
+    random), and docs/readme_examples.py abbreviates both the same way."""
     import difflib
     import importlib.util
 
@@ -205,7 +216,7 @@ def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo
     spec.loader.exec_module(examples)
     readme = (ROOT / "README.md").read_text()
     [shown] = [
-        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == "$ imgvault demo"
+        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == examples.DEMO
     ]
 
     def shape(text: str) -> list[str]:

@@ -19,6 +19,53 @@ COLORS = {
 }
 
 
+#: each method's marker and its linestyle (when one setting is drawn): lines at equal values (kmeans and gmm
+#: often are) stay apart, the hollow markers drawn larger round the filled ones.
+STYLES = {
+    "pca": ("o", "-", True),
+    "kmeans": ("s", "-", True),
+    "gmm": ("D", "--", False),
+    "aes": ("*", "-", True),
+    "le": ("^", ":", True),
+    "etc": ("v", "-.", False),
+    "pe": ("P", "--", True),
+    "logistic": ("X", ":", False),
+    "arnold": ("h", "-.", True),
+}
+FONT = 9  # points: the smallest text of every figure
+
+
+def marker_style(method: str) -> dict:
+    """``plot`` keywords for ``method``'s marker: its shape, filled or hollow (and then larger)."""
+    marker, _, filled = STYLES.get(method, ("o", "-", True))
+    return {"marker": marker, "markersize": 6 if filled else 9, "markerfacecolor": None if filled else "none",
+            "markeredgewidth": 1.0 if filled else 1.6}  # fmt: skip
+
+
+def linestyle(method: str) -> str:
+    return STYLES.get(method, ("o", "-", True))[1]
+
+
+def bpp_axis(axis, bpps: list[float], label: str = "bits per pixel") -> None:
+    """Bits per pixel on a log scale when they span more than 8 times (AES on RGB at 24 bits per pixel next
+    to K-Means at 2): on a linear scale the one far right squashes the others into a corner."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    finite = [b for b in bpps if b is not None and np.isfinite(b) and b > 0]
+    if finite and max(finite) > 8 * min(finite):
+        axis.set_xscale("log", base=2)
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
+        label += " (log scale)"
+    axis.set_xlabel(label, fontsize=FONT)
+
+
+def not_applicable_note(axis, why: str) -> None:
+    """What an axes without data says instead of staying blank."""
+    axis.text(0.5, 0.5, f"n/a: {why}", transform=axis.transAxes, ha="center", va="center", fontsize=FONT,
+              color="dimgray", wrap=True)  # fmt: skip
+
+
 def _label(run) -> str:
     return run.method if run.k is None else f"{run.method} k={run.k}"
 
@@ -29,8 +76,10 @@ def _color(run) -> str:
 
 def _grid(plt, panels: int, n_runs: int, columns: int):
     """A figure of ``panels`` axes in rows of ``columns``, each wide enough for ``n_runs`` labelled columns."""
+    width = max(5.0, 0.42 * n_runs + 1.2)
+    # At most about 19 inches (1,900 pixels): a wider figure is shown shrunk, and its text with it.
+    columns = max(1, min(columns, int(19 // width)))
     rows = -(-panels // columns)
-    width = max(4.0, 0.42 * n_runs + 1.2)
     height = 4.2 * rows + 0.5  # inches: each row holds a plot, its two-line title and its slanted labels
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height), squeeze=False)
     # Fixed margins (in inches, as fractions): matplotlib's constrained layout triples the time to save.
@@ -43,7 +92,8 @@ def _grid(plt, panels: int, n_runs: int, columns: int):
 
 
 def _ticks(axis, positions, labels) -> None:
-    axis.set_xticks(positions, labels, rotation=50, ha="right", rotation_mode="anchor", fontsize=8)
+    axis.set_xticks(positions, labels, rotation=50, ha="right", rotation_mode="anchor", fontsize=FONT)
+    axis.tick_params(axis="y", labelsize=FONT)
 
 
 def pyplot():
@@ -72,6 +122,8 @@ def comparison_figure(runs):
         _ticks(axis, positions, [_label(r) for r in runs])
         axis.set_title(title, fontsize=10)
         axis.grid(axis="y", alpha=0.3)
+        if all(np.isnan(d).all() for d in data):
+            not_applicable_note(axis, "no run measured it")
     fig.suptitle("Quality and cost by method, spread across the images of the collection")
     plt.close(fig)
     return fig
@@ -85,15 +137,16 @@ def ssim_vs_bpp_figure(runs):
     for method in dict.fromkeys(run.method for run in runs):
         points = sorted((r.metrics.get("bpp", np.nan), r.metrics.get("ssim", np.nan), r.k)
                         for r in runs if r.method == method)  # fmt: skip
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=method,
-                  color=COLORS.get(method, "tab:gray"))  # fmt: skip
+        axis.plot([p[0] for p in points], [p[1] for p in points], linestyle(method), label=method,
+                  color=COLORS.get(method, "tab:gray"), **marker_style(method))  # fmt: skip
         for bpp, ssim, k in points:
             if k is not None:
                 # Above the point for pca and kmeans, below for gmm: methods at the same bpp stay readable.
-                offset = (4, -11) if method == "gmm" else (4, 5)
-                axis.annotate(f"k={k}", (bpp, ssim), textcoords="offset points", xytext=offset, fontsize=7,
+                offset = (4, -13) if method == "gmm" else (4, 5)
+                axis.annotate(f"k={k}", (bpp, ssim), textcoords="offset points", xytext=offset, fontsize=FONT,
                               color=COLORS.get(method, "tab:gray"))  # fmt: skip
-    axis.set_xlabel("bits per pixel of the encoded image")
+    bpp_axis(axis, [r.metrics.get("bpp") for r in runs], "bits per pixel of the encoded image")
+    axis.tick_params(labelsize=FONT)
     axis.set_ylabel("mean SSIM")
     axis.set_title("SSIM against size of the encrypted image")
     axis.grid(alpha=0.3)
@@ -118,10 +171,22 @@ def security_figure(runs):
     fig, axes = _grid(plt, len(SECURITY_PANELS) + (1 if attacked else 0), len(runs), columns=3)
     positions = np.arange(len(runs))
     for axis, (metric, title) in zip(axes, SECURITY_PANELS, strict=False):
-        axis.bar(positions, [r.metrics.get(metric, np.nan) for r in runs], color=[_color(r) for r in runs])
+        heights = [r.metrics.get(metric, np.nan) for r in runs]
+        axis.bar(positions, heights, color=[_color(r) for r in runs])
         _ticks(axis, positions, [_label(r) for r in runs])
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title, fontsize=10)
         axis.grid(axis="y", alpha=0.3)
+        measure = metric.removesuffix("_pass_rate")
+        if measure != metric:
+            axis.set_ylim(0, 1.05)  # a share of images: 0 is at the bottom, not in the middle
+        if all(np.isnan(h) for h in heights):
+            why = next((r.not_applicable[measure] for r in runs if measure in r.not_applicable), "no run measured it")
+            not_applicable_note(axis, why)
+        else:
+            for x, height in zip(positions, heights, strict=True):
+                if np.isnan(height) or height == 0:  # a missing bar, or one of height 0: said, not left blank
+                    axis.text(x, 0, "n/a" if np.isnan(height) else "0", rotation=90, ha="center", va="bottom",
+                              fontsize=FONT, color="dimgray")  # fmt: skip
     if attacked:
         axis = axes[-1]
         at = np.arange(len(attacked))
@@ -132,8 +197,8 @@ def security_figure(runs):
                  color="tab:gray")  # fmt: skip
         _ticks(axis, at, [_label(r) for r in attacked])
         title = "learning attack on held-out images, mean over\nsplits (SSIM; near the key holder = undone)"
-        axis.set_title(title, fontsize=9)
-        axis.legend(fontsize=7)
+        axis.set_title(title, fontsize=10)
+        axis.legend(fontsize=FONT)
         axis.grid(axis="y", alpha=0.3)
     fig.suptitle("How much each encrypted image leaks")
     plt.close(fig)

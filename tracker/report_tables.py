@@ -22,6 +22,8 @@ ATTACK = (("attack_ssim", "attacker SSIM"), ("attack_key_holder_ssim", "key hold
           ("attack_baseline_ssim", "mean image SSIM"), ("attack_gain", "gain"),
           ("attack_gain_ci_low", "gain, 95 % low"), ("attack_gain_ci_high", "gain, 95 % high"),
           ("attack_splits", "splits"))  # fmt: skip
+#: measures that count something: printed as integers
+COUNTS = {"attack_splits", "attack_test_images", "key_space_bits", "n", "levels"}
 
 
 def row_label(row: dict, rows: list[dict]) -> str:
@@ -37,7 +39,9 @@ def _cell(row: dict, metric: str) -> str:
         return "inf"
     if value is None and why:
         return f'<abbr title="{html.escape(why)}">N/A</abbr>'
-    return "–" if value is None else f"{value:.3f}"
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if metric in COUNTS else f"{value:.3f}"
 
 
 def _images(row: dict) -> list[str]:
