@@ -85,9 +85,9 @@ class _Bar:
         if self.progress is not None:
             self.progress.update(self.task, total=total)
 
-    def advance(self) -> None:
+    def advance(self, count: int = 1) -> None:
         if self.progress is not None:
-            self.progress.advance(self.task)
+            self.progress.advance(self.task, count)
 
     def echo(self, text: str, err: bool = False) -> None:
         """Print a line (to stderr if ``err``) above the bar, never glued onto it.

@@ -330,10 +330,10 @@ def _seal_artifacts(sealer, home: Path, artifact_uris: tuple[str, ...]):
     return report
 
 
-def _print_damaged(report, consequence: str) -> None:
+def _print_damaged(report, consequence: str, echo=lambda text: click.echo(text, err=True)) -> None:
     for place in report.damaged:
         reason = "failed its integrity check (wrong key, or altered or moved)"
-        click.echo(f"Error: artifact {place} {reason}; {consequence}", err=True)
+        echo(f"Error: artifact {place} {reason}; {consequence}")
 
 
 @key.command()
@@ -361,12 +361,12 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
         # Before any key is retired: an artifact that does not open stops the rotation here.
         report = _seal_artifacts(sealer, ctx.settings().home, artifact_uris)
         if report.damaged:
-            _print_damaged(report, "left as is")
+            _print_damaged(report, "left as is", lambda text: bar.echo(text, err=True))
             raise ArtifactsDamaged(report.damaged, "no key was retired (remove or restore them, then rotate again)")
         return report.changed
 
-    with ctx.open_store() as store:
-        report = store.rotate_key(before_retire=reseal)
+    with ctx.open_store() as store, progress_bar("Re-sealing", sys.stderr.isatty()) as bar:
+        report = store.rotate_key(before_retire=reseal, started=bar.start, advance=bar.advance)
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
     counts = report.resealed
     records = ", ".join(

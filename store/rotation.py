@@ -8,7 +8,7 @@ the next command that opens the store removes (:meth:`Keyring._tidy_key_file`).
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from . import bindings, schema
 from .crypto import Keyset, Sealer
@@ -22,7 +22,12 @@ class Rotation(Keyring):
     """The key rotation part of :class:`~imgvault.store.Store`."""
 
     def rotate_key(
-        self, *, batch_size: int = 200, before_retire: Callable[[Sealer], int] | None = None
+        self,
+        *,
+        batch_size: int = 200,
+        before_retire: Callable[[Sealer], int] | None = None,
+        started: Callable[[int], None] = lambda total: None,
+        advance: Callable[[int], None] = lambda count: None,
     ) -> RotationReport:
         """Make a new primary key, re-seal every record with it in batches, then retire the old keys.
 
@@ -39,6 +44,9 @@ class Rotation(Keyring):
             keys are removed (its keyset still holds the old keys and the new primary), to re-seal
             blobs kept outside the store; the count it returns is reported as ``resealed_artifacts``. If it
             raises, nothing is retired: every record stays readable under the old keys or the new one.
+        started, advance : callable, optional
+            For a progress bar: ``started(total)`` once the records to re-seal are counted, ``advance(n)``
+            after each batch of ``n``.
 
         Every record is re-sealed, and read back, before any key is retired; a record that does not open
         with the store's keys stops the rotation with :class:`IntegrityError` naming it, before any key
@@ -49,7 +57,8 @@ class Rotation(Keyring):
                 with self.engine.connect() as connection:
                     self._tidy_key_file(connection)
             new_primary = self._make_primary()
-            resealed = {kind: self._reseal_kind(kind, new_primary, batch_size) for kind in schema.SEALED}
+            started(self._count_to_reseal(new_primary))
+            resealed = {kind: self._reseal_kind(kind, new_primary, batch_size, advance) for kind in schema.SEALED}
             artifacts = before_retire(self._sealer) if before_retire is not None else 0
             retired = self._retire_all_but(new_primary)
         return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed=resealed,
@@ -70,7 +79,13 @@ class Rotation(Keyring):
             self._install_primary(connection, keys, key_id, kdf)
         return key_id
 
-    def _reseal_kind(self, kind: str, new_primary: int, batch_size: int) -> int:
+    def _count_to_reseal(self, new_primary: int) -> int:
+        with self.engine.connect() as connection:
+            return sum(connection.execute(select(func.count()).select_from(table).where(table.c.key_id != new_primary))
+                       .scalar() for table, _columns in schema.SEALED.values())  # fmt: skip
+
+    def _reseal_kind(self, kind: str, new_primary: int, batch_size: int,
+                     advance: Callable[[int], None] = lambda count: None) -> int:  # fmt: skip
         """Re-seal every record of ``kind`` not sealed with ``new_primary``, in batches; return the count.
 
         The batches walk the table in id order, so the loop ends however the table changes meanwhile:
@@ -83,6 +98,7 @@ class Rotation(Keyring):
             if not rows:
                 return count
             count += len(rows)
+            advance(len(rows))
             after = rows[-1].id
 
     def _reseal_rows(self, connection: Connection, kind: str, new_primary: int, after: str | None,

@@ -488,3 +488,11 @@ def test_an_image_as_json_is_what_json_dumps_makes_of_its_dict(text, sizes, meta
     image = ImageInfo(id="01J" + text, name=text, collection="c" + text, format="PNG", width=width, height=height,
                       mode=text, bytes=size, created=created, metadata=metadata)  # fmt: skip
     assert image.to_json() == json.dumps(image.to_dict())
+
+
+def test_a_rotation_says_how_much_it_has_to_re_seal_and_how_far_it_is(store, image_dir):
+    for name in ("camera-gray.png", "china.jpg", "astronaut-rgb.png"):
+        store.put(image_dir / name, collection="c")
+    totals, steps = [], []
+    report = store.rotate_key(batch_size=2, started=totals.append, advance=steps.append)
+    assert totals == [3] and steps == [2, 1] and report.resealed["image"] == 3
