@@ -84,12 +84,13 @@ def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: st
 
 def sealing_seconds(store, experiment: str, folder: Path, rounds: int = 15) -> tuple[float, int, int]:
     """Median extra seconds of writing ``experiment``'s artifacts sealed rather than plain; files; bytes."""
-    from imgvault.tracker.artifact_files import KIND, local_place, write_file_atomically
+    from imgvault.tracker.artifact_files import KIND, home_place, write_file_atomically
     from imgvault.tracker.tracking import artifact_root
 
-    sealed = [p for p in (artifact_root(store.settings.home) / experiment).rglob("*") if p.is_file()]
+    home = store.settings.home
+    sealed = [p for p in (artifact_root(home) / experiment).rglob("*") if p.is_file()]
     sealer = store.sealer
-    plain = [(local_place(p), sealer.open(KIND, local_place(p), p.read_bytes())) for p in sealed]
+    plain = [(home_place(home, p), sealer.open(KIND, home_place(home, p), p.read_bytes())) for p in sealed]
     extra = []
     for n in range(rounds):
         started = time.perf_counter()
