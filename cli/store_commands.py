@@ -316,13 +316,15 @@ artifacts_option = click.option(
 )  # fmt: skip
 
 
-def _seal_artifacts(sealer, home: Path, artifact_uris: tuple[str, ...]):
+def _seal_artifacts(sealer, home: Path, artifact_uris: tuple[str, ...], bar=None):
     """Seal (or re-seal under the primary key, or re-bind to their run) the home's MLflow artifacts and those at
-    ``artifact_uris``, and make the home's tracking locations relative to the home."""
+    ``artifact_uris``, and make the home's tracking locations relative to the home (a progress ``bar`` over
+    the home's files, if given)."""
     from imgvault.tracker.artifact_files import seal_home
     from imgvault.tracker.tracking import tracking_uri
 
-    report = seal_home(sealer, home, tracking_uri(home))
+    progress = {"started": bar.start, "advance": bar.advance} if bar is not None else {}
+    report = seal_home(sealer, home, tracking_uri(home), **progress)
     if artifact_uris:  # the sealed repository imports MLflow: only when asked
         from imgvault.tracker.sealed_artifacts import reseal_repository
     for uri in artifact_uris:
@@ -415,8 +417,8 @@ def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
         click.echo(f"The schema is already at revision {after}.")
     else:
         click.echo(f"Upgraded the schema from revision {before} to {after}.")
-    with Store.open(settings=settings) as store:
-        report = _seal_artifacts(store.sealer, settings.home, artifact_uris)
+    with Store.open(settings=settings) as store, progress_bar("Sealing MLflow artifacts", sys.stderr.isatty()) as bar:
+        report = _seal_artifacts(store.sealer, settings.home, artifact_uris, bar)
     where = ", ".join([str(artifact_root(settings.home)), *artifact_uris])
     if report.changed or report.locations:
         click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in place, re-sealed"

@@ -168,3 +168,16 @@ def test_a_rotation_that_cannot_open_an_artifact_retires_no_key_and_says_which(p
     again = runner.invoke(cli, ["key", "rotate"])
     assert again.exit_code == 0, again.output
     assert len(json.loads((home / "keyset.json").read_text())["keys"]) == 1
+
+
+def test_sealing_a_home_says_how_many_files_it_walks_and_how_far_it_is(store, home):
+    from imgvault.tracker.artifact_files import seal_home
+
+    run = "0123456789abcdef0123456789abcdef"
+    for name in ("a.json", "b.json", "c.png"):
+        path = home / "mlartifacts" / "exp" / run / "artifacts" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"plain")  # as earlier versions wrote them
+    totals, steps = [], []
+    report = seal_home(store.sealer, home, None, started=totals.append, advance=lambda: steps.append(1))
+    assert totals == [3] and len(steps) == 3 and report.sealed == 3

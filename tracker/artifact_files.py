@@ -23,6 +23,7 @@ import posixpath
 import re
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,16 +183,18 @@ def _read_back(sealer, place: str, blob: bytes, stored: bytes, report: SealRepor
 
 
 def seal_files(sealer, root: Path, home: Path, report: SealReport | None = None,
-               legacy: dict[str, list[str]] | None = None) -> SealReport:  # fmt: skip
+               legacy: dict[str, list[str]] | None = None,
+               advance: Callable[[], None] = lambda: None) -> SealReport:  # fmt: skip
     """Seal every plaintext file under ``root`` (the home's artifact folder) in place, and re-seal those under a
     key other than the primary or bound to their location. ``legacy``: the earlier locations of runs'
-    artifact folders (``file:///...``) by run id, as mlflow.db recorded them."""
+    artifact folders (``file:///...``) by run id, as mlflow.db recorded them; ``advance()`` after each file."""
     report = report or SealReport()
     if not root.is_dir():
         return report
     legacy = legacy or {}
     for folder, _dirs, files in os.walk(root):
         for name in sorted(files):
+            advance()
             path = Path(folder, name)
             if name.startswith(".") and name.endswith(".tmp"):
                 path.unlink(missing_ok=True)  # a write that was killed half-way: ciphertext, incomplete
@@ -274,17 +277,20 @@ def relocate_tracking(mlflow_db: Path, home: Path) -> int:
     return moved
 
 
-def seal_home(sealer, home: Path, tracking_uri: str | None) -> SealReport:
+def seal_home(sealer, home: Path, tracking_uri: str | None, *, started: Callable[[int], None] = lambda total: None,
+              advance: Callable[[], None] = lambda: None) -> SealReport:  # fmt: skip
     """Seal the home's artifact folder in place (re-sealing stale keys, re-binding artifacts bound to their
     location) and, for a SQLite ``tracking_uri``, make the locations of the experiments and runs whose
     artifacts are there relative to the home. Safe to run again. Files are re-sealed before locations move,
-    so that a run killed in between is completed by the next."""
+    so that a run killed in between is completed by the next. ``started(total)`` once the files are counted,
+    ``advance()`` after each, for a progress bar."""
     home = Path(home)
+    started(sum(len(files) for _folder, _dirs, files in os.walk(home / ARTIFACTS)))
     mlflow_db = None
     if tracking_uri and tracking_uri.startswith("sqlite:///"):
         mlflow_db = Path(urllib.parse.unquote(tracking_uri[len("sqlite:///") :].split("?", 1)[0]))
     legacy = earlier_locations(mlflow_db) if mlflow_db is not None else {}
-    report = seal_files(sealer, home / ARTIFACTS, home, legacy=legacy)
+    report = seal_files(sealer, home / ARTIFACTS, home, legacy=legacy, advance=advance)
     if mlflow_db is not None:
         report.locations = relocate_tracking(mlflow_db, home)
     return report
