@@ -55,10 +55,7 @@ class Settings:
     @property
     def sqlite_path(self) -> Path | None:
         """The database file when the store is SQLite on disk, else None."""
-        prefix = "sqlite:///"
-        if self.db_url.startswith(prefix) and self.db_url[len(prefix) :] not in ("", ":memory:"):
-            return Path(urllib.parse.unquote(self.db_url[len(prefix) :].split("?", 1)[0]))
-        return None
+        return sqlite_file(self.db_url)
 
     def describe_db(self) -> str:
         """The database as a person would name it: the file path, or the URL without its password."""
@@ -67,6 +64,15 @@ class Settings:
         from sqlalchemy.engine import make_url
 
         return make_url(self.db_url).render_as_string(hide_password=True)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (the store's or MLflow's), percent-decoded as SQLAlchemy reads it; None
+    for any other URL, and for an in-memory database."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
+        return None
+    return Path(urllib.parse.unquote(url[len(prefix) :].split("?", 1)[0]))
 
 
 def sqlite_url(path: Path) -> str:

@@ -28,6 +28,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgvault.store.config import sqlite_file
 from imgvault.store.crypto import HEADER, MAGIC, TAG_SIZE, blob_key_id
 from imgvault.store.errors import IntegrityError
 
@@ -286,9 +287,7 @@ def seal_home(sealer, home: Path, tracking_uri: str | None, *, started: Callable
     ``advance()`` after each, for a progress bar."""
     home = Path(home)
     started(sum(len(files) for _folder, _dirs, files in os.walk(home / ARTIFACTS)))
-    mlflow_db = None
-    if tracking_uri and tracking_uri.startswith("sqlite:///"):
-        mlflow_db = Path(urllib.parse.unquote(tracking_uri[len("sqlite:///") :].split("?", 1)[0]))
+    mlflow_db = sqlite_file(tracking_uri or "")
     legacy = earlier_locations(mlflow_db) if mlflow_db is not None else {}
     report = seal_files(sealer, home / ARTIFACTS, home, legacy=legacy, advance=advance)
     if mlflow_db is not None:

@@ -18,6 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgvault.store.config import sqlite_file
 from imgvault.store.errors import IntegrityError
 
 from .artifact_files import HOME, KIND, PREFIX, legacy_places, local_place, write_file_atomically
@@ -48,7 +49,7 @@ def erase_from_runs(sealer, home: Path, tracking_uri: str, image_ids, *, keep_ru
     erasure killed half-way is completed by running it again (the table still names the images)."""
     wanted = set(image_ids)
     erasure = Erasure()
-    database = _sqlite_file(tracking_uri)
+    database = sqlite_file(tracking_uri)
     if database is None:
         erasure.unreachable.append(tracking_uri)
         return erasure
@@ -87,12 +88,6 @@ def erase_from_runs(sealer, home: Path, tracking_uri: str, image_ids, *, keep_ru
             table["data"] = [row for row in table["data"] if row[index] not in wanted]
             write_file_atomically(table_file, _seal(sealer, run_id, TABLE, json.dumps(table).encode()), durable=True)
     return erasure
-
-
-def _sqlite_file(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(urllib.parse.unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
 
 
 def _local_folder(home: Path, database: Path, artifact_uri: str | None) -> Path | None:

@@ -96,7 +96,7 @@ def home(tracking_uri: str | None = None) -> Path:
     """The home that ``imgvault+home:`` locations resolve against: the folder of the SQLite tracking database
     that records them (the home's ``mlflow.db``), else the store used last in this process, else the
     environment's (``IMGVAULT_HOME``)."""
-    from .tracking import sqlite_file
+    from imgvault.store.config import sqlite_file
 
     database = sqlite_file(tracking_uri or "")
     if database is not None:

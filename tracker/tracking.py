@@ -7,23 +7,15 @@ home, see :mod:`imgvault.tracker.sealed_artifacts`).
 
 import logging
 import os
-import urllib.parse
 from pathlib import Path
 
-from imgvault.store.config import sqlite_url
+from imgvault.store.config import sqlite_file, sqlite_url
 from imgvault.store.engine import first_line
 from imgvault.store.errors import ConfigError
 
 
 def tracking_uri(home: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or sqlite_url(Path(home) / "mlflow.db")
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(urllib.parse.unquote(uri[len("sqlite:///") :].split("?", 1)[0]))
 
 
 def artifact_root(home: Path) -> Path:
@@ -62,14 +54,14 @@ def open_client(home: Path, store=None):
         logging.getLogger(name).setLevel(logging.WARNING)
 
     uri = tracking_uri(home)
-    if sqlite_file(uri) is not None:
-        sqlite_file(uri).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
     except Exception as exc:  # MLflow raises many kinds: connection, HTTP, database, bad URI
         raise ConfigError(f"cannot reach the MLflow tracking store {uri}: {first_line(exc)}") from None
-    database = sqlite_file(uri)
     if database is not None and database.is_file() and os.name == "posix":
         database.chmod(0o600)  # collection names, metrics: MLflow makes it readable by everyone
     return client

@@ -34,7 +34,7 @@ def sniff_content_type(data: bytes) -> str:
     return "application/octet-stream"
 
 
-def _png(image: Image.Image) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG", compress_level=1)  # fast: thumbnails are made on every request
     return buffer.getvalue()
@@ -42,7 +42,7 @@ def _png(image: Image.Image) -> bytes:
 
 def pixels_png(pixels: np.ndarray) -> bytes:
     """8-bit gray or RGB pixels as PNG (lossless: the exact pixels)."""
-    return _png(Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB"))
+    return png_bytes(Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB"))
 
 
 def encoding_panel(store, encoded_id: str, panel: str) -> np.ndarray:

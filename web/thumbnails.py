@@ -22,6 +22,8 @@ from PIL import Image
 
 from imgvault.store.errors import IntegrityError
 
+from .media import png_bytes
+
 MAX_PIXELS = 36_000_000  # decoded pixels a thumbnail may cost: a 6000x6000 image, 36 MB in gray, 108 MB in RGB
 CONCURRENT = 2  # thumbnails decoded at once in one server
 CACHE_BYTES = 64 * 1024 * 1024  # sealed thumbnails kept in memory
@@ -81,12 +83,12 @@ def thumbnail(data: bytes, size: int, max_pixels: int = MAX_PIXELS) -> tuple[byt
         image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale, much faster and smaller
         width, height = image.size
         if width * height > max_pixels:
-            return _png(Image.new("L", (size, size), 200)), False
+            return png_bytes(Image.new("L", (size, size), 200)), False
         turn = _TRANSPOSE.get(image.getexif().get(ORIENTATION))
         image.load()
         small = _eight_bits(image)
         small.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
-        return _png(small if turn is None else small.transpose(turn)), True
+        return png_bytes(small if turn is None else small.transpose(turn)), True
 
 
 ORIENTATION = 0x0112  # the EXIF tag; its values, as ImageOps.exif_transpose reads them
@@ -104,9 +106,3 @@ def _eight_bits(image: Image.Image) -> Image.Image:
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         return image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
     return image
-
-
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=1)
-    return buffer.getvalue()
