@@ -87,7 +87,7 @@ def peak():
     status = open("/proc/self/status").read()
     sys.stderr.write("VmHWM " + next(l.split()[1] for l in status.splitlines() if l.startswith("VmHWM:")) + "\\n")
 atexit.register(peak)
-from imgvault.cli.app import main
+from imgvault.cli.group import main
 sys.argv = ["imgvault", *sys.argv[1:]]
 main()
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import Context, cli, pass_context
+from .group import Context, cli, pass_context
 from .output import progress_bar
 from .outputs import write_output
 from .run_commands import print_comparison, print_failures, print_notes

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from .app import Context, cli, pass_context
+from .group import Context, cli, pass_context
 from .options import json_option, methods_option, output_option
 from .output import plain_table
 from .outputs import safe_file_name, write_output

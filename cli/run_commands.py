@@ -9,7 +9,7 @@ import time
 
 import click
 
-from .app import Context, cli, pass_context
+from .group import Context, cli, pass_context
 from .options import collection_option, json_option, methods_option
 from .output import plain_table, progress_bar
 

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .app import Context, cli, pass_context
+from .group import Context, cli, pass_context
 from .options import json_option
 from .output import plain_table, printable
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .app import Context, cli, pass_context
+from .group import Context, cli, pass_context
 from .options import collection_option, json_option, output_option
 from .output import JsonList, plain_table, printable, progress_bar
 from .outputs import safe_file_name, write_output

@@ -19,7 +19,7 @@ from rawdb import flip_bit, raw_engine, tamper
 from sqlalchemy import select, update
 
 from imgvault.cli import cli
-from imgvault.cli.app import Context
+from imgvault.cli.group import Context
 from imgvault.cli.output import printable
 from imgvault.store import ImgVaultError, IntegrityError, Settings, Store, schema
 from imgvault.store.bindings import image_context_of

@@ -319,7 +319,7 @@ def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
 def test_every_inner_scheme_is_registered_with_mlflow():
     from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
 
-    from imgvault.tracker.artifact_files import sealed_repository
+    from imgvault.tracker.artifact_entry import sealed_repository
     from imgvault.tracker.sealed_artifacts import HOME, INNER_SCHEMES
 
     registered = get_registered_artifact_repositories()

@@ -68,15 +68,6 @@ def home_uri(relative: str) -> str:
     return f"{PREFIX}{HOME}:///{urllib.parse.quote(relative.strip('/'))}"
 
 
-def sealed_repository(artifact_uri: str, tracking_uri: str | None = None, registry_uri: str | None = None):
-    """The :class:`~imgvault.tracker.sealed_artifacts.SealedArtifactRepository` of ``artifact_uri``: what the
-    ``mlflow.artifact_repository`` entry points name. A factory in this module, which MLflow's registry can load
-    while ``sealed_artifacts`` itself is still being imported (importing it imports the registry)."""
-    from .sealed_artifacts import SealedArtifactRepository
-
-    return SealedArtifactRepository(artifact_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
-
-
 def sealed_uri(inner: str) -> str:
     """``imgvault+<inner>``; a local path becomes ``imgvault+file:///abs/path``. (Here, not beside the
     repository, so that naming a location, as ``imgvault ui`` does, does not import MLflow.)"""

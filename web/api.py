@@ -22,6 +22,7 @@ from .operations import (
     page_of_images,
     store_uploads,
 )
+from .problems import problem
 from .uploads import BodyError, read_multipart
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=schemas.COMMON)
@@ -80,8 +81,6 @@ async def upload_images(request: Request, caller: Reader, name: str) -> JSONResp
     stored = sum("image" in r for r in results)
     body = {"stored": stored, "failed": len(results) - stored, "results": results}
     if not stored:
-        from .app import problem
-
         return problem(422, "Unprocessable Content", "no file was an image the store accepts", **body)
     return JSONResponse(body, status_code=201 if stored == len(results) else 207)
 

@@ -11,15 +11,16 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException  # Starlette's own (405, 404 of routing) and FastAPI's
 
-from imgvault.store.errors import ConfigError, ImgVaultError, IntegrityError, InvalidImage, InvalidParameter, NotFound
+from imgvault.store.errors import ImgVaultError, IntegrityError
 
 from .auth import AuthError, Sessions
 from .fastpath import ContentFastPath
 from .operations import PageTokens
+from .problems import TITLES, problem, status_of
 from .thumbnails import Thumbnails
 from .uploads import BodyError
 
@@ -53,28 +54,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-
-
-def problem(status: int, title: str, detail: str | None = None, **extra) -> JSONResponse:
-    """An RFC 9457 problem details response."""
-    body = {"type": "about:blank", "title": title, "status": status, **({"detail": detail} if detail else {}), **extra}
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-          409: "Conflict", 413: "Content Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-          500: "Internal Server Error", 503: "Service Unavailable"}  # fmt: skip
-
-
-def status_of(exc: Exception) -> int:
-    """The HTTP status of an error of the store or the methods."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, InvalidImage | InvalidParameter):
-        return 422
-    if isinstance(exc, ConfigError):
-        return 503  # the tracking store cannot be reached, ...
-    return 500  # IntegrityError and everything unexpected: the server's fault, not the caller's
 
 
 def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookies: bool = False) -> ContentFastPath:

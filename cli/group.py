@@ -157,7 +157,3 @@ def main() -> None:
 
     os.umask(os.umask(0o077) | 0o077)
     cli(prog_name="imgvault")
-
-
-# Registered at import so that ``from imgvault.cli import cli`` gives the whole command (tests use it).
-from . import demo_command, method_commands, run_commands, serve_commands, store_commands  # noqa: E402,F401
