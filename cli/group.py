@@ -31,15 +31,6 @@ class Context:
         _warn_if_others_can_read(settings.home)
         return store
 
-    def open_reader(self):
-        """The store, for a command that only lists: on SQLite read-only and without SQLAlchemy (a fast start)."""
-        from imgvault.store.reader import open_reader
-
-        settings = self.settings()
-        reader = open_reader(settings)
-        _warn_if_others_can_read(settings.home)
-        return reader
-
 
 def _warn_if_others_can_read(home) -> None:
     """One ``Warning:`` line when other users can enter or read the home folder."""

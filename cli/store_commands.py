@@ -189,7 +189,7 @@ def ls(ctx: Context, collection: str | None, encoded: bool, as_json: bool) -> No
       imgvault ls -c holidays --json
       imgvault ls --encoded
     """
-    with ctx.open_reader() as store:
+    with ctx.open_store() as store:
         if encoded:
             from .method_commands import list_encoded
 
@@ -280,7 +280,7 @@ def collections(ctx: Context, as_json: bool) -> None:
     Example:
       imgvault collections --json
     """
-    with ctx.open_reader() as store:
+    with ctx.open_store() as store:
         found = store.collections()
     if as_json:
         click.echo(json.dumps([c.to_dict() for c in found], indent=2))

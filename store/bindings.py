@@ -93,13 +93,11 @@ def image_context_of(collection_id, collection, format_, width, height, mode, si
         return values  # bytes in a bound column: open refuses it as tampering, seal as the caller's mistake
 
 
-# Listing: Store (SQLAlchemy) and the read-only SQLite reader (reader.py) select the same columns in the same
-# order, and open each row here.
+# Listing: the rows of queries.IMAGE and queries.ENCODED_IMAGES (and their variants), opened.
 
 
 def listed_image(sealer: Sealer, row) -> ImageInfo:
-    """An image as listed, its name and metadata opened: ``row`` is (id, collection_id, collection, format,
-    width, height, mode, bytes, created, name, metadata), with ``name`` and ``metadata`` sealed."""
+    """An image as listed, its name and metadata opened: ``row`` is a :class:`~.queries.ImageRow`."""
     image_id, collection_id, collection, format_, width, height, mode, size, created, name, metadata = row
     bound = image_context_of(collection_id, collection, format_, width, height, mode, size, metadata is not None)
     open_ = sealer.open
@@ -109,8 +107,7 @@ def listed_image(sealer: Sealer, row) -> ImageInfo:
 
 
 def listed_encoded(sealer: Sealer, row) -> EncodedInfo:
-    """An encoded image as listed, its metrics opened: ``row`` is (id, image_id, model_id, collection, method,
-    params, metrics, bytes, created), with ``metrics`` sealed."""
+    """An encoded image as listed, its metrics opened: ``row`` is an :class:`~.queries.EncodedRow`."""
     encoded_id, image_id, model_id, collection, method, params, metrics, size, created = row
     # The metrics open first: they authenticate the links and parameters before these are used.
     bound = encoded_context({"image_id": image_id, "model_id": model_id, "method": method, "params": params})

@@ -4,24 +4,20 @@ What putting needs (Pillow, worker processes, the writer thread) is imported by 
 that a command that only reads (``imgvault ls``) starts without it.
 """
 
-import functools
 import json
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select
-
-from . import schema
+from . import queries
 from .bindings import image_context_of, listed_image
-from .engine import one_read
+from .database import Database
 from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
 from .keyring import Keyring
 from .names import check_collection_name
 from .records import CollectionInfo, ImageInfo, PutResult, Removal
 from .records import utc_now as _now
-from .schema import image_columns
 
 DEFAULT_COLLECTION = "default"
 # A batch of puts is committed when it holds this many images, this many bytes, or is this old.
@@ -30,7 +26,9 @@ BATCH_BYTES = 64 * 1024 * 1024
 BATCH_SECONDS = 1.0
 
 
-def _insert_ignoring_conflicts(connection: Connection, table, values: dict, unique: str):
+def _insert_ignoring_conflicts(connection, table, values: dict, unique: str):
+    from sqlalchemy import insert
+
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     elif connection.dialect.name == "sqlite":
@@ -40,64 +38,44 @@ def _insert_ignoring_conflicts(connection: Connection, table, values: dict, uniq
     return dialect_insert(table).values(values).on_conflict_do_nothing(index_elements=[unique])
 
 
-@functools.cache
-def image_by_id() -> Select:
-    # Built once: making a SELECT and its cache key anew for each get costs more than running it.
-    images = schema.images
-    has_metadata = images.c.metadata.is_not(None).label("has_metadata")
-    return image_columns().add_columns(has_metadata, images.c.data).where(images.c.id == bindparam("image_id"))
+class Images:
+    """The collections and images of a store."""
 
-
-class Images(Keyring):
-    """The collections and images part of :class:`~imgvault.store.Store`."""
+    def __init__(self, database: Database, keyring: Keyring):
+        self.database, self.keyring = database, keyring
 
     # -- collections ---------------------------------------------------------------------------------
 
-    def _collection_id(self, connection: Connection, name: str, *, create: bool) -> str:
-        table = schema.collections
-        query = select(table.c.id).where(table.c.name == name)
-        found = connection.execute(query).scalar()
+    def collection_id(self, name: str, connection=None, *, create: bool = False) -> str:
+        """The id of collection ``name`` (made, with ``create``, in the caller's write transaction
+        ``connection``); :class:`CollectionNotFound` if there is none."""
+        found = self.database.first(queries.COLLECTION_ID, connection, name=name)
         if found is None and create:
+            from . import schema
+
             # ON CONFLICT: two writers creating the same collection at once (PostgreSQL does not
             # serialise them as SQLite's BEGIN IMMEDIATE does) must both end up using one row.
             values = {"id": new_id(), "name": name, "created_at": _now()}
-            connection.execute(_insert_ignoring_conflicts(connection, table, values, "name"))
-            found = connection.execute(query).scalar()
+            connection.execute(_insert_ignoring_conflicts(connection, schema.collections, values, "name"))
+            found = self.database.first(queries.COLLECTION_ID, connection, name=name)
         if found is None:
             raise CollectionNotFound(f'collection "{name}" not found')
-        return found
+        return found.id
 
     def collection(self, name: str) -> CollectionInfo:
         """The collection ``name`` with its image count and size; :class:`CollectionNotFound` if none."""
-        found = self._collection_infos(schema.collections.c.name == name)
+        found = self.database.rows(queries.COLLECTION, name=name)
         if not found:
             raise CollectionNotFound(f'collection "{name}" not found')
-        return found[0]
+        return _collection_info(found[0])
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection with its image count and size, by name."""
-        return self._collection_infos()
-
-    def _collection_infos(self, *where) -> list[CollectionInfo]:
-        c, i = schema.collections, schema.images
-        query = (
-            select(c.c.name, c.c.created_at, func.count(i.c.id), func.coalesce(func.sum(i.c.bytes), 0))
-            .select_from(c.outerjoin(i, i.c.collection_id == c.c.id))
-            .where(*where)
-            .group_by(c.c.id, c.c.name, c.c.created_at)
-            .order_by(c.c.name)
-        )
-        with self.engine.connect() as connection:
-            return [
-                CollectionInfo(name=name, images=count, bytes=int(size), created=created)
-                for name, created, count, size in connection.execute(query)
-            ]
+        return [_collection_info(row) for row in self.database.rows(queries.COLLECTIONS)]
 
     def collection_names(self) -> list[str]:
         """The name of every collection, sorted (cheaper than :meth:`collections`, which counts images)."""
-        c = schema.collections
-        with one_read(self.engine) as connection:
-            return list(connection.execute(select(c.c.name).order_by(c.c.name)).scalars())
+        return [row.name for row in self.database.rows(queries.COLLECTION_NAMES)]
 
     # -- images --------------------------------------------------------------------------------------
 
@@ -126,8 +104,8 @@ class Images(Keyring):
             path = Path(source)
             data, facts = read_image_file(path)
             name = name or stored_name(path)
-        with self._writing() as connection:
-            collection_id = self._collection_id(connection, collection, create=True)
+        with self.keyring.writing() as connection:
+            collection_id = self.collection_id(collection, connection, create=True)
             [image] = self._insert(connection, collection, collection_id, [(name, facts, data, metadata)])
         return image
 
@@ -188,8 +166,8 @@ class Images(Keyring):
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
         from .ingest import stored_name
 
-        with self._writing() as connection:
-            collection_id = self._collection_id(connection, collection, create=True)
+        with self.keyring.writing() as connection:
+            collection_id = self.collection_id(collection, connection, create=True)
             images = self._insert(
                 connection,
                 collection,
@@ -198,9 +176,13 @@ class Images(Keyring):
             )
         return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
 
-    def _insert(self, connection: Connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
-        seal = self._sealer.seal
-        key_id = self._sealer.keyset.primary_id
+    def _insert(self, connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
+        from sqlalchemy import insert
+
+        from . import schema
+
+        sealer = self.keyring.sealer
+        seal, key_id = sealer.seal, sealer.keyset.primary_id
         rows, images = [], []
         for name, facts, data, metadata in items:
             image_id, created = new_id(), _now()
@@ -235,31 +217,19 @@ class Images(Keyring):
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
-        if self._reads is not None:  # a SQLite file: straight to the database (see .reads)
-            row = self._reads.image_row(image_id)
-        else:
-            with one_read(self.engine) as connection:
-                row = connection.execute(image_by_id(), {"image_id": image_id}).first()
+        row = self.database.first(queries.IMAGE_DATA, image_id=image_id)
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        # The columns of image_by_id: the id, the bound columns in bindings.IMAGE order, the sealed data.
-        return self._sealer.open("image.data", image_id, row[9], context=image_context_of(*row[1:9]))
-
-    def _info_query(self):
-        # The columns of bindings.listed_image, in its order (reader.py selects the same).
-        i = schema.images
-        return image_columns().add_columns(i.c.created_at, i.c.name, i.c.metadata)
-
-    def _info(self, row) -> ImageInfo:
-        return listed_image(self._sealer, row)
+        bound = image_context_of(row.collection_id, row.collection, row.format, row.width, row.height, row.mode,
+                                 row.bytes, row.has_metadata)  # fmt: skip
+        return self.keyring.sealer.open("image.data", image_id, row.data, context=bound)
 
     def info(self, image_id: str) -> ImageInfo:
         """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
-        with self.engine.connect() as connection:
-            row = connection.execute(self._info_query().where(schema.images.c.id == image_id)).first()
+        row = self.database.first(queries.IMAGE, image_id=image_id)
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        return self._info(row)
+        return listed_image(self.keyring.sealer, row)
 
     def images(self, collection: str | None = None, *, page_size: int = 2000, after: str = "") -> Iterator[ImageInfo]:
         """Every image (of one collection, if given) in the order they were put, streamed in pages.
@@ -267,37 +237,42 @@ class Images(Keyring):
         With ``after`` (an image id), only the images put after that one: where a listing left off.
         An unknown collection raises :class:`CollectionNotFound` here, before anything is listed.
         """
-        images = schema.images
-        query = self._info_query().where(images.c.id > bindparam("after")).order_by(images.c.id).limit(page_size)
-        if collection is not None:
-            with self.engine.connect() as connection:
-                collection_id = self._collection_id(connection, collection, create=False)
-            query = query.where(images.c.collection_id == collection_id)
-        return self._pages(query, page_size, after)
+        if collection is None:
+            return self._pages(queries.IMAGES_PAGE, {}, page_size, after)
+        parameters = {"collection_id": self.collection_id(collection)}
+        return self._pages(queries.COLLECTION_IMAGES_PAGE, parameters, page_size, after)
 
-    def _pages(self, query: Select, page_size: int, after: str) -> Iterator[ImageInfo]:
+    def _pages(self, query: queries.Query, parameters: dict, page_size: int, after: str) -> Iterator[ImageInfo]:
+        rows, sealer = self.database.rows, self.keyring.sealer
         while True:
-            with one_read(self.engine) as connection:
-                rows = connection.execute(query, {"after": after}).all()
-            for row in rows:
-                yield self._info(row)
-            if len(rows) < page_size:
+            page = rows(query, **parameters, after=after, limit=page_size)
+            for row in page:
+                yield listed_image(sealer, row)
+            if len(page) < page_size:
                 return
-            after = rows[-1].id
+            after = page[-1].id
 
     def check_images(self, image_ids: Iterable[str]) -> None:
         """:class:`ImageNotFound` naming every one of ``image_ids`` that the store does not hold."""
+        from sqlalchemy import select
+
+        from . import schema
+
         wanted = list(dict.fromkeys(image_ids))
-        with self.engine.connect() as connection:
+        with self.database.engine.connect() as connection:
             found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
         _raise_missing([image_id for image_id in wanted if image_id not in found])
 
     def remove(self, image_ids: Iterable[str]) -> Removal:
         """Delete the images ``image_ids`` with their encoded images and the models fitted on them alone:
         all of them, or nothing if any image is missing. Returns what was deleted."""
+        from sqlalchemy import delete, select
+
+        from . import schema
+
         wanted = list(dict.fromkeys(image_ids))
         encoded, models = schema.encoded_images, schema.codec_models
-        with self._writing() as connection:
+        with self.keyring.writing() as connection:
             found = set(connection.execute(select(schema.images.c.id).where(schema.images.c.id.in_(wanted))).scalars())
             _raise_missing([image_id for image_id in wanted if image_id not in found])
             # An image takes its encoded images and the models fitted on it alone along; models fitted
@@ -310,6 +285,10 @@ class Images(Keyring):
             connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
         return removal
+
+
+def _collection_info(row: queries.CollectionRow) -> CollectionInfo:
+    return CollectionInfo(name=row.name, images=row.images, bytes=int(row.bytes), created=row.created_at)
 
 
 def _raise_missing(missing: list[str]) -> None:

@@ -1,6 +1,6 @@
 """The store's keys: loading them from the key file or passphrase, making new ones, the primary key.
 
-Every write goes through :meth:`Keyring._writing`, which makes sure that records are sealed with the
+Every write goes through :meth:`Keyring.writing`, which makes sure that records are sealed with the
 store's current primary key even when another process rotated it since this one opened the store.
 """
 
@@ -9,38 +9,40 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, insert, select, update
-
-from . import schema
+from . import queries
 from .config import Settings
 from .crypto import Keyset, Sealer, new_key_id
-from .engine import read_settings, write_transaction
+from .database import Database
 from .keys import derive_key, new_kdf_params
 from .opening import KEY_CHECK, primary_key_id, store_identity, tidy_key_file, unlock
 from .records import utc_now as _now
 
 
-class Keyring:
-    """The keys part of :class:`~imgvault.store.Store`; the other parts seal and open through :attr:`sealer`."""
+def read_identity(database: Database, connection=None) -> tuple[str, str]:
+    """The store id and key source, from the settings table."""
+    return store_identity(dict(database.rows(queries.SETTINGS, connection)))
 
-    settings: Settings
-    engine: Engine
-    store_id: str
-    key_source: str
-    _sealer: Sealer | None
-    _derived: dict[str, bytes]
+
+class Keyring:
+    """The keys of a store: what every other part seals and opens with (:attr:`sealer`)."""
+
+    def __init__(self, settings: Settings, database: Database, store_id: str, key_source: str):
+        self.settings, self.database = settings, database
+        self.store_id, self.key_source = store_id, key_source
+        self._sealer: Sealer | None = None
+        self._derived: dict[str, bytes] = {}  # keys derived from the passphrase, by their parameters
 
     @property
     def sealer(self) -> Sealer:
         return self._sealer
 
-    def _load_keys(self, connection: Connection) -> None:
-        primary_id = primary_key_id(read_settings(connection))
-        k = schema.keys.c
-        rows = connection.execute(select(k.key_id, k.kdf, k.check)).all()
-        self._use(unlock(self.settings, self.store_id, self.key_source, primary_id, rows, self._derived))
+    def load(self, connection=None) -> None:
+        """Read the keys table and open it with the key file or passphrase (checked against it)."""
+        primary_id = primary_key_id(dict(self.database.rows(queries.SETTINGS, connection)))
+        rows = self.database.rows(queries.KEYS, connection)
+        self.use(unlock(self.settings, self.store_id, self.key_source, primary_id, rows, self._derived))
 
-    def _use(self, sealer: Sealer) -> None:
+    def use(self, sealer: Sealer) -> None:
         """Seal and open with ``sealer`` from now on; it reads the keys again when it meets a newer key."""
         sealer.reload = self._reloaded_keyset
         self._sealer = sealer
@@ -49,11 +51,10 @@ class Keyring:
         # A blob sealed with a key this process lacks: another process rotated the key (it re-seals every
         # record, then retires the old key), so the keys are read again, as when the store was opened. A
         # key id that is in no keys table (an altered blob) still finds no key and is refused.
-        with self.engine.connect() as connection:
-            self._load_keys(connection)
+        self.load()
         return self._sealer.keyset
 
-    def _new_key(self, taken: dict[int, bytes]) -> tuple[int, bytes, str | None]:
+    def new_key(self, taken: dict[int, bytes]) -> tuple[int, bytes, str | None]:
         """A fresh key id and key: random for a key file, derived with a new salt for a passphrase."""
         key_id = new_key_id(taken)
         if self.key_source == "file":
@@ -63,9 +64,13 @@ class Keyring:
         self._derived[kdf] = derive_key(self.settings.passphrase, params)
         return key_id, self._derived[kdf], kdf
 
-    def _install_primary(self, connection: Connection, keys: dict[int, bytes], key_id: int, kdf: str | None) -> None:
+    def install_primary(self, connection, keys: dict[int, bytes], key_id: int, kdf: str | None) -> None:
         """Record ``key_id`` (one of ``keys``) as the store's primary key, inside the caller's transaction."""
-        self._use(Sealer(Keyset(keys, key_id), self.store_id))
+        from sqlalchemy import insert, update
+
+        from . import schema
+
+        self.use(Sealer(Keyset(keys, key_id), self.store_id))
         check = self._sealer.seal("key", str(key_id), KEY_CHECK)
         connection.execute(insert(schema.keys).values(key_id=key_id, kdf=kdf, check=check, created_at=_now()))
         table = schema.settings
@@ -74,14 +79,18 @@ class Keyring:
             connection.execute(insert(table).values(name="primary_key_id", value=str(key_id)))
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def writing(self) -> Iterator:
         """A write transaction whose sealer uses the store's current primary key.
 
         Another process may have rotated the key since this store was opened; sealing with a key that
         is about to be retired would make the record unreadable, so the primary is checked under the
         write lock and the keys reloaded when it moved.
         """
-        with write_transaction(self.engine) as connection:
+        from sqlalchemy import select
+
+        from . import schema
+
+        with self.database.writing() as connection:
             # FOR SHARE (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises writers already): a rotation
             # installing a new primary waits for this transaction to commit, so no record sealed here
             # with the old primary can commit after the rotation started re-sealing.
@@ -90,15 +99,10 @@ class Keyring:
                 select(table.c.value).where(table.c.name == "primary_key_id").with_for_update(read=True)
             ).scalar()
             if primary_key_id({"primary_key_id": primary}) != self._sealer.keyset.primary_id:
-                self._load_keys(connection)
+                self.load(connection)
             yield connection
 
-    def _tidy_key_file(self, connection: Connection) -> None:
+    def tidy_key_file(self) -> None:
         """Finish what a killed rotation left in the key file (see :func:`.opening.tidy_key_file`)."""
-        key_ids = schema.keys.c.key_id
-        tidy_key_file(self.settings.key_file, self.store_id, lambda: set(connection.execute(select(key_ids)).scalars()))
-
-
-def read_store_settings(connection: Connection) -> tuple[str, str]:
-    """The store id and key source from the settings table, checked to be of the right shape."""
-    return store_identity(read_settings(connection))
+        tidy_key_file(self.settings.key_file, self.store_id,
+                      lambda: {row.key_id for row in self.database.rows(queries.KEYS)})  # fmt: skip

@@ -1,9 +1,8 @@
 """What opening a store checks, on values however they were read: the schema revision, the settings, the keys.
 
-:meth:`Store.open <imgvault.store.Store.open>` reads them through SQLAlchemy; the read-only listing
-(:mod:`.reader`) reads a SQLite store with the standard library's sqlite3. Both hand what they read to
-these functions, so a store that one of them refuses (another schema revision, altered settings, a wrong
-key file or passphrase) the other refuses with the same message. Nothing here imports SQLAlchemy.
+:meth:`Store.open <imgvault.store.Store.open>` reads them with the standard library's sqlite3 (a SQLite
+file) or through SQLAlchemy (any database, :mod:`.database`) and hands what it read to these functions, so
+a store is refused with the same message whichever way it was read. Nothing here imports SQLAlchemy.
 """
 
 import json

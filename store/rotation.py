@@ -3,7 +3,7 @@
 Rotations run one at a time (see :mod:`.locks`). The key file always holds every key the store may
 still need: a new key reaches the file before the store uses it, and an old key leaves the file only
 after the store has dropped it. A rotation killed in between leaves the file with a key too many, which
-the next command that opens the store removes (:meth:`Keyring._tidy_key_file`).
+the next command that opens the store removes (:meth:`Keyring.tidy_key_file`).
 """
 
 from collections.abc import Callable
@@ -12,14 +12,19 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from . import bindings, schema
 from .crypto import Keyset, Sealer
+from .database import Database
 from .keyring import Keyring
 from .keys import read_key_file, write_key_file
 from .locks import rotation_lock
 from .records import RotationReport
 
 
-class Rotation(Keyring):
-    """The key rotation part of :class:`~imgvault.store.Store`."""
+class Rotation:
+    """Rotating a store's key. Imported when a rotation runs: it needs SQLAlchemy."""
+
+    def __init__(self, store, database: Database, keyring: Keyring):
+        self.store, self.database, self.keyring = store, database, keyring
+        self.settings, self.store_id, self.key_source = keyring.settings, keyring.store_id, keyring.key_source
 
     def rotate_key(
         self,
@@ -52,14 +57,13 @@ class Rotation(Keyring):
         with the store's keys stops the rotation with :class:`IntegrityError` naming it, before any key
         is retired.
         """
-        with rotation_lock(self):
+        with rotation_lock(self.store):
             if self.key_source == "file":
-                with self.engine.connect() as connection:
-                    self._tidy_key_file(connection)
+                self.keyring.tidy_key_file()
             new_primary = self._make_primary()
             started(self._count_to_reseal(new_primary))
             resealed = {kind: self._reseal_kind(kind, new_primary, batch_size, advance) for kind in schema.SEALED}
-            artifacts = before_retire(self._sealer) if before_retire is not None else 0
+            artifacts = before_retire(self.keyring.sealer) if before_retire is not None else 0
             retired = self._retire_all_but(new_primary)
         return RotationReport(new_key_id=new_primary, retired_key_ids=sorted(retired), resealed=resealed,
                               resealed_artifacts=artifacts)  # fmt: skip
@@ -68,19 +72,19 @@ class Rotation(Keyring):
         file_keys = {}
         if self.key_source == "file":
             file_keys = read_key_file(self.settings.key_file, self.store_id)
-        keys = {**self._sealer.keyset.keys, **file_keys}
-        key_id, key, kdf = self._new_key(keys)
+        keys = {**self.keyring.sealer.keyset.keys, **file_keys}
+        key_id, key, kdf = self.keyring.new_key(keys)
         keys[key_id] = key
         if self.key_source == "file":
             # The new key reaches the key file before the store uses it, so no record is ever sealed
             # with a key that exists nowhere else.
             write_key_file(self.settings.key_file, self.store_id, {**file_keys, key_id: key})
-        with self._writing() as connection:
-            self._install_primary(connection, keys, key_id, kdf)
+        with self.keyring.writing() as connection:
+            self.keyring.install_primary(connection, keys, key_id, kdf)
         return key_id
 
     def _count_to_reseal(self, new_primary: int) -> int:
-        with self.engine.connect() as connection:
+        with self.database.engine.connect() as connection:
             return sum(connection.execute(select(func.count()).select_from(table).where(table.c.key_id != new_primary))
                        .scalar() for table, _columns in schema.SEALED.values())  # fmt: skip
 
@@ -93,7 +97,7 @@ class Rotation(Keyring):
         """
         count, after = 0, ""
         while True:
-            with self._writing() as connection:
+            with self.keyring.writing() as connection:
                 rows = self._reseal_rows(connection, kind, new_primary, after, batch_size)
             if not rows:
                 return count
@@ -103,7 +107,7 @@ class Rotation(Keyring):
 
     def _reseal_rows(self, connection: Connection, kind: str, new_primary: int, after: str | None,
                      limit: int | None) -> list:  # fmt: skip
-        if self._sealer.keyset.primary_id != new_primary:
+        if self.keyring.sealer.keyset.primary_id != new_primary:
             raise RuntimeError("the primary key changed during a key rotation")  # the rotation lock prevents it
         table, columns = schema.SEALED[kind]
         key = schema.record_id(table)
@@ -119,7 +123,7 @@ class Rotation(Keyring):
         return rows
 
     def _retire_all_but(self, new_primary: int) -> set[int]:
-        with self._writing() as connection:
+        with self.keyring.writing() as connection:
             # Normally nothing is left; whatever is (a writer's batch that began before the new primary
             # was installed, on a database that does not serialise writers) is re-sealed here, under the
             # same lock as the retirement, so that no record outlives its key.
@@ -128,17 +132,17 @@ class Rotation(Keyring):
             keys = schema.keys
             retired = set(connection.execute(select(keys.c.key_id).where(keys.c.key_id != new_primary)).scalars())
             connection.execute(delete(keys).where(keys.c.key_id != new_primary))
-        key = self._sealer.keyset.keys[new_primary]
+        key = self.keyring.sealer.keyset.keys[new_primary]
         if self.key_source == "file":
             # Only after the store dropped the old keys: killed before this, the key file has a key too
             # many, never one too few.
             retired |= set(read_key_file(self.settings.key_file, self.store_id)) - {new_primary}
             write_key_file(self.settings.key_file, self.store_id, {new_primary: key})
-        self._use(Sealer(Keyset({new_primary: key}, new_primary), self.store_id))
+        self.keyring.use(Sealer(Keyset({new_primary: key}, new_primary), self.store_id))
         return retired
 
     def _reseal(self, kind: str, columns: tuple[str, ...], row) -> dict:
-        sealer, bound = self._sealer, bindings.CONTEXT[kind](row._mapping)
+        sealer, bound = self.keyring.sealer, bindings.CONTEXT[kind](row._mapping)
         values = {"key_id": sealer.keyset.primary_id}
         for column in columns:
             blob = getattr(row, column)

@@ -4,34 +4,36 @@ Every payload (the file's bytes, its name, its metadata) is sealed with AES-256-
 record (see :mod:`imgvault.store.crypto`). Writes are transactions: a put that fails or is killed
 leaves no partial record behind.
 
-:class:`Store` is the facade; each concern lives in a module of its own, as a part the facade is made of:
-:mod:`.keyring` (keys, the primary key, write transactions), :mod:`.rotation` (key rotation, one at a
-time: :mod:`.locks`), :mod:`.images` (collections and images, put and put_many) and :mod:`.encodings`
-(codec models and encoded images). What each sealed blob is bound to is in :mod:`.bindings`.
+:class:`Store` is one object made of parts, each over the store's one :class:`~.database.Database` (its
+reads, its writes, its SELECTs in :mod:`.queries`): :class:`~.keyring.Keyring` (keys, the primary key,
+write transactions), :class:`~.images.Images` (collections and images, put and put_many),
+:class:`~.encoded.EncodedImages` (codec models and encoded images) and :class:`~.rotation.Rotation` (key
+rotation, one at a time: :mod:`.locks`); API tokens are :mod:`.tokens`. Its methods hand each call to the
+part that does it. What each sealed blob is bound to is in :mod:`.bindings`.
+
+Reading a SQLite store in a plain file needs no SQLAlchemy: :meth:`Store.open` and every read go through
+the standard library's sqlite3 (:mod:`.database`), so a command that only lists starts fast.
 """
 
 import contextlib
 import os
 import secrets
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from sqlalchemy import insert
-
-from . import schema
 from .config import Settings
 from .crypto import Sealer
-from .encodings import Encodings
-from .engine import check_revision, create_store_engine, current_revision, upgrade, write_transaction
+from .database import Database
+from .encoded import EncodedImages
 from .errors import ConfigError
-from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION, image_by_id
-from .keyring import read_store_settings
+from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION, Images
+from .keyring import Keyring, read_identity
 from .keys import write_key_file
-from .reads import SqliteReads
-from .rotation import Rotation
-from .tokens import TokenCache
+from .opening import check_revision
+from .records import CollectionInfo, EncodedInfo, ImageInfo, PutResult, Removal, RotationReport
 
 
-class Store(Encodings, Rotation):
+class Store:
     """An encrypted image store. Make one with :meth:`init` (new) or :meth:`open` (existing).
 
     Examples
@@ -42,17 +44,25 @@ class Store(Encodings, Rotation):
     True
     """
 
-    def __init__(self, settings: Settings, engine, store_id: str, key_source: str):
+    def __init__(self, settings: Settings, database: Database, store_id: str, key_source: str):
         # Use Store.open or Store.init; this only assembles the parts.
         self.settings = settings
-        self.engine = engine
+        self.database = database
         self.store_id = store_id
         self.key_source = key_source
-        self._sealer: Sealer | None = None
-        self._derived: dict[str, bytes] = {}
-        # On a SQLite file: the image and token reads that every web request makes, without SQLAlchemy.
-        self._reads = SqliteReads.for_engine(engine, image_by_id())
-        self.token_cache = TokenCache(self._reads) if self._reads is not None else None
+        self.keyring = Keyring(settings, database, store_id, key_source)
+        self._images = Images(database, self.keyring)
+        self._encoded = EncodedImages(database, self.keyring, self._images)
+
+    @property
+    def engine(self):
+        """SQLAlchemy's engine of the store's database (made, and SQLAlchemy imported, on first use)."""
+        return self.database.engine
+
+    @property
+    def sealer(self) -> Sealer:
+        """What the store seals and opens with: its keys, the primary first."""
+        return self.keyring.sealer
 
     # -- opening and closing -----------------------------------------------------------------------
 
@@ -67,15 +77,20 @@ class Store(Encodings, Rotation):
         if os.name == "posix" and os.stat(settings.home).st_mode & 0o077:
             os.chmod(settings.home, 0o700)  # a folder that existed, open to others: the store's is for its user
         _create_private_file(settings.sqlite_path)
-        engine = create_store_engine(settings.db_url)
+        from sqlalchemy import insert
+
+        from . import schema
+        from .engine import current_revision, upgrade
+
+        database = Database(settings)
         try:
-            if current_revision(engine) is not None:
+            if current_revision(database.engine) is not None:
                 raise ConfigError(f"a store already exists in {settings.describe_db()}")
             key_source = "passphrase" if settings.passphrase else "file"
             if key_source == "file" and settings.key_file.exists():
                 raise ConfigError(f"key file {settings.key_file} already exists; refusing to overwrite a key")
-            store = cls(settings, engine, secrets.token_hex(16), key_source)
-            with write_transaction(engine) as connection:
+            store = cls(settings, database, secrets.token_hex(16), key_source)
+            with database.writing() as connection:
                 upgrade(connection)
                 connection.execute(
                     insert(schema.settings),
@@ -86,13 +101,13 @@ class Store(Encodings, Rotation):
                 )
                 # The key file is written last, inside the transaction: if it cannot be written the
                 # store is not created, and if the commit fails the key file is removed again.
-                key_id, key, kdf = store._new_key({})
-                store._install_primary(connection, {key_id: key}, key_id, kdf)
+                key_id, key, kdf = store.keyring.new_key({})
+                store.keyring.install_primary(connection, {key_id: key}, key_id, kdf)
                 if key_source == "file":
                     write_key_file(settings.key_file, store.store_id, {key_id: key}, exclusive=True)
             return store
         except BaseException:
-            engine.dispose()
+            database.close()
             raise
 
     @staticmethod
@@ -100,11 +115,11 @@ class Store(Encodings, Rotation):
         """True if a store (with its schema) exists where ``settings`` point."""
         if settings.sqlite_path is not None and not settings.sqlite_path.exists():
             return False
-        engine = create_store_engine(settings.db_url)
+        database = Database(settings)
         try:
-            return current_revision(engine) is not None
+            return database.revision() is not None
         finally:
-            engine.dispose()
+            database.close()
 
     @classmethod
     def open(cls, home=None, *, settings: Settings | None = None) -> "Store":
@@ -113,17 +128,16 @@ class Store(Encodings, Rotation):
         where = settings.describe_db()
         if settings.sqlite_path is not None and not settings.sqlite_path.exists():
             raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
-        engine = create_store_engine(settings.db_url)
+        database = Database(settings)
         try:
-            check_revision(engine, where)
-            with engine.connect() as connection:
-                store = cls(settings, engine, *read_store_settings(connection))
-                store._load_keys(connection)
-                if store.key_source == "file":
-                    store._tidy_key_file(connection)
+            check_revision(database.revision(), where)
+            store = cls(settings, database, *read_identity(database))
+            store.keyring.load()
+            if store.key_source == "file":
+                store.keyring.tidy_key_file()
             return store
         except BaseException:
-            engine.dispose()
+            database.close()
             raise
 
     @classmethod
@@ -134,27 +148,114 @@ class Store(Encodings, Rotation):
         """
         if settings.sqlite_path is not None and not settings.sqlite_path.exists():
             raise ConfigError(f'no imgvault store in {settings.home} (run "imgvault init" first)')
-        engine = create_store_engine(settings.db_url)
+        from . import schema
+        from .engine import current_revision, upgrade
+
+        database = Database(settings)
         try:
-            before = current_revision(engine)
+            before = current_revision(database.engine)
             if before is None:
                 raise ConfigError(f'no imgvault store in {settings.describe_db()} (run "imgvault init" first)')
-            with write_transaction(engine) as connection:
+            with database.writing() as connection:
                 sealer = None
                 if before != schema.SCHEMA_REVISION:
-                    store = cls(settings, engine, *read_store_settings(connection))
-                    store._load_keys(connection)
+                    store = cls(settings, database, *read_identity(database, connection))
+                    store.keyring.load(connection)
                     sealer = store.sealer
                 upgrade(connection, sealer)
-            return before, current_revision(engine)
+            return before, current_revision(database.engine)
         finally:
-            engine.dispose()
+            database.close()
+
+    # -- collections and images (:class:`~.images.Images`) -------------------------------------------
+
+    def collection(self, name: str) -> CollectionInfo:
+        """The collection ``name`` with its image count and size; :class:`CollectionNotFound` if none."""
+        return self._images.collection(name)
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection with its image count and size, by name."""
+        return self._images.collections()
+
+    def collection_names(self) -> list[str]:
+        """The name of every collection, sorted (cheaper than :meth:`collections`, which counts images)."""
+        return self._images.collection_names()
+
+    def put(self, source: str | Path | bytes, *, collection: str = DEFAULT_COLLECTION, name: str | None = None,
+            metadata: dict | None = None) -> ImageInfo:  # fmt: skip
+        """Validate and store one image from a file path or from bytes (see :meth:`.images.Images.put`)."""
+        return self._images.put(source, collection=collection, name=name, metadata=metadata)
+
+    def put_many(self, paths: Iterable[str | Path], *, collection: str = DEFAULT_COLLECTION,
+                 metadata: dict | None = None, jobs: int | None = None) -> Iterator[PutResult]:  # fmt: skip
+        """Store every image file named in ``paths`` (directories recursively), streaming a result per file
+        (see :meth:`.images.Images.put_many`)."""
+        return self._images.put_many(paths, collection=collection, metadata=metadata, jobs=jobs)
+
+    def get(self, image_id: str) -> bytes:
+        """The original bytes of image ``image_id``, exactly as they were put."""
+        return self._images.get(image_id)
+
+    def info(self, image_id: str) -> ImageInfo:
+        """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""
+        return self._images.info(image_id)
+
+    def images(self, collection: str | None = None, *, page_size: int = 2000, after: str = "") -> Iterator[ImageInfo]:
+        """Every image (of one collection, if given) in the order they were put, streamed in pages; with
+        ``after`` (an image id), those put after it (see :meth:`.images.Images.images`)."""
+        return self._images.images(collection, page_size=page_size, after=after)
+
+    def check_images(self, image_ids: Iterable[str]) -> None:
+        """:class:`ImageNotFound` naming every one of ``image_ids`` that the store does not hold."""
+        return self._images.check_images(image_ids)
+
+    def remove(self, image_ids: Iterable[str]) -> Removal:
+        """Delete the images with their encoded images and the models fitted on them alone: all or nothing."""
+        return self._images.remove(image_ids)
+
+    # -- codec models and encoded images (:class:`~.encoded.EncodedImages`) ----------------------------
+
+    def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
+                     model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
+        """Store an encoded image with its model (see :meth:`.encoded.EncodedImages.put_encoding`)."""
+        return self._encoded.put_encoding(image_id, method=method, params=params, encoded=encoded, metrics=metrics,
+                                          model=model, model_id=model_id)  # fmt: skip
+
+    def put_encodings(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
+                      collection: str | None = None) -> list[EncodedInfo]:  # fmt: skip
+        """Store several encoded images of one method in one transaction (see
+        :meth:`.encoded.EncodedImages.put_encodings`)."""
+        return self._encoded.put_encodings(items, method=method, params=params, shared_model=shared_model,
+                                           collection=collection)  # fmt: skip
+
+    def encoded_images(self, collection: str | None = None, *, image_id: str | None = None) -> Iterator[EncodedInfo]:
+        """Every encoded image (of one collection, or of one image, if given), oldest first."""
+        return self._encoded.encoded_images(collection, image_id=image_id)
+
+    def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
+        """An encoded image's record and its payload (the method's output)."""
+        return self._encoded.get_encoded(encoded_id)
+
+    def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
+        """A codec model's method, parameters and payload."""
+        return self._encoded.get_model(model_id)
+
+    # -- keys (:class:`~.rotation.Rotation`) --------------------------------------------------------------
+
+    def rotate_key(self, *, batch_size: int = 200, before_retire: Callable[[Sealer], int] | None = None,
+                   started: Callable[[int], None] = lambda total: None,
+                   advance: Callable[[int], None] = lambda count: None) -> RotationReport:  # fmt: skip
+        """Make a new primary key, re-seal every record with it, then retire the old keys (see
+        :meth:`.rotation.Rotation.rotate_key`)."""
+        from .rotation import Rotation
+
+        return Rotation(self, self.database, self.keyring).rotate_key(
+            batch_size=batch_size, before_retire=before_retire, started=started, advance=advance
+        )
 
     def close(self) -> None:
         """Release the database connections."""
-        if self._reads is not None:
-            self._reads.close()
-        self.engine.dispose()
+        self.database.close()
 
     def __enter__(self) -> "Store":
         return self

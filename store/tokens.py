@@ -10,29 +10,21 @@ Each row is sealed (a MAC under the store's key, :mod:`.bindings`): its name, ha
 revocation. A row that does not verify (inserted, or edited, by whoever can write the database but does not
 hold the key) grants nothing: :func:`check_token` refuses it and logs why.
 
-The web service checks a token on every request. On SQLite, the records of valid tokens are kept in a
-:class:`TokenCache` that is emptied whenever the database has changed, which costs one ``PRAGMA
-data_version`` per check (see :mod:`.reads`): a token revoked or deleted by any process is refused from its
-next request on. On PostgreSQL every check asks the database.
+The web service checks a token on every request, and keeps the records of valid tokens while the database
+is unchanged (:mod:`imgvault.web.tokens`).
 """
 
-import functools
 import hashlib
 import hmac
 import logging
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
-
-from . import schema
+from . import queries
 from .bindings import token_context
-from .engine import one_read, write_transaction
 from .errors import IntegrityError, InvalidParameter, NotFound
-from .reads import forget_in_child
 from .records import iso_utc, utc_now
 
 PREFIX = "ivt_"
@@ -64,12 +56,12 @@ def _info(row, intact: bool = True) -> TokenInfo:
                      intact=intact)  # fmt: skip
 
 
-def _intact(store, row) -> bool:
+def _intact(store, row: queries.TokenRow) -> bool:
     """Whether the row's seal opens with its columns as they are: written by someone holding the key."""
     if row.seal is None:
         return False
     try:
-        store.sealer.open("token.seal", row.name, bytes(row.seal), context=token_context(row._mapping))
+        store.sealer.open("token.seal", row.name, bytes(row.seal), context=token_context(row._asdict()))
     except IntegrityError:
         return False
     return True
@@ -77,10 +69,14 @@ def _intact(store, row) -> bool:
 
 def _seal_row(store, connection, name: str) -> None:
     """Seal the row of token ``name`` as the database holds it now (its times as the database gives them back)."""
+    from sqlalchemy import update
+
+    from . import schema
+
     table = schema.api_tokens
-    row = connection.execute(select(table).where(table.c.name == name)).first()
+    row = store.database.first(queries.TOKEN_BY_NAME, connection, name=name)
     sealer = store.sealer
-    blob = sealer.seal("token.seal", name, b"", context=token_context(row._mapping))
+    blob = sealer.seal("token.seal", name, b"", context=token_context(row._asdict()))
     connection.execute(update(table).where(table.c.name == name).values(key_id=sealer.keyset.primary_id, seal=blob))
 
 
@@ -98,12 +94,16 @@ def create_token(store, name: str, *, read_only: bool = False) -> tuple[TokenInf
 
     A name is used by one token at a time: a revoked token's name may be given to a new one.
     """
+    from sqlalchemy import delete, insert
+
+    from . import schema
+
     check_token_name(name)
     table = schema.api_tokens
     token = PREFIX + secrets.token_urlsafe(32)
     info = TokenInfo(name=name, read_only=read_only, created=utc_now())
-    with write_transaction(store.engine) as connection:
-        row = connection.execute(select(table.c.revoked_at).where(table.c.name == name)).first()
+    with store.database.writing() as connection:
+        row = store.database.first(queries.TOKEN_BY_NAME, connection, name=name)
         if row is not None and row.revoked_at is None:
             raise InvalidParameter(f'a token named "{name}" exists already (revoke it first)')
         connection.execute(delete(table).where(table.c.name == name))
@@ -115,47 +115,45 @@ def create_token(store, name: str, *, read_only: bool = False) -> tuple[TokenInf
 
 def list_tokens(store) -> list[TokenInfo]:
     """Every token, revoked ones too, by name."""
-    with store.engine.connect() as connection:
-        rows = connection.execute(select(schema.api_tokens).order_by(schema.api_tokens.c.name)).all()
-    return [_info(row, _intact(store, row)) for row in rows]
+    return [_info(row, _intact(store, row)) for row in store.database.rows(queries.TOKENS)]
 
 
 def revoke_token(store, name: str) -> TokenInfo:
     """Revoke token ``name`` at once: the next request that shows it is refused."""
+    from sqlalchemy import update
+
+    from . import schema
+
     table = schema.api_tokens
-    with write_transaction(store.engine) as connection:
+    with store.database.writing() as connection:
         revoked = connection.execute(
             update(table).where(table.c.name == name, table.c.revoked_at.is_(None)).values(revoked_at=utc_now())
         ).rowcount
         if revoked:
             # Sealed anew as it is now: whatever the row held before, revoked it grants nothing.
             _seal_row(store, connection, name)
-        row = connection.execute(select(table).where(table.c.name == name)).first()
+        row = store.database.first(queries.TOKEN_BY_NAME, connection, name=name)
     if not revoked:
         raise NotFound(f'no token named "{name}"' if row is None else f'token "{name}" is revoked already')
     return _info(row)
 
 
-@functools.cache
-def _token_by_digest() -> Select:
-    # Built once: every API request checks its token, and making the SELECT costs more than running it.
-    table = schema.api_tokens
-    return select(table).where(table.c.token_sha256 == bindparam("digest"))
+def check_token(store, token: str, read=None) -> TokenInfo | None:
+    """The token's record if ``token`` is a token of this store and not revoked, else None.
 
-
-def check_token(store, token: str) -> TokenInfo | None:
-    """The token's record if ``token`` is a token of this store and not revoked, else None."""
+    ``read(digest, read_token)``, if given, is asked instead of reading the record: a cache of records
+    (:class:`imgvault.web.tokens.TokenCache`) calls ``read_token()`` when it does not hold it.
+    """
     if not isinstance(token, str) or not token.startswith(PREFIX) or len(token) > _MAX_TOKEN or not token.isascii():
         return None
     digest = _digest(token)
-    if store.token_cache is None:
+    if read is None:
         return _read_token(store, digest)
-    return store.token_cache.get(digest, lambda: _read_token(store, digest))
+    return read(digest, lambda: _read_token(store, digest))
 
 
 def _read_token(store, digest: str) -> TokenInfo | None:
-    with one_read(store.engine) as connection:
-        row = connection.execute(_token_by_digest(), {"digest": digest}).first()
+    row = store.database.first(queries.TOKEN_BY_DIGEST, digest=digest)
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked_at is not None:
         return None
     if not _intact(store, row):
@@ -164,42 +162,3 @@ def _read_token(store, digest: str) -> TokenInfo | None:
         )
         return None
     return _info(row)
-
-
-class TokenCache:
-    """The records of valid tokens by hash, kept while the database is unchanged (see :mod:`.reads`).
-
-    Any commit by another connection (a token revoked, created or deleted; an image put...) empties it, so
-    it can never answer with a record the database no longer holds. Unknown and revoked tokens are not kept.
-    """
-
-    MAX_TOKENS = 1024  # more valid tokens than a store has; past it the cache starts over
-
-    def __init__(self, reads):
-        self._reads = reads
-        self._lock = threading.Lock()
-        self._version: tuple[int, int] | None = None
-        self._tokens: dict[str, TokenInfo] = {}
-        forget_in_child(self)  # a thread of the parent may hold the lock at the fork, and never let it go there
-
-    def _forget_in_child(self) -> None:
-        self._lock = threading.Lock()
-
-    def get(self, digest: str, read) -> TokenInfo | None:
-        """The record of the token with SHA-256 ``digest``: kept, or ``read()`` (kept if not None)."""
-        with self._lock:
-            # Asked before reading the token, under the lock: a commit after this makes the next call differ.
-            version = self._reads.data_version()
-            if version != self._version:
-                self._version, self._tokens = version, {}
-            info = self._tokens.get(digest)
-        if info is not None:
-            return info
-        info = read()
-        if info is not None:
-            with self._lock:
-                if self._version == version:  # else the database changed meanwhile: the record may be stale
-                    if len(self._tokens) >= self.MAX_TOKENS:
-                        self._tokens = {}
-                    self._tokens[digest] = info
-        return info

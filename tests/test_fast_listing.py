@@ -1,10 +1,10 @@
-"""Listing a SQLite store without SQLAlchemy (imgvault.store.reader): the same output, errors and integrity
-checks as listing it through Store, on the same real store.
+"""Reading a SQLite store with the standard library's sqlite3 (imgvault.store.database): the same output,
+errors and integrity checks as reading it through SQLAlchemy, on the same real store.
 
-Each command runs twice through the real command line: as it is (``ls`` and ``collections`` read a SQLite
-store through :class:`SQLiteReader`), and with the command line's ``open_reader`` swapped for
-``open_store`` (the SQLAlchemy path every other command takes). The two must print the same bytes.
-That ``ls`` really starts without SQLAlchemy is checked in a subprocess by test_processes.
+Each command runs twice through the real command line: as it is (a SQLite file is read with sqlite3), and
+with the file's sqlite3 reads turned off, so that the same SELECTs run through SQLAlchemy, as on any other
+database. The two must print the same bytes. That ``ls`` really starts without SQLAlchemy is checked in a
+subprocess by test_processes.
 """
 
 import io
@@ -19,12 +19,11 @@ from rawdb import flip_bit, raw_engine, tamper
 from sqlalchemy import select, update
 
 from imgvault.cli import cli
-from imgvault.cli.group import Context
 from imgvault.cli.output import printable
-from imgvault.store import ImgVaultError, IntegrityError, Settings, Store, schema
+from imgvault.store import ImgVaultError, IntegrityError, Settings, Store, database, queries, schema
 from imgvault.store.bindings import image_context_of
 from imgvault.store.crypto import Keyset, Sealer
-from imgvault.store.reader import SQLiteReader, open_reader
+from imgvault.store.database import Database
 
 # Names as people and file systems make them: the table escapes what a terminal would act on, JSON keeps them.
 ODD_NAMES = [
@@ -80,12 +79,13 @@ def vault(template, tmp_path, clean_env, monkeypatch):
 
 @pytest.fixture
 def both(runner, monkeypatch):
-    """Run the command line's args through the reader, then through Store; both outcomes must be the same bytes."""
+    """Run the command line's args with sqlite3 reads, then through SQLAlchemy; both outcomes must be the same
+    bytes."""
 
     def run(*args: str):
         fast = runner.invoke(cli, list(args))
         with monkeypatch.context() as patch:
-            patch.setattr(Context, "open_reader", Context.open_store)
+            patch.setattr(database, "plain_sqlite_file", lambda settings: None)
             slow = runner.invoke(cli, list(args))
         assert (fast.exit_code, fast.stdout, fast.stderr) == (slow.exit_code, slow.stdout, slow.stderr), args
         assert "Traceback" not in fast.output
@@ -95,11 +95,22 @@ def both(runner, monkeypatch):
 
 
 def reader_refuses(home) -> str:
-    """The error line of opening ``home`` with the reader itself (not through Store after a fallback)."""
-    settings = Settings.resolve(home)
-    with pytest.raises(ImgVaultError) as raised:
-        SQLiteReader.open(settings, settings.sqlite_path)
+    """The error line of opening ``home`` with sqlite3 reads (not through SQLAlchemy after a fallback)."""
+
+    def no_fallback(self):
+        raise AssertionError("the store was read through SQLAlchemy")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(ImgVaultError) as raised:
+        patch.setattr(Database, "read_through_sqlalchemy", no_fallback)
+        Store.open(settings=Settings.resolve(home))
     return f"Error: {printable(str(raised.value))}\n"
+
+
+def sqlalchemy_reads(settings: Settings) -> Store:
+    """The store of ``settings``, its SQLite file read through SQLAlchemy."""
+    store = Store.open(settings=settings)
+    store.database.read_through_sqlalchemy()
+    return store
 
 
 def image_ids(home, collection: str | None = None) -> list[str]:
@@ -129,7 +140,8 @@ def image_ids(home, collection: str | None = None) -> list[str]:
 def test_both_paths_print_the_same_bytes(vault, both, args):
     result = both(*args)
     assert result.exit_code == 0
-    assert isinstance(open_reader(Settings.resolve(vault)), SQLiteReader)
+    with Store.open(vault) as store:
+        assert store.database.file is not None
 
 
 def test_the_listing_spans_pages_and_escapes_names_in_the_table_only(vault, both):
@@ -143,27 +155,27 @@ def test_the_listing_spans_pages_and_escapes_names_in_the_table_only(vault, both
     assert len(json.loads(both("ls", "-c", "holidays", "--json").stdout)) == holidays
 
 
-def test_the_readers_selects_are_the_ones_store_builds():
-    """The reader's SQL is written out (it cannot import SQLAlchemy): it must stay the SELECT that Store
-    builds with SQLAlchemy Core, column for column, or a schema change would list other columns."""
-    from sqlalchemy.dialects import sqlite
-
-    from imgvault.store import reader
-    from imgvault.store.encodings import Encodings
-
-    def compiled(query):
-        return " ".join(str(query.compile(dialect=sqlite.dialect())).replace(" AS collection", "").split())
-
-    assert reader._IMAGES.format("").startswith(compiled(Store._info_query(None)) + " WHERE ")
-    assert reader._ENCODED.format("").startswith(compiled(Encodings._encoded_query(None)) + " ORDER BY ")
+def test_every_select_gives_the_columns_of_its_row_type(vault):
+    """The SELECTs are written out once (reading a SQLite file cannot import SQLAlchemy): each must give the
+    columns its named row has, in its order, or a row would be read into the wrong names."""
+    selects = [value for value in vars(queries).values() if isinstance(value, queries.Query)]
+    assert len(selects) > 15
+    connection = sqlite3.connect(vault / "store.db")
+    for query in selects:
+        names = query.sql.replace(":", " :").split()
+        parameters = {name[1:]: 1 if name == ":limit" else "" for name in names if name.startswith(":")}
+        cursor = connection.execute(query.sql, parameters)
+        assert tuple(column[0] for column in cursor.description) == query.row._fields, query.sql
+    connection.close()
 
 
 @pytest.mark.parametrize("page_size", [1, 2, 7, 2000, 2016, 2017, 2018, 2019, 5000])
-def test_the_reader_pages_as_store_does(vault, page_size):
+def test_the_reads_page_as_sqlalchemy_s_do(vault, page_size):
     settings = Settings.resolve(vault)
     everything = image_ids(vault)
     assert len(everything) == 2018
-    with Store.open(settings=settings) as store, SQLiteReader.open(settings, settings.sqlite_path) as reader:
+    with sqlalchemy_reads(settings) as store, Store.open(settings=settings) as reader:
+        assert reader.database.file is not None
         for collection in (None, *COLLECTIONS):
             assert list(reader.images(collection, page_size=page_size)) == list(
                 store.images(collection, page_size=page_size)
@@ -199,9 +211,8 @@ def test_an_empty_database_file_is_not_a_store_and_the_reader_leaves_it_untouche
 def test_a_file_that_is_not_a_database_is_left_to_store_which_says_so(home, both):
     home.mkdir()
     (home / "store.db").write_bytes(b"not a database " * 100)
-    settings = Settings.resolve(home)
     with pytest.raises(sqlite3.DatabaseError):
-        SQLiteReader.open(settings, settings.sqlite_path)
+        Database(Settings.resolve(home)).file.revision()
     result = both("ls")
     database = home / "store.db"
     assert result.stderr == f"Error: cannot open the store database sqlite:///{database}: file is not a database\n"
@@ -412,7 +423,8 @@ def test_a_tampered_image_is_the_same_integrity_error_after_the_same_lines(vault
         assert "someone else's" not in result.stdout
     listed = both("ls").stdout.splitlines()
     assert len(listed) == 1 + ids.index(victim)  # the header and every image before it, then the error
-    with SQLiteReader.open(Settings.resolve(vault), vault / "store.db") as reader, pytest.raises(IntegrityError):
+    with Store.open(vault) as reader, pytest.raises(IntegrityError):
+        assert reader.database.file is not None
         list(reader.images())
 
 
@@ -442,12 +454,11 @@ def test_tampered_metrics_of_an_encoded_image_are_the_same_integrity_error(vault
 # -- which path ---------------------------------------------------------------------------------------------
 
 
-def test_only_a_plain_sqlite_file_is_read_by_the_reader(vault, monkeypatch):
-    settings = Settings.resolve(vault)
-    with open_reader(settings) as reader:
-        assert isinstance(reader, SQLiteReader)
-    # Options for SQLAlchemy's driver (and %XX escapes it would unquote) stay with Store.
+def test_only_a_plain_sqlite_file_is_read_with_sqlite3(vault, monkeypatch):
+    with Store.open(vault) as reader:
+        assert reader.database.file is not None
+    # Options for SQLAlchemy's driver (and %XX escapes it would unquote) stay with SQLAlchemy.
     monkeypatch.setenv("IMGVAULT_DB_URL", f"sqlite:///{vault / 'store.db'}?timeout=5")
-    with open_reader(Settings.resolve(vault)) as store:
-        assert isinstance(store, Store)
+    with Store.open(settings=Settings.resolve(vault)) as store:
+        assert store.database.file is None
         assert [image.id for image in store.images()] == image_ids(vault)

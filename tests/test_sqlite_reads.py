@@ -1,5 +1,5 @@
-"""A SQLite store's hot reads on read-only sqlite3 connections (store/reads.py) and the cache of valid tokens
-built on PRAGMA data_version (store/tokens.py): what a store that stays open, as ``imgvault serve``'s does,
+"""A SQLite store's reads on read-only sqlite3 connections (store/database.py) and the web service's cache of
+valid tokens built on PRAGMA data_version (web/tokens.py): what a store that stays open, as ``imgvault serve``'s does,
 sees when other processes revoke tokens, restore the database or fork.
 
 A revoked token must be refused at its next check, whatever happened to the connections meanwhile.
@@ -14,15 +14,29 @@ import subprocess
 import sys
 import threading
 import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import imgvault.store.reads as reads
+import imgvault.store.database as database
 from imgvault.store import Settings, Store
-from imgvault.store.reader import SQLiteReader, open_reader
-from imgvault.store.tokens import check_token, create_token
+from imgvault.store.tokens import create_token
+from imgvault.web.tokens import Tokens
+
+_tokens: "weakref.WeakKeyDictionary[Store, Tokens]" = weakref.WeakKeyDictionary()
+
+
+def tokens_of(store: Store) -> Tokens:
+    """The web service's token checks of ``store`` (one per store, with its cache), as ``imgvault serve`` has."""
+    if store not in _tokens:
+        _tokens[store] = Tokens(store)
+    return _tokens[store]
+
+
+def check_token(store: Store, token: str):
+    return tokens_of(store).check(token)
 
 
 def noise_png() -> bytes:
@@ -110,7 +124,7 @@ def test_a_forked_child_checks_tokens_although_a_thread_was_checking_one_at_the_
     inside, leave = threading.Event(), threading.Event()
 
     def checking():  # a thread of the parent inside the token cache at the moment of the fork
-        with store.token_cache._lock:
+        with tokens_of(store)._cache._lock:
             inside.set()
             leave.wait()
 
@@ -140,10 +154,10 @@ def test_opening_and_closing_stores_leaves_nothing_behind(store, home):
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
-    where = [tracemalloc.Filter(True, reads.__file__)]
+    where = [tracemalloc.Filter(True, database.__file__)]
     kept = after.filter_traces(where).compare_to(before.filter_traces(where), "filename")
     grown = sum(stat.size_diff for stat in kept)
-    assert grown < 1000, f"{grown} bytes kept by store/reads.py for 100 stores opened and closed"
+    assert grown < 1000, f"{grown} bytes kept by store/database.py for 100 stores opened and closed"
 
 
 def test_a_token_missing_from_a_backup_restored_with_sqlite_s_backup_is_refused(store, home, tmp_path):
@@ -179,8 +193,8 @@ def test_the_wal_and_shm_files_a_read_only_connection_makes_are_as_private_as_th
     assert sorted(path.name for path in home.glob("store.db*")) == ["store.db"]
     umask = os.umask(0)
     try:
-        with open_reader(Settings.resolve(home)) as reader:  # the listing: the first connection, read-only
-            assert isinstance(reader, SQLiteReader) and [listed.id for listed in reader.images()] == [image.id]
+        with Store.open(home) as reader:  # the listing: the first connection, read-only
+            assert reader.database.file is not None and [listed.id for listed in reader.images()] == [image.id]
             files = sorted(path.name for path in home.glob("store.db*"))
             modes = {name: (home / name).stat().st_mode & 0o777 for name in files}
     finally:
@@ -201,6 +215,6 @@ def test_a_store_db_that_is_a_symlink_is_read_and_watched_at_its_target(store, h
         cached(linked, token)
         revoke_elsewhere(home, "t")
         assert check_token(linked, token) is None
-    with open_reader(Settings.resolve(home)) as reader:
-        assert isinstance(reader, SQLiteReader) and [listed.id for listed in reader.images()] == [image.id]
+    with Store.open(home) as reader:
+        assert reader.database.file is not None and [listed.id for listed in reader.images()] == [image.id]
     assert sorted(path.name for path in home.glob("store.db*")) == ["store.db"]

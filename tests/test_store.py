@@ -26,6 +26,7 @@ from imgvault.store import (
 )
 from imgvault.store.crypto import blob_key_id
 from imgvault.store.records import ImageInfo
+from imgvault.store.rotation import Rotation
 
 
 def test_get_returns_the_exact_bytes_that_were_put_for_every_format_and_mode(store, image_dir):
@@ -274,10 +275,11 @@ def test_a_blob_naming_a_key_no_store_has_is_refused_after_the_keys_are_read_aga
         store.get(image.id)
 
 
-def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again(store, home, image_dir):
+def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again(store, home, image_dir,
+                                                                                 monkeypatch):  # fmt: skip
     images = [store.put(p) for p in sorted(image_dir.iterdir())[:6]]
     # Interrupt after the first batch: the new key is primary, older records still use the old one.
-    original = store._reseal
+    original = Rotation._reseal
     calls = 0
 
     def fail_after_first_batch(*args):
@@ -287,8 +289,8 @@ def test_an_interrupted_rotation_leaves_everything_readable_and_can_be_run_again
             raise KeyboardInterrupt
         return original(*args)
 
-    store._reseal = fail_after_first_batch
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(Rotation, "_reseal", fail_after_first_batch)
         store.rotate_key(batch_size=2)
     store.close()
     with Store.open(home) as reopened:
@@ -316,7 +318,7 @@ def test_a_second_rotation_while_one_runs_is_refused_and_the_first_completes(key
         monkeypatch.setenv("IMGVAULT_PASSPHRASE", "correct horse battery staple")
     store = Store.init(home)
     images = [store.put(p) for p in sorted(image_dir.iterdir())[:4]]
-    original_reseal, original_writing, calls, writes, refused = store._reseal, store._writing, 0, 0, []
+    original_reseal, original_writing, calls, writes, refused = Rotation._reseal, store.keyring.writing, 0, 0, []
 
     def reseal_counting(*args):
         nonlocal calls
@@ -337,8 +339,10 @@ def test_a_second_rotation_while_one_runs_is_refused_and_the_first_completes(key
                     refused.append(str(exc))
         return original_writing()
 
-    store._reseal, store._writing = reseal_counting, writing_while_another_rotation_starts
-    report = store.rotate_key(batch_size=2)
+    store.keyring.writing = writing_while_another_rotation_starts
+    with monkeypatch.context() as patched:
+        patched.setattr(Rotation, "_reseal", reseal_counting)
+        report = store.rotate_key(batch_size=2)
     store.close()
     assert refused == [
         "another key rotation is in progress on this store; run imgvault key rotate again when it has finished"

@@ -22,6 +22,7 @@ from .fastpath import ContentFastPath
 from .operations import PageTokens
 from .problems import TITLES, problem, status_of
 from .thumbnails import Thumbnails
+from .tokens import Tokens
 from .uploads import BodyError
 
 log = logging.getLogger("imgvault.web")
@@ -72,6 +73,7 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     app.state.mlflow_ui = mlflow_ui.rstrip("/") if mlflow_ui else None
     app.state.secure_cookies = secure_cookies
     app.state.sessions = Sessions()
+    app.state.tokens = Tokens(store)
     app.state.thumbnails = Thumbnails(store)
     app.state.page_tokens = PageTokens()
     app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -124,4 +126,4 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
         log.exception("unexpected error on %s", request.url.path)
         return respond(request, 500, f"unexpected {type(exc).__name__} (the server's log has the details)")
 
-    return ContentFastPath(app, store=store, headers=SECURITY_HEADERS)
+    return ContentFastPath(app, headers=SECURITY_HEADERS)

@@ -1,6 +1,6 @@
 """Who is asking: bearer tokens for the API, sign-in sessions (a cookie) and CSRF tokens for the gallery.
 
-Every request is checked against the store's token table (:mod:`imgvault.store.tokens`), so a revoked
+Every request is checked against the store's token table (:mod:`imgvault.store.tokens`, :mod:`.tokens`), so a revoked
 token stops working at its next request, in the API and in every session signed in with it. Sessions live
 in this process's memory only: a restart signs everyone out.
 """
@@ -16,7 +16,7 @@ from fastapi import Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 
-from imgvault.store.tokens import TokenInfo, check_token
+from imgvault.store.tokens import TokenInfo
 
 SESSION_COOKIE = "imgvault_session"
 LOGIN_CSRF_COOKIE = "imgvault_login_csrf"
@@ -104,7 +104,7 @@ async def bearer(request: Request, _declared: Annotated[object, Security(_BEARER
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         raise AuthError(401, "send a token: Authorization: Bearer TOKEN (imgvault token create NAME)")
-    info = await on_store(request.app.state.store, check_token, request.app.state.store, token)
+    info = await on_store(request.app.state.store, request.app.state.tokens.check, token)
     if info is None:
         raise AuthError(401, "the token is not valid (unknown or revoked)")
     return Caller(info)
@@ -114,7 +114,7 @@ async def on_store(store, function, *args):
     """``function(*args)``, a short call into ``store``: on the event loop if the database is a local SQLite
     file (faster than a thread hop), else in the thread pool, so that a database across a network never
     holds up the other requests."""
-    if store.engine.dialect.name == "sqlite":
+    if store.database.is_sqlite:
         return function(*args)
     return await run_in_threadpool(function, *args)
 
@@ -122,7 +122,7 @@ async def on_store(store, function, *args):
 def session_caller(request: Request) -> Caller:
     """The caller of a gallery page, from the session cookie; else AuthError 401 (the page sends to sign-in)."""
     session = request.app.state.sessions.get(request.cookies.get(SESSION_COOKIE))
-    info = session and check_token(request.app.state.store, session.token)
+    info = session and request.app.state.tokens.check(session.token)
     if info is None:
         raise AuthError(401, "sign in with a token")
     return Caller(info, session)

@@ -1,47 +1,47 @@
-"""The API's busiest request, ``GET /api/v1/images/{id}/content``, answered without FastAPI's machinery.
+"""The API's busiest request, ``GET /api/v1/images/{id}/content``, without FastAPI's routing and middleware.
 
 Routing, dependency injection and the middleware stack (FastAPI's own included) cost several times what the
 request itself does (a token check, one indexed select and an AES-GCM open). This ASGI layer in front of the
-whole FastAPI application (:func:`~imgvault.web.app.create_app` puts it there) answers the request when it
-succeeds: a valid bearer token and a stored image. Anything else - no or bad token, an unknown or
-malformed id, a tampered record, another method - goes on to the application, which answers it (and its
-errors) as the API documents, so there is one place that decides what an error looks like.
+whole FastAPI application (:func:`~imgvault.web.app.create_app` puts it there) only skips them: for a path of
+that route, it calls the route's own functions, :func:`~imgvault.web.auth.bearer` and
+:func:`~imgvault.web.api.image_content`, and answers an error with the application's own exception handlers.
+The route is the code that runs; anything else (another path or method, a query string) goes to the
+application.
 """
 
 import re
 
-from imgvault.store.tokens import check_token
+from fastapi import Request
 
-from .auth import bearer_token, on_store
-from .media import sniff_content_type
+from .api import image_content
+from .auth import bearer
 
-_CONTENT = re.compile(r"/api/v1/images/([0-9A-HJKMNP-TV-Z]{26})/content")
+_CONTENT = re.compile(r"/api/v1/images/([0-9A-HJKMNP-TV-Z]{26})/content")  # the route's path, with a valid id
 
 
 class ContentFastPath:
-    """ASGI middleware: serves an image's content directly when it can, else hands the request on."""
+    """ASGI middleware: answers ``GET /api/v1/images/{id}/content`` by calling its route's function."""
 
-    def __init__(self, app, store, headers: list[tuple[bytes, bytes]]):
-        self.app, self.store, self.headers = app, store, headers
+    def __init__(self, app, headers: list[tuple[bytes, bytes]]):
+        self.app, self.headers = app, headers
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "GET" and not scope.get("query_string"):
             match = _CONTENT.fullmatch(scope["path"])
-            if match is not None and await self._serve(scope, match[1], send):
+            if match is not None:
+                scope["app"] = self.app  # what request.app is inside the application
+                request = Request(scope, receive)
+                try:
+                    response = await image_content(request, await bearer(request), match[1])
+                except Exception as exc:
+                    response = await _handler(self.app, exc)(request, exc)
+                response.raw_headers.extend(self.headers)
+                await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    async def _serve(self, scope, image_id: str, send) -> bool:
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        token = bearer_token(authorization.decode("latin-1"))
-        try:
-            if token is None or await on_store(self.store, check_token, self.store, token) is None:
-                return False
-            data = await on_store(self.store, self.store.get, image_id)
-        except Exception:  # the application answers it, with its problem document
-            return False
-        headers = [(b"content-type", sniff_content_type(data).encode()),
-                   (b"content-length", str(len(data)).encode()), *self.headers]  # fmt: skip
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
-        return True
+
+def _handler(app, exc: Exception):
+    """The application's handler of ``exc``: the one registered for the nearest of its classes."""
+    handlers = app.exception_handlers
+    return next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)

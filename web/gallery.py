@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from imgvault.methods.registry import KNOBS, METHOD_NAMES
 from imgvault.store.errors import CollectionNotFound
 from imgvault.store.names import check_collection_name
-from imgvault.store.tokens import check_token
 
 from . import media
 from .auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Caller, check_csrf, session_caller
@@ -66,7 +65,7 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     check_csrf(request.cookies.get(LOGIN_CSRF_COOKIE), form.get("csrf_token"))
     token = form.get("token", "").strip()
-    if await run_in_threadpool(check_token, request.app.state.store, token) is None:
+    if await run_in_threadpool(request.app.state.tokens.check, token) is None:
         return login_form(request, error="That token is not valid (unknown or revoked).")
     response = RedirectResponse("/", status_code=303)
     _cookie(request, response, SESSION_COOKIE, request.app.state.sessions.open(token), SESSION_SECONDS)

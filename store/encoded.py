@@ -3,29 +3,37 @@
 import json
 from collections.abc import Iterator
 
-from sqlalchemy import insert, select
-
-from . import schema
+from . import queries
 from .bindings import encoded_context, listed_encoded, model_context
+from .database import Database
 from .errors import EncodedNotFound, ImageNotFound, NotFound
 from .ids import new_id
 from .images import Images
+from .keyring import Keyring
 from .records import EncodedInfo
 from .records import utc_now as _now
 
 
-class Encodings(Images):
-    """The codec models and encoded images part of :class:`~imgvault.store.Store`."""
+class EncodedImages:
+    """The codec models and encoded images of a store."""
+
+    def __init__(self, database: Database, keyring: Keyring, images: Images):
+        self.database, self.keyring, self.images = database, keyring, images
 
     def _model_row(self, collection_id, image_id, method, params, data) -> dict:
         model_id = new_id()
         values = {"collection_id": collection_id, "image_id": image_id, "method": method,
                   "params": json.dumps(params, sort_keys=True)}  # fmt: skip
-        sealed = self._sealer.seal("model.data", model_id, data, context=model_context(values))
-        return {"id": model_id, **values, "key_id": self._sealer.keyset.primary_id, "bytes": len(data),
+        sealer = self.keyring.sealer
+        sealed = sealer.seal("model.data", model_id, data, context=model_context(values))
+        return {"id": model_id, **values, "key_id": sealer.keyset.primary_id, "bytes": len(data),
                 "created_at": _now(), "data": sealed}  # fmt: skip
 
     def _insert_model(self, connection, collection_id, image_id, method, params, data) -> str:
+        from sqlalchemy import insert
+
+        from . import schema
+
         row = self._model_row(collection_id, image_id, method, params, data)
         connection.execute(insert(schema.codec_models).values(**row))
         return row["id"]
@@ -53,10 +61,15 @@ class Encodings(Images):
         for item in items:
             if shared_model is None and (item.get("model") is None) == (item.get("model_id") is None):
                 raise TypeError("give exactly one of model and model_id for every item")
+        from sqlalchemy import insert, select
+
+        from . import schema
+
         results = []
-        with self._writing() as connection:
+        sealer = self.keyring.sealer
+        with self.keyring.writing() as connection:
             if shared_model is not None:
-                collection_id = self._collection_id(connection, collection, create=False)
+                collection_id = self.images.collection_id(collection, connection)
                 shared_id = self._insert_model(connection, collection_id, None, method, params, shared_model)
                 items = [item if item.get("model") or item.get("model_id") else {**item, "model_id": shared_id}
                          for item in items]  # fmt: skip
@@ -97,11 +110,11 @@ class Encodings(Images):
                     {
                         "id": encoded_id,
                         **values,
-                        "key_id": self._sealer.keyset.primary_id,
+                        "key_id": sealer.keyset.primary_id,
                         "bytes": len(item["encoded"]),
                         "created_at": created,
-                        "data": self._sealer.seal("encoded.data", encoded_id, item["encoded"], context=bound),
-                        "metrics": self._sealer.seal("encoded.metrics", encoded_id, metrics, context=bound),
+                        "data": sealer.seal("encoded.data", encoded_id, item["encoded"], context=bound),
+                        "metrics": sealer.seal("encoded.metrics", encoded_id, metrics, context=bound),
                     }
                 )
                 results.append(
@@ -116,49 +129,36 @@ class Encodings(Images):
                 connection.execute(insert(schema.encoded_images), encoded_rows)
         return results
 
-    def _encoded_query(self):
-        # The columns of bindings.listed_encoded, in its order (reader.py selects the same).
-        e, i, c = schema.encoded_images, schema.images, schema.collections
-        return (
-            select(e.c.id, e.c.image_id, e.c.model_id, c.c.name.label("collection"), e.c.method, e.c.params,
-                   e.c.metrics, e.c.bytes, e.c.created_at)
-            .join(i, i.c.id == e.c.image_id)
-            .join(c, c.c.id == i.c.collection_id)
-        )  # fmt: skip
-
-    def _encoded_info(self, row) -> EncodedInfo:
-        return listed_encoded(self._sealer, row)
-
     def encoded_images(self, collection: str | None = None, *, image_id: str | None = None) -> Iterator[EncodedInfo]:
         """Every encoded image (of one collection, or of one image, if given), oldest first."""
-        query = self._encoded_query().order_by(schema.encoded_images.c.id)
-        if image_id is not None:
-            query = query.where(schema.encoded_images.c.image_id == image_id)
-        with self.engine.connect() as connection:
-            if collection is not None:
-                collection_id = self._collection_id(connection, collection, create=False)
-                query = query.where(schema.images.c.collection_id == collection_id)
-            rows = connection.execute(query).all()
-        return (self._encoded_info(row) for row in rows)
+        if image_id is not None and collection is not None:
+            rows = [row for row in self.database.rows(queries.IMAGE_ENCODED_IMAGES, image_id=image_id)
+                    if row.collection == collection]  # fmt: skip
+            self.images.collection_id(collection)
+        elif image_id is not None:
+            rows = self.database.rows(queries.IMAGE_ENCODED_IMAGES, image_id=image_id)
+        elif collection is not None:
+            collection_id = self.images.collection_id(collection)
+            rows = self.database.rows(queries.COLLECTION_ENCODED_IMAGES, collection_id=collection_id)
+        else:
+            rows = self.database.rows(queries.ENCODED_IMAGES)
+        sealer = self.keyring.sealer
+        return (listed_encoded(sealer, row) for row in rows)
 
     def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
         """An encoded image's record and its payload (the method's output)."""
-        with self.engine.connect() as connection:
-            row = connection.execute(self._encoded_query().where(schema.encoded_images.c.id == encoded_id)).first()
-            blob = connection.execute(
-                select(schema.encoded_images.c.data).where(schema.encoded_images.c.id == encoded_id)
-            ).scalar()
-        if row is None:
+        row = self.database.first(queries.ENCODED_IMAGE, encoded_id=encoded_id)
+        blob = self.database.first(queries.ENCODED_DATA, encoded_id=encoded_id)
+        if row is None or blob is None:
             raise EncodedNotFound(f"encoded image {encoded_id} not found")
-        payload = self._sealer.open("encoded.data", encoded_id, blob, context=encoded_context(row._mapping))
-        return self._encoded_info(row), payload
+        sealer = self.keyring.sealer
+        payload = sealer.open("encoded.data", encoded_id, blob.data, context=encoded_context(blob._asdict()))
+        return listed_encoded(sealer, row), payload
 
     def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
         """A codec model's method, parameters and payload."""
-        table = schema.codec_models
-        with self.engine.connect() as connection:
-            row = connection.execute(schema.sealed_rows("model").where(table.c.id == model_id)).first()
+        row = self.database.first(queries.MODEL_DATA, model_id=model_id)
         if row is None:
             raise NotFound(f"codec model {model_id} not found")
-        data = self._sealer.open("model.data", model_id, row.data, context=model_context(row._mapping))
+        data = self.keyring.sealer.open("model.data", model_id, row.data, context=model_context(row._asdict()))
         return row.method, json.loads(row.params), data
