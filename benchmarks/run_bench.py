@@ -43,14 +43,16 @@ def untracked(pixels, k: int) -> float:
     each configuration's summary, and the batch's own figures, as a batch computes them, stored and
     logged nowhere."""
     from imgvault.tracker.figures import parent_figure_names, parent_figure_png
-    from imgvault.tracker.runner import BatchConfig, ChildRun, compute_configuration, summarise, summarised_values
+    from imgvault.tracker.runs import BatchConfig, ChildRun
+    from imgvault.tracker.runs.compute import compute_configuration
+    from imgvault.tracker.runs.summary import summarise, summarised_values
 
     config = BatchConfig(methods=METHODS, ks=(k,), jobs=1)
     started = time.perf_counter()
     runs = []
     for method in METHODS:
         results, _, _ = compute_configuration(pixels, method, k, config)
-        values = summarised_values([measured.metrics for measured, _ in results if not isinstance(measured, str)])
+        values = summarised_values([result.measured.metrics for result in results if result.ok])
         runs.append(ChildRun(method, k, run_id="", metrics=summarise(values), values=values))
     for name in parent_figure_names(config.ks):
         parent_figure_png(name, runs)
@@ -63,7 +65,7 @@ def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: st
 
     ``sealed=False``: into an experiment whose artifact location is a plain folder, figures in plaintext.
     """
-    from imgvault.tracker.runner import BatchConfig, run_batch
+    from imgvault.tracker.runs import BatchConfig, run_batch
 
     experiment = f"bench/{label}"
     if not sealed:

@@ -88,7 +88,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
         warn_if_unencrypted(scheduler)
     with ctx.open_store() as store:
         store.collection(collection)  # an unknown collection is one Error line, before MLflow is imported
-        from imgvault.tracker.runner import BatchConfig, run_batch
+        from imgvault.tracker.runs import BatchConfig, run_batch
 
         config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
                              experiment=experiment, random_state=seed, figures=figures, attack=attack,

@@ -219,7 +219,7 @@ def test_flipping_a_key_bit_changes_that_bit_alone():
 
 
 def test_a_batch_refuses_a_block_size_that_does_not_divide_the_size_before_any_work(store):
-    from imgvault.tracker.runner import BatchConfig, run_batch
+    from imgvault.tracker.runs import BatchConfig, run_batch
 
     with pytest.raises(InvalidParameter, match="etc: block size 16 does not divide the 100x100 image"):
         run_batch(store, "nothing-yet", BatchConfig(methods=("pca", "etc"), size=100))

@@ -15,7 +15,7 @@ from imgvault.tracker.figures import comparison_figure, security_figure
 from imgvault.tracker.report_figures import DPI, attack_figure, rate_distortion_figure
 from imgvault.tracker.report_figures import security_figure as report_security_figure
 from imgvault.tracker.report_tables import ATTACK, metric_table
-from imgvault.tracker.runner import ChildRun
+from imgvault.tracker.runs import ChildRun
 
 MIN_PANEL_PX = 400
 MIN_POINTS = 9

@@ -10,7 +10,7 @@ from servers import CHROMIUM, CHROMIUM_ARGS, free_port, serving
 
 from imgvault.methods.registry import METHOD_NAMES
 from imgvault.store.tokens import create_token
-from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
 LOADED = "img => img.complete && img.naturalWidth > 0"

@@ -27,7 +27,7 @@ from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import Settings, Store
 from imgvault.store.crypto import blob_key_id
-from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.runs import BatchConfig, run_batch
 from imgvault.tracker.sealed_artifacts import use_store
 from imgvault.tracker.tracking import tracking_uri
 

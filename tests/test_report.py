@@ -25,7 +25,7 @@ from imgvault.store import Settings, Store
 from imgvault.tracker.compare import compare
 from imgvault.tracker.report import render_report
 from imgvault.tracker.report_figures import rate_distortion_figure
-from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
 PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")

@@ -13,7 +13,7 @@ from servers import free_port, serving
 
 from imgvault.cli import cli
 from imgvault.tracker.compare import compare
-from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ COLUMNS, ROWS = 200, 60
 SMALL_DEMO = """
 import sys
 import imgvault.tracker.demo as demo
-from imgvault.tracker.runner import BatchConfig
+from imgvault.tracker.runs import BatchConfig
 
 config = BatchConfig(methods=("kmeans", "aes"), ks=(2,), size=16, figures=0)
 demo.collections = lambda quick: [demo.DemoCollection("demo-photos", "three photos", config, demo.photos, 3)]

@@ -21,7 +21,7 @@ from servers import free_port
 from imgvault.cli import cli
 from imgvault.methods.criteria import npcr_critical
 from imgvault.store import ConfigError, InvalidParameter, Store
-from imgvault.tracker.runner import BatchConfig, run_batch
+from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow
 PHOTOS = ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "moon.png", "coins.png")
@@ -184,13 +184,13 @@ def test_per_image_work_in_this_process_runs_one_openmp_and_one_blas_thread_as_a
     from sklearn.cluster import KMeans  # noqa: F401  (loads the OpenMP runtime, as a batch does)
     from threadpoolctl import threadpool_info
 
-    from imgvault.tracker.runner import _image_results
+    from imgvault.tracker.runs.compute import fit_mode
 
     before = {library["filepath"]: library["num_threads"] for library in threadpool_info()}
     if max(before.values()) == 1:
         pytest.skip("one core: there is no second thread to leave out")
     pixels = np.stack([skimage.data.camera()[::16, ::16] / 255] * 3)
-    stream = _image_results(pixels, [("kmeans", 4)], BatchConfig(**SMALL))
+    stream = fit_mode(BatchConfig(**SMALL)).stream(pixels, [("kmeans", 4)])
     next(stream)  # the first image is computed here, and the stream waits for the next request
     assert {library["num_threads"] for library in threadpool_info()} == {1}
     stream.close()
@@ -200,7 +200,7 @@ def test_per_image_work_in_this_process_runs_one_openmp_and_one_blas_thread_as_a
 def test_the_untracked_computation_gives_the_measures_and_figures_a_batch_logs(photos):
     # benchmarks/run_bench.py holds the tracked path to compute_configuration: it must compute the same.
     from imgvault.methods import load_pixels
-    from imgvault.tracker.runner import compute_configuration
+    from imgvault.tracker.runs.compute import compute_configuration
 
     store, images = photos
     config = BatchConfig(methods=("kmeans",), ks=(4,), **SMALL)
@@ -208,8 +208,8 @@ def test_the_untracked_computation_gives_the_measures_and_figures_a_batch_logs(p
     pixels = np.stack([load_pixels(store.get(image.id), size=32) for image in images])
     results, _, _ = compute_configuration(pixels, "kmeans", 4, config)
     for name in ("ssim", "entropy", "visual_ssim", "key_ssim"):
-        assert [measured.metrics[name] for measured, _ in results] == pytest.approx(child.values[name]), name
-    assert sum(files is not None for _, files in results) == 3  # --figures 3
+        assert [result.measured.metrics[name] for result in results] == pytest.approx(child.values[name]), name
+    assert sum(result.figure is not None for result in results) == 3  # --figures 3
 
 
 def test_a_figure_of_a_gray_image_is_written_as_gray_with_the_very_pixels_drawn():

@@ -15,7 +15,7 @@ import numpy as np
 
 from imgvault.methods.registry import METHOD_NAMES
 
-from .runner import BatchConfig, BatchResult, run_batch
+from .runs import BatchConfig, BatchResult, run_batch
 
 # Natural photos bundled with scikit-image (gray and colour). Binary or synthetic images (horse, chessboard,
 # logo) are left out: with two grey levels they cannot take k = 16 clusters.
