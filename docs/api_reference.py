@@ -6,10 +6,14 @@ the source without importing it. :func:`on_config` (a mkdocs hook) makes one for
 whose ``imgvault/`` holds a link to each package's folder. The packages export their public names lazily
 (``_EXPORTS``, name -> module, read by ``lazy_exports``); :class:`LazyExports` (a griffe extension) makes them
 the package's members, as aliases of where they are defined, so that ``::: imgvault.store`` documents them.
+The docstrings are numpydoc with a little reStructuredText, which mkdocstrings renders as Markdown:
+:class:`RestructuredText` (another griffe extension) fences their tables and doctests and makes their
+cross-reference roles code.
 """
 
 import ast
 import atexit
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,3 +55,45 @@ def _lazy_exports(tree: ast.AST) -> dict[str, str]:
         if isinstance(statement, ast.Assign) and [getattr(t, "id", None) for t in statement.targets] == ["_EXPORTS"]:
             return ast.literal_eval(statement.value)
     return {}
+
+
+class RestructuredText(griffe.Extension):
+    """Each docstring's reStructuredText tables and doctests in code fences, its ``:func:`x``` roles as ``x``."""
+
+    def on_instance(self, *, node, obj, agent, **kwargs):
+        if obj.docstring is not None:
+            obj.docstring.value = markdown(obj.docstring.value)
+
+
+_TABLE_BORDER = re.compile(r"^( *)=+( +=+)+ *$")
+_ROLE = re.compile(r":(?:func|class|mod|data|meth|attr|exc|obj|const):`~?([^`]+)`")
+
+
+def markdown(text: str) -> str:
+    """``text`` with its simple tables (three ``===`` borders) and doctests (``>>>`` lines up to a blank line)
+    fenced; a numpydoc Examples section is left to griffe, which reads its doctests itself."""
+    lines, out, i = text.split("\n"), [], 0
+    examples = False
+    while i < len(lines):
+        line = lines[i]
+        if i + 1 < len(lines) and re.fullmatch(r"-{3,}", lines[i + 1].strip()):  # a numpydoc section's title
+            examples = line.strip() == "Examples"
+        border = _TABLE_BORDER.match(line)
+        if border:
+            end, borders = i, 0
+            while end < len(lines) and borders < 3:
+                borders += bool(_TABLE_BORDER.match(lines[end]))
+                end += 1
+            out += [f"{border.group(1)}```text", *lines[i:end], f"{border.group(1)}```"]
+            i = end
+        elif line.lstrip().startswith(">>>") and not examples:
+            indent = line[: len(line) - len(line.lstrip())]
+            end = i + 1
+            while end < len(lines) and lines[end].strip():
+                end += 1
+            out += [f"{indent}```pycon", *lines[i:end], f"{indent}```"]
+            i = end
+        else:
+            out.append(_ROLE.sub(r"`\1`", line))
+            i += 1
+    return "\n".join(out)
