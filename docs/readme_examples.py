@@ -1,14 +1,16 @@
-"""The README's console blocks, produced by running the commands they show.
+"""The console blocks of README.md and of the documentation's pages (docs/*.md), produced by running the
+commands they show.
 
     python docs/readme_examples.py                  # run the tour; name the blocks that differ (exit 1)
     python docs/readme_examples.py --write          # rewrite those blocks with what the commands print now
     python docs/readme_examples.py --write --demo   # the demo's block too (runs the quick demo: minutes)
 
-A console block of README.md is recognised by its first command line. The blocks in ``TOUR`` run in
-order, in one temporary folder with a store of its own, shown as ``/home/me/imgvault-data``. Ids, run
-ids, key ids, times and durations change from run to run: the check compares blocks with those
-normalised (:func:`normalise`), and --write puts in the values of this run. The rest of the README (other
-sections, and ``sh``/``python`` blocks) is left exactly as it is.
+A console block is recognised by its first command line, in whichever page holds it (:func:`pages`); the
+same block may be shown on several pages. The blocks in ``TOUR`` run in order, in one temporary folder with
+a store of its own, shown as ``/home/me/imgvault-data``. Ids, run ids, key ids, times and durations change
+from run to run: the check compares blocks with those normalised (:func:`normalise`), and --write puts in
+the values of this run, in every page that shows the block. The rest of each page (other text, and
+``sh``/``python`` blocks) is left exactly as it is.
 
 The demo's block is the demo's output abbreviated by :func:`abbreviate_demo` (``...`` marks the lines
 left out); tests/test_demo.py checks it against a ``demo --quick`` with the numbers normalised.
@@ -28,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-SHOWN_HOME = "/home/me"  # the temporary folder, as the README shows it
+DOCS = ROOT / "docs"
+SHOWN_HOME = "/home/me"  # the temporary folder, as the pages show it
 BLOCK = re.compile(r"```console\n(.*?)```", flags=re.S)
 DEMO = "$ imgvault demo --quick"
 DEMO_ROWS = {("aes", "-"), ("kmeans", "8"), ("le", "8"), ("pca", "8")}  # (method, k) of the demo-faces rows shown
@@ -82,6 +85,17 @@ TOUR: dict[str, list[Step]] = {
 }
 
 
+def pages() -> dict[str, str]:
+    """README.md and every page of docs/, by their path from the repository's root: name -> text."""
+    files = [README, *sorted(DOCS.glob("*.md"))]
+    return {path.relative_to(ROOT).as_posix(): path.read_text() for path in files}
+
+
+def console_blocks(texts: dict[str, str]) -> list[tuple[str, str]]:
+    """Every console block of ``texts`` (name -> text), as (name, block) in page order."""
+    return [(name, match.group(1)) for name, text in texts.items() for match in BLOCK.finditer(text)]
+
+
 def first_command(block: str) -> str:
     """The block's first ``$`` line, without its comment."""
     line = next((line for line in block.splitlines() if line.startswith("$ ")), "")
@@ -130,7 +144,7 @@ def in_subprocess(folder: Path) -> Callable[[list[str]], str]:
 
 
 class Tour:
-    """The commands of the README, run for real in ``folder``, whose store is ``folder/imgvault-data``.
+    """The commands of the pages' console blocks, run for real in ``folder``, whose store is ``folder/imgvault-data``.
 
     ``invoke(args)`` runs ``imgvault args`` in ``folder`` with :func:`tour_env` and returns what it
     printed (:func:`in_subprocess`; the tests run the commands in their own process, which is faster).
@@ -146,7 +160,7 @@ class Tour:
         (folder / "notes.txt").write_text("not an image\n")
 
     def run(self, step: Step) -> str:
-        """What ``step`` prints, as the README shows it (``$ command``, then the output)."""
+        """What ``step`` prints, as the pages show it (``$ command``, then the output)."""
         command = step.command.format(**self.ids)
         args = shlex.split(command, comments=True)
         assert args[0] == "imgvault", command
@@ -168,7 +182,7 @@ class Tour:
 
 
 def abbreviate_demo(output: str) -> str:
-    """The demo's output as the README shows it: the tables keep their headers and the rows of demo-faces
+    """The demo's output as the pages show it: the tables keep their headers and the rows of demo-faces
     for aes, and for kmeans and pca at k = 8; each run of left-out lines becomes one ``...``."""
     kept: list[str] = []
     in_tables = False
@@ -209,32 +223,37 @@ def generate(folder: Path, demo: str | None = None, invoke=None) -> dict[str, st
     return blocks
 
 
-def compare(readme: str, blocks: dict[str, str]) -> list[str]:
-    """What differs between the README's blocks and ``blocks`` (normalised), as unified diffs."""
+def compare(texts: dict[str, str], blocks: dict[str, str]) -> list[str]:
+    """What differs between the pages' blocks (``texts``: name -> text) and ``blocks`` (normalised), as
+    unified diffs; every block of ``blocks`` is shown on at least one page."""
     problems = []
-    found = {key_of(match.group(1)): match.group(1) for match in BLOCK.finditer(readme)}
+    found = console_blocks(texts)
     for key, block in blocks.items():
-        if key not in found:
-            problems.append(f"README.md has no console block starting with {key!r}")
-            continue
-        want, got = normalise(found[key]).splitlines(), normalise(block).splitlines()
-        if want != got:
-            diff = difflib.unified_diff(want, got, "README.md", "now", lineterm="")
-            problems.append("\n".join(diff))
+        shown = [(name, text) for name, text in found if key_of(text) == key]
+        if not shown:
+            problems.append(f"no page ({', '.join(texts)}) has a console block starting with {key!r}")
+        got = normalise(block).splitlines()
+        for name, text in shown:
+            want = normalise(text).splitlines()
+            if want != got:
+                diff = difflib.unified_diff(want, got, name, "now", lineterm="")
+                problems.append("\n".join(diff))
     return problems
 
 
-def rewrite(readme: str, blocks: dict[str, str]) -> str:
+def rewrite(text: str, blocks: dict[str, str]) -> str:
+    """``text`` (one page) with each console block that ``blocks`` holds replaced by its new text."""
+
     def replace(match: re.Match) -> str:
         key = key_of(match.group(1))
         return f"```console\n{blocks[key]}```" if key in blocks else match.group(0)
 
-    return BLOCK.sub(replace, readme)
+    return BLOCK.sub(replace, text)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="rewrite the README's console blocks")
+    parser.add_argument("--write", action="store_true", help="rewrite the pages' console blocks")
     parser.add_argument("--demo", action="store_true", help="also run the quick demo for its block (minutes)")
     parser.add_argument("--demo-output", type=Path, help="the demo's block from this saved `imgvault demo` output")
     parser.add_argument("--demo-home", default="/nonexistent", help="the folder of that demo, shown as /home/me")
@@ -250,11 +269,13 @@ def main() -> int:
         tour_folder = Path(folder, "tour")
         tour_folder.mkdir()
         blocks = generate(tour_folder, demo)
-    readme = README.read_text()
+    texts = pages()
     if options.write:
-        README.write_text(rewrite(readme, blocks))
+        for name, text in texts.items():
+            if (new := rewrite(text, blocks)) != text:
+                (ROOT / name).write_text(new)
         return 0
-    problems = compare(readme, blocks)
+    problems = compare(texts, blocks)
     for problem in problems:
         print(problem, end="\n\n")
     return 1 if problems else 0

@@ -40,6 +40,10 @@ class Rotation:
         writing, and every record stays readable throughout. Interrupted, it can simply be run again.
         Only one rotation runs on a store at a time: another one raises :class:`RotationInProgress`.
 
+        Every record is re-sealed, and read back, before any key is retired; a record that does not open
+        with the store's keys stops the rotation with :class:`IntegrityError` naming it, before any key
+        is retired.
+
         Parameters
         ----------
         batch_size : int
@@ -52,10 +56,6 @@ class Rotation:
         started, advance : callable, optional
             For a progress bar: ``started(total)`` once the records to re-seal are counted, ``advance(n)``
             after each batch of ``n``.
-
-        Every record is re-sealed, and read back, before any key is retired; a record that does not open
-        with the store's keys stops the rotation with :class:`IntegrityError` naming it, before any key
-        is retired.
         """
         with rotation_lock(self.store):
             if self.key_source == "file":

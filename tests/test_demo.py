@@ -204,9 +204,9 @@ def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
     assert np.array_equal(last, to_uint8(skimage.data.lfw_subset()[99]))
 
 
-def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo):
-    """The README shows a quick demo: this one prints the same lines (numbers aside: the attack's splits are
-    random), and docs/readme_examples.py abbreviates both the same way."""
+def test_the_pages_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo):
+    """The tour of the command line (docs/cli.md) shows a quick demo: this one prints the same lines (numbers
+    aside: the attack's splits are random), and docs/readme_examples.py abbreviates both the same way."""
     import difflib
     import importlib.util
 
@@ -214,10 +214,8 @@ def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo
     spec = importlib.util.spec_from_file_location("readme_examples", ROOT / "docs" / "readme_examples.py")
     examples = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(examples)
-    readme = (ROOT / "README.md").read_text()
-    [shown] = [
-        b for b in re.findall(r"```console\n(.*?)```", readme, flags=re.S) if examples.key_of(b) == examples.DEMO
-    ]
+    shown_on = {page: b for page, b in examples.console_blocks(examples.pages()) if examples.key_of(b) == examples.DEMO}
+    assert "docs/cli.md" in shown_on
 
     def shape(text: str) -> list[str]:
         text = examples.normalise(text.replace(str(home), "/home/me/imgvault-data"))
@@ -227,6 +225,7 @@ def test_the_readmes_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo
         return [re.sub(r"( \w+ N/N)+$", " MODELS", line) for line in text.splitlines() if line != "..."]
 
     quick = examples.abbreviate_demo(f"$ imgvault --home {home} demo\n{result.output}")
-    assert shape(quick)[1:] == shape(shown)[1:], "\n".join(
-        difflib.unified_diff(shape(shown), shape(quick), lineterm="")
-    )
+    for page, shown in shown_on.items():
+        assert shape(quick)[1:] == shape(shown)[1:], "\n".join(
+            difflib.unified_diff(shape(shown), shape(quick), page, "now", lineterm="")
+        )

@@ -292,9 +292,9 @@ def test_a_full_disk_is_a_specific_error_line():
 def test_the_limits_are_documented_as_they_are(runner):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    tour = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()  # its "Limits"
     put_help = runner.invoke(cli, ["put", "--help"]).stdout
-    for text in (readme, put_help):
+    for text in (tour, put_help):
         for number in (MAX_PIXELS, MAX_FRAMES, MAX_TOTAL_PIXELS):
             assert f"{number:,}" in text
         assert f"{MAX_METADATA_BYTES // 1024} KiB" in text
