@@ -133,7 +133,7 @@ def cli(ctx: click.Context, home: str | None, debug: bool) -> None:
       imgvault get 01JD3Z8R8C6WQ3M1V0B5E3N9XK -o copy.jpg
 
     Configuration: IMGVAULT_HOME, IMGVAULT_DB_URL, IMGVAULT_KEY_FILE, IMGVAULT_PASSPHRASE,
-    MLFLOW_TRACKING_URI, DASK_SCHEDULER_ADDRESS (see the README).
+    MLFLOW_TRACKING_URI, DASK_SCHEDULER_ADDRESS (see docs/configuration.md).
     """
     ctx.obj = Context(home=home, debug=debug)
 

@@ -23,7 +23,7 @@ def methods_command(as_json: bool) -> None:
 
     KEY is "secret" for a method keyed by a random bit string (aes, the ciphers) and "model" for one whose
     key is the model fitted to the images (pca, kmeans, gmm). Plugins are found through the entry-point
-    group imgvault.methods (see the README's "Your own method on the bench").
+    group imgvault.methods (see docs/plugins.md).
 
     \b
     Example:

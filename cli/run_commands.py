@@ -139,7 +139,7 @@ def warn_if_unencrypted(address: str) -> None:
     scheme = parts.scheme
     if scheme != "tls" and host not in ("127.0.0.1", "localhost", "::1"):
         click.echo(f"Warning: {address} is not encrypted: images and tasks (pickles, which run code) cross the "
-                   "network in clear; use tls:// (see the README)", err=True)  # fmt: skip
+                   "network in clear; use tls:// (see docs/deploy.md)", err=True)  # fmt: skip
 
 
 def print_notes(result, prefix: str = "") -> None:
