@@ -31,6 +31,13 @@ class Context:
         _warn_if_others_can_read(settings.home)
         return store
 
+    def home_settings(self):
+        """The settings, with a warning if others can read the home (for a command that opens the store
+        through the library)."""
+        settings = self.settings()
+        _warn_if_others_can_read(settings.home)
+        return settings
+
 
 def _warn_if_others_can_read(home) -> None:
     """One ``Warning:`` line when other users can enter or read the home folder."""

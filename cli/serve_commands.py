@@ -68,12 +68,12 @@ def serve_command(ctx: Context, host: str, port: int, certfile: str | None, keyf
     if mlflow_ui is None:
         uri = os.environ.get("MLFLOW_TRACKING_URI", "")
         mlflow_ui = uri if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    from .run_commands import check_port_free
+    from imgvault.tracker.ui import check_port_free
 
     store = ctx.open_store()  # a missing store or a wrong key is one Error line, before the server starts
     try:
         check_port_free(port, host)  # a busy port too: one Error line, nothing claimed first
-    except click.ClickException:
+    except BaseException:
         store.close()
         raise
     with store:

@@ -1,6 +1,5 @@
 """Commands of the store: init, put, get, ls, rm, collections, key rotate, db upgrade."""
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -100,49 +99,33 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
     show = sys.stderr.isatty()
     store = ctx.open_store()
 
-    def tell(results) -> None:
+    def tell(result) -> None:
         nonlocal stored, failed
-        for result in results:
-            # Counted before anything is called, where a Ctrl-C could land.
-            if result.error:
-                failed += 1
-            else:
-                stored += 1
-            bar.advance()
-            if result.error:
-                bar.echo(f"Error: {printable(result.error)}", err=True)
-            elif as_json:
-                out.append(result.image.to_dict())
-            else:
-                bar.echo(f"{result.image.id}  {printable(str(result.path))}")
+        # Counted before anything is called, where a Ctrl-C could land.
+        if result.error:
+            failed += 1
+        else:
+            stored += 1
+        bar.advance()
+        if result.error:
+            bar.echo(f"Error: {printable(result.error)}", err=True)
+        elif as_json:
+            out.append(result.image.to_dict())
+        else:
+            bar.echo(f"{result.image.id}  {printable(str(result.path))}")
 
     try:
         # The JSON list is closed after the bar is gone: its last lines are not drawn over.
         with store, JsonList(as_json) as out, progress_bar("Storing", show) as bar:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
-            results = store.put_many(paths, collection=collection, metadata=metadata or None, jobs=jobs)
-            try:
-                tell(results)
-            except KeyboardInterrupt as interrupt:
-                # A Ctrl-C while a result was told, not inside the put: raised inside the put too, which
-                # then still gives the images it committed, so that the summary counts every one.
-                if results.gi_frame is not None:
-                    with contextlib.suppress(KeyboardInterrupt):
-                        tell(_thrown_into(results, interrupt))
-                raise
+            store.put_each(paths, tell, collection=collection, metadata=metadata or None, jobs=jobs)
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
                    + (f"; {failed} failed." if failed else "."), err=True)  # fmt: skip
     if failed:
         sys.exit(1)
-
-
-def _thrown_into(results, interrupt: BaseException):
-    """What ``results`` (a generator) gives once ``interrupt`` is raised inside it."""
-    yield results.throw(interrupt)
-    yield from results
 
 
 @cli.command()
@@ -316,22 +299,6 @@ artifacts_option = click.option(
 )  # fmt: skip
 
 
-def _seal_artifacts(sealer, home: Path, artifact_uris: tuple[str, ...], bar=None):
-    """Seal (or re-seal under the primary key, or re-bind to their run) the home's MLflow artifacts and those at
-    ``artifact_uris``, and make the home's tracking locations relative to the home (a progress ``bar`` over
-    the home's files, if given)."""
-    from imgvault.tracker.artifact_files import seal_home
-    from imgvault.tracker.tracking import tracking_uri
-
-    progress = {"started": bar.start, "advance": bar.advance} if bar is not None else {}
-    report = seal_home(sealer, home, tracking_uri(home), **progress)
-    if artifact_uris:  # the sealed repository imports MLflow: only when asked
-        from imgvault.tracker.sealed_artifacts import reseal_repository
-    for uri in artifact_uris:
-        report.add(reseal_repository(sealer, uri))
-    return report
-
-
 def _print_damaged(report, consequence: str, echo=lambda text: click.echo(text, err=True)) -> None:
     for place in report.damaged:
         reason = "failed its integrity check (wrong key, or altered or moved)"
@@ -358,17 +325,14 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
       imgvault key rotate
     """
     from imgvault.tracker.artifact_files import ArtifactsDamaged
+    from imgvault.tracker.home import rotate_key
 
-    def reseal(sealer) -> int:
-        # Before any key is retired: an artifact that does not open stops the rotation here.
-        report = _seal_artifacts(sealer, ctx.settings().home, artifact_uris)
-        if report.damaged:
-            _print_damaged(report, "left as is", lambda text: bar.echo(text, err=True))
-            raise ArtifactsDamaged(report.damaged, "no key was retired (remove or restore them, then rotate again)")
-        return report.changed
-
-    with ctx.open_store() as store, progress_bar("Re-sealing", sys.stderr.isatty()) as bar:
-        report = store.rotate_key(before_retire=reseal, started=bar.start, advance=bar.advance)
+    try:
+        with ctx.open_store() as store, progress_bar("Re-sealing", sys.stderr.isatty()) as bar:
+            report = rotate_key(store, artifact_uris, started=bar.start, advance=bar.advance)
+    except ArtifactsDamaged as damaged:
+        _print_damaged(damaged, "left as is")
+        raise
     retired = ", ".join(str(k) for k in report.retired_key_ids) or "none"
     counts = report.resealed
     records = ", ".join(
@@ -408,17 +372,16 @@ def upgrade(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     Example:
       imgvault db upgrade
     """
-    from imgvault.store import Store
+    from imgvault.tracker.home import upgrade_home
     from imgvault.tracker.tracking import artifact_root
 
     settings = ctx.settings()
-    before, after = Store.upgrade_schema(settings)
+    with progress_bar("Sealing MLflow artifacts", sys.stderr.isatty()) as bar:
+        before, after, report = upgrade_home(settings, artifact_uris, started=bar.start, advance=bar.advance)
     if before == after:
         click.echo(f"The schema is already at revision {after}.")
     else:
         click.echo(f"Upgraded the schema from revision {before} to {after}.")
-    with Store.open(settings=settings) as store, progress_bar("Sealing MLflow artifacts", sys.stderr.isatty()) as bar:
-        report = _seal_artifacts(store.sealer, settings.home, artifact_uris, bar)
     where = ", ".join([str(artifact_root(settings.home)), *artifact_uris])
     if report.changed or report.locations:
         click.echo(f"MLflow artifacts under {where}: sealed {report.sealed:,} plaintext files in place, re-sealed"

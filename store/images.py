@@ -4,9 +4,10 @@ What putting needs (Pillow, worker processes, the writer thread) is imported by 
 that a command that only reads (``imgvault ls``) starts without it.
 """
 
+import contextlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from . import queries
@@ -163,6 +164,26 @@ class Images:
                 yield from writer.stop()
                 raise
 
+    def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
+                 collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
+                 jobs: int | None = None) -> None:  # fmt: skip
+        """:meth:`put_many`, each result given to ``tell`` as it comes.
+
+        A ``KeyboardInterrupt`` (Ctrl-C) that lands in ``tell`` rather than inside the put is raised inside
+        the put too, which then still gives the images it committed to ``tell`` before the interrupt goes on:
+        a caller that counts in ``tell`` counts every image stored.
+        """
+        results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs)
+        try:
+            for result in results:
+                tell(result)
+        except KeyboardInterrupt as interrupt:
+            if results.gi_frame is not None:
+                with contextlib.suppress(KeyboardInterrupt):
+                    for result in _thrown_into(results, interrupt):
+                        tell(result)
+            raise
+
     def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
         from .ingest import stored_name
 
@@ -285,6 +306,12 @@ class Images:
             connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
         return removal
+
+
+def _thrown_into(results, interrupt: BaseException):
+    """What ``results`` (a generator) gives once ``interrupt`` is raised inside it."""
+    yield results.throw(interrupt)
+    yield from results
 
 
 def _collection_info(row: queries.CollectionRow) -> CollectionInfo:

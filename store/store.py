@@ -192,6 +192,13 @@ class Store:
         (see :meth:`.images.Images.put_many`)."""
         return self._images.put_many(paths, collection=collection, metadata=metadata, jobs=jobs)
 
+    def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
+                 collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
+                 jobs: int | None = None) -> None:  # fmt: skip
+        """:meth:`put_many`, each result given to ``tell``, every committed image told even after a Ctrl-C in
+        ``tell`` (see :meth:`.images.Images.put_each`)."""
+        return self._images.put_each(paths, tell, collection=collection, metadata=metadata, jobs=jobs)
+
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
         return self._images.get(image_id)
