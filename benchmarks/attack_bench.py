@@ -84,8 +84,8 @@ def one_attack(name: str, method: str, pixels: np.ndarray, k=None) -> tuple[floa
 
 def learning(pixels: np.ndarray) -> tuple[float, dict]:
     from imgvault.methods import to_uint8
-    from imgvault.methods.attack import learning_attack
     from imgvault.methods.attacks import shared_keys
+    from imgvault.methods.attacks.inversion import learning_attack
 
     keys = shared_keys("le", pixels)
 

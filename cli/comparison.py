@@ -2,7 +2,7 @@
 
 import click
 
-from .output import plain_table
+from .printing import plain_table
 
 NA = "n/a"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from .group import Context, cli, pass_context
-from .output import progress_bar
-from .outputs import write_output
+from .output_files import write_output
+from .printing import progress_bar
 from .run_commands import print_comparison, print_failures, print_notes
 
 

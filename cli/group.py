@@ -71,7 +71,7 @@ class ImgVaultGroup(click.Group):
         except Exception as exc:
             if _debug(ctx):
                 raise
-            from .output import printable
+            from .printing import printable
 
             raise click.ClickException(printable(describe_error(exc))) from None
 

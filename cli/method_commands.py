@@ -6,8 +6,8 @@ import click
 
 from .group import Context, cli, pass_context
 from .options import json_option, methods_option, output_option
-from .output import plain_table
-from .outputs import safe_file_name, write_output
+from .output_files import safe_file_name, write_output
+from .printing import plain_table
 
 
 def _format_metric(value) -> str:
@@ -74,7 +74,7 @@ def encode(ctx: Context, image_id: str, methods: tuple[str], k: int | None, size
       imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK --methods kmeans -k 8
       imgvault encode 01JD3Z8R8C6WQ3M1V0B5E3N9XK -m pca -k 16 --color rgb --json
     """
-    from imgvault.methods.pipeline import encode_image
+    from imgvault.methods.encoding import encode_image
 
     [method] = methods
     with ctx.open_store() as store:
@@ -107,7 +107,7 @@ def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> No
     Example:
       imgvault decode 01JD3ZB4T5Q4X1Q7H2M8C2W3VY -o reconstruction.png
     """
-    from imgvault.methods.pipeline import decode_image, to_png
+    from imgvault.methods.encoding import decode_image, to_png
     from imgvault.store.errors import EncodedNotFound
 
     with ctx.open_store() as store:

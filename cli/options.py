@@ -68,7 +68,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def output_option(default_help: str):
     """``-o/--output FILE|-`` and ``--force``: where a command writes what it produces.
 
-    The path is checked when it is written (:func:`imgvault.cli.outputs.write_output`), not by click,
+    The path is checked when it is written (:func:`imgvault.cli.output_files.write_output`), not by click,
     so that every refusal is one ``Error:`` line.
     """
     output = click.option(

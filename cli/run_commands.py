@@ -9,7 +9,7 @@ import click
 
 from .group import Context, cli, pass_context
 from .options import collection_option, json_option, methods_option
-from .output import plain_table, progress_bar
+from .printing import plain_table, progress_bar
 
 
 def _split_ks(_ctx, _param, value: str | None) -> tuple[int, ...]:
@@ -244,7 +244,7 @@ def report(ctx: Context, collections: tuple[str, ...], output: str, images: int)
     _check_collections(ctx, collections)
     from imgvault.tracker.report import render_report
 
-    from .outputs import write_output
+    from .output_files import write_output
 
     home = ctx.settings().home
     if images:

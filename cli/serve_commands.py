@@ -7,7 +7,7 @@ import click
 
 from .group import Context, cli, pass_context
 from .options import json_option
-from .output import plain_table, printable
+from .printing import plain_table, printable
 
 
 def is_loopback(host: str) -> bool:

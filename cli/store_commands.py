@@ -8,8 +8,8 @@ import click
 
 from .group import Context, cli, pass_context
 from .options import collection_option, json_option, output_option
-from .output import JsonList, plain_table, printable, progress_bar
-from .outputs import safe_file_name, write_output
+from .output_files import safe_file_name, write_output
+from .printing import JsonList, plain_table, printable, progress_bar
 
 
 @cli.command()

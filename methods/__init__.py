@@ -36,8 +36,8 @@ _EXPORTS = {
     "ImageCipher": "cipher",
     "METHOD_NAMES": "registry",
     "make_codec": "registry",
-    "encode_image": "pipeline",
-    "decode_image": "pipeline",
+    "encode_image": "encoding",
+    "decode_image": "encoding",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -38,7 +38,7 @@ class EncodedImages:
         connection.execute(insert(schema.codec_models).values(**row))
         return row["id"]
 
-    def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
+    def put_encoded_image(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
                      model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
         """Store an encoded image with its model, in one transaction; return what was stored.
 
@@ -46,10 +46,10 @@ class EncodedImages:
         ``model_id`` (a model already stored, fitted on the image's collection).
         """
         item = {"image_id": image_id, "encoded": encoded, "metrics": metrics, "model": model, "model_id": model_id}
-        [info] = self.put_encodings([item], method=method, params=params)
+        [info] = self.put_encoded_images([item], method=method, params=params)
         return info
 
-    def put_encodings(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
+    def put_encoded_images(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
                       collection: str | None = None) -> list[EncodedInfo]:  # fmt: skip
         """Store several encodings of one method and parameters in one transaction (all or none).
 
@@ -145,7 +145,7 @@ class EncodedImages:
         sealer = self.keyring.sealer
         return (listed_encoded(sealer, row) for row in rows)
 
-    def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
+    def get_encoded_image(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
         """An encoded image's record and its payload (the method's output)."""
         row = self.database.first(queries.ENCODED_IMAGE, encoded_id=encoded_id)
         blob = self.database.first(queries.ENCODED_DATA, encoded_id=encoded_id)
@@ -155,7 +155,7 @@ class EncodedImages:
         payload = sealer.open("encoded.data", encoded_id, blob.data, context=encoded_context(blob._asdict()))
         return listed_encoded(sealer, row), payload
 
-    def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
+    def get_codec_model(self, model_id: str) -> tuple[str, dict, bytes]:
         """A codec model's method, parameters and payload."""
         row = self.database.first(queries.MODEL_DATA, model_id=model_id)
         if row is None:

@@ -222,30 +222,30 @@ class Store:
 
     # -- codec models and encoded images (:class:`~.encoded.EncodedImages`) ----------------------------
 
-    def put_encoding(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
+    def put_encoded_image(self, image_id: str, *, method: str, params: dict, encoded: bytes, metrics: dict,
                      model: bytes | None = None, model_id: str | None = None) -> EncodedInfo:  # fmt: skip
-        """Store an encoded image with its model (see :meth:`.encoded.EncodedImages.put_encoding`)."""
-        return self._encoded.put_encoding(image_id, method=method, params=params, encoded=encoded, metrics=metrics,
+        """Store an encoded image with its model (see :meth:`.encoded.EncodedImages.put_encoded_image`)."""
+        return self._encoded.put_encoded_image(image_id, method=method, params=params, encoded=encoded, metrics=metrics,
                                           model=model, model_id=model_id)  # fmt: skip
 
-    def put_encodings(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
+    def put_encoded_images(self, items: list[dict], *, method: str, params: dict, shared_model: bytes | None = None,
                       collection: str | None = None) -> list[EncodedInfo]:  # fmt: skip
         """Store several encoded images of one method in one transaction (see
-        :meth:`.encoded.EncodedImages.put_encodings`)."""
-        return self._encoded.put_encodings(items, method=method, params=params, shared_model=shared_model,
+        :meth:`.encoded.EncodedImages.put_encoded_images`)."""
+        return self._encoded.put_encoded_images(items, method=method, params=params, shared_model=shared_model,
                                            collection=collection)  # fmt: skip
 
     def encoded_images(self, collection: str | None = None, *, image_id: str | None = None) -> Iterator[EncodedInfo]:
         """Every encoded image (of one collection, or of one image, if given), oldest first."""
         return self._encoded.encoded_images(collection, image_id=image_id)
 
-    def get_encoded(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
+    def get_encoded_image(self, encoded_id: str) -> tuple[EncodedInfo, bytes]:
         """An encoded image's record and its payload (the method's output)."""
-        return self._encoded.get_encoded(encoded_id)
+        return self._encoded.get_encoded_image(encoded_id)
 
-    def get_model(self, model_id: str) -> tuple[str, dict, bytes]:
+    def get_codec_model(self, model_id: str) -> tuple[str, dict, bytes]:
         """A codec model's method, parameters and payload."""
-        return self._encoded.get_model(model_id)
+        return self._encoded.get_codec_model(model_id)
 
     # -- keys (:class:`~.rotation.Rotation`) --------------------------------------------------------------
 

@@ -131,7 +131,7 @@ def test_no_block_or_permutation_attack_applies_to_logistic_and_aes(rgb32, metho
 
 
 def test_the_whole_image_inversion_learns_nothing_from_logistic():
-    from imgvault.methods.attack import learning_attack
+    from imgvault.methods.attacks.inversion import learning_attack
 
     pixels = photo_tiles(20, 16, "gray")
 
@@ -193,7 +193,7 @@ def test_run_attack_logs_each_attack_and_compare_shows_the_threat_matrix(tiles_s
 def test_no_nearest_neighbours_candidate_asks_for_more_neighbours_than_an_inner_fold_has():
     from sklearn.model_selection import KFold
 
-    from imgvault.methods.attack import _search
+    from imgvault.methods.attacks.inversion import _search
 
     for n_train in range(7, 40):
         search = _search(n_train, seed=0)

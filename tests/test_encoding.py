@@ -30,7 +30,7 @@ def test_a_stored_encoding_decodes_to_the_pixels_it_was_measured_on(store, astro
     if method not in ("pca", "kmeans", "gmm"):  # lossless
         assert np.array_equal(encoding.reconstruction, encoding.original)
         assert encoding.info.metrics["psnr"] is None  # infinite: identical
-    info, payload = store.get_encoded(encoding.info.id)
+    info, payload = store.get_encoded_image(encoding.info.id)
     assert info == encoding.info
     assert info.metrics["encoded_bytes"] == len(payload)
 
@@ -88,13 +88,13 @@ def test_removing_an_image_removes_its_encodings_and_models(store, astronaut):
     encoding = encode_image(store, astronaut.id, method="kmeans", k=4, size=32)
     store.remove([astronaut.id])
     with pytest.raises(EncodedNotFound):
-        store.get_encoded(encoding.info.id)
+        store.get_encoded_image(encoding.info.id)
     assert list(store.encoded_images()) == []
 
 
 def test_encoded_payloads_and_models_are_sealed_at_rest(store, home, astronaut):
     encoding = encode_image(store, astronaut.id, method="aes", size=32)
-    _, payload = store.get_encoded(encoding.info.id)
+    _, payload = store.get_encoded_image(encoding.info.id)
     store.close()
     raw = stored_bytes(home)
     assert encoding.info.id.encode() in raw  # what is not sealed is there to see: the search looks at the data

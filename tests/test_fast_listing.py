@@ -19,7 +19,7 @@ from rawdb import flip_bit, raw_engine, tamper
 from sqlalchemy import select, update
 
 from imgvault.cli import cli
-from imgvault.cli.output import printable
+from imgvault.cli.printing import printable
 from imgvault.store import ImgVaultError, IntegrityError, Settings, Store, database, queries, schema
 from imgvault.store.bindings import image_context_of
 from imgvault.store.crypto import Keyset, Sealer

@@ -91,7 +91,7 @@ def test_editing_an_encoded_images_bound_column_fails_decode_get_and_listing(lin
     with pytest.raises(IntegrityError, match=f"encoded.(data|metrics) {target.id} failed its integrity check"):
         decode_image(store, target.id)
     with pytest.raises(IntegrityError):
-        store.get_encoded(target.id)
+        store.get_encoded_image(target.id)
     with pytest.raises(IntegrityError):
         list(store.encoded_images())
     assert (decode_image(store, other.id) == encodings["scans", "kmeans"].reconstruction).all()
@@ -108,7 +108,7 @@ def test_editing_a_models_bound_column_fails_get_model_and_decode(linked, home, 
         value = column_of(home, schema.codec_models, other.model_id, column)
     run_sql(home, schema.codec_models, target.model_id, **{column: value})
     with pytest.raises(IntegrityError, match=f"model.data {target.model_id} failed its integrity check"):
-        store.get_model(target.model_id)
+        store.get_codec_model(target.model_id)
     with pytest.raises(IntegrityError):
         decode_image(store, target.id)
 
@@ -118,7 +118,7 @@ def test_metrics_are_sealed_at_rest(linked, home):
     info = encodings["faces", "pca"].info
     blob = column_of(home, schema.encoded_images, info.id, "metrics")
     assert b"ssim" not in bytes(blob)
-    assert store.get_encoded(info.id)[0].metrics == info.metrics
+    assert store.get_encoded_image(info.id)[0].metrics == info.metrics
 
 
 def test_rotation_keeps_the_links_bound(linked, home):

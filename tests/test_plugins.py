@@ -15,7 +15,7 @@ from PIL import Image
 
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, make_codec
-from imgvault.methods.pipeline import measure
+from imgvault.methods.encoding import measure
 from imgvault.methods.plugins import load_plugin
 from imgvault.methods.registry import available_methods, check_method, method_class
 from imgvault.store import InvalidParameter, PluginError

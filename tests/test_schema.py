@@ -113,9 +113,9 @@ def test_upgrading_a_revision_0002_store_reseals_its_records_with_their_links_bo
     with Store.open(home) as store:
         assert store.get("I1") == data
         assert (store.info("I1").name, store.info("I1").metadata) == ("camera.png", {"who": "camera"})
-        info, payload = store.get_encoded("E1")
+        info, payload = store.get_encoded_image("E1")
         assert (info.metrics, info.params, payload) == (metrics, {"k": 8}, b"encoded")
-        assert store.get_model("M1") == ("pca", {"k": 8}, b"model")
+        assert store.get_codec_model("M1") == ("pca", {"k": 8}, b"model")
     raw = raw_engine(home)
     with raw.connect() as connection:
         blobs = [bytes(b) for b in connection.execute(schema.images.select()).first()[-3:]]
@@ -126,7 +126,7 @@ def test_upgrading_a_revision_0002_store_reseals_its_records_with_their_links_bo
         connection.execute(schema.encoded_images.update().values(method="kmeans"))
     raw.dispose()
     with Store.open(home) as store, pytest.raises(IntegrityError):
-        store.get_encoded("E1")
+        store.get_encoded_image("E1")
 
 
 def test_downgrading_to_0002_and_upgrading_again_keeps_every_record(store, home, image_dir):
@@ -149,5 +149,5 @@ def test_downgrading_to_0002_and_upgrading_again_keeps_every_record(store, home,
     assert Store.upgrade_schema(Settings.resolve(home)) == ("0002", schema.SCHEMA_REVISION)
     with Store.open(home) as reopened:
         assert reopened.info(image.id) == image
-        assert reopened.get_encoded(encoding.info.id)[0] == encoding.info
+        assert reopened.get_encoded_image(encoding.info.id)[0] == encoding.info
         assert (decode_image(reopened, encoding.info.id) == encoding.reconstruction).all()

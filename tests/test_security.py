@@ -11,7 +11,7 @@ import skimage.measure
 
 from imgvault.methods import load_pixels, make_codec
 from imgvault.methods.criteria import chi2_critical, criteria, npcr_critical, uaci_interval, uniform_entropy
-from imgvault.methods.pipeline import measure
+from imgvault.methods.encoding import measure
 from imgvault.methods.security import (
     NOT_A_GRID,
     NOT_AN_IMAGE,

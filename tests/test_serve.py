@@ -137,7 +137,7 @@ def test_a_read_only_token_reads_but_every_write_is_forbidden(server):
         [image] = client.get("/collections/tiles/images", params={"page_size": 1}).json()["images"]
         assert client.get(f"/images/{image['id']}/content").status_code == 200
         assert is_problem(client.delete(f"/images/{image['id']}"), 403)
-        assert is_problem(client.post(f"/images/{image['id']}/encodings", json={"method": "aes"}), 403)
+        assert is_problem(client.post(f"/images/{image['id']}/encoded", json={"method": "aes"}), 403)
         upload = client.post("/collections/tiles/images", files=[("files", ("t.png", noise_png(8, 8, 99)))])
         assert is_problem(upload, 403)
     with server.client() as client:
@@ -252,11 +252,11 @@ def test_an_upload_is_held_in_memory_never_in_a_temporary_file(server):
     assert list(server.tmp.iterdir()) == []
 
 
-def test_delete_removes_the_image_and_its_encodings(server):
+def test_delete_removes_the_image_and_its_encoded_images(server):
     with server.client() as client:
         stored = client.post("/collections/doomed/images", files=[("files", ("d.png", noise_png(16, 16, 3)))])
         image_id = stored.json()["results"][0]["image"]["id"]
-        encoded = client.post(f"/images/{image_id}/encodings", json={"method": "aes", "size": 16})
+        encoded = client.post(f"/images/{image_id}/encoded", json={"method": "aes", "size": 16})
         assert encoded.status_code == 201
         assert client.delete(f"/images/{image_id}").status_code == 204
         assert is_problem(client.get(f"/images/{image_id}"), 404)
@@ -266,21 +266,21 @@ def test_delete_removes_the_image_and_its_encodings(server):
 def test_encoding_on_demand_stores_it_and_its_reconstruction_decodes(server):
     with server.client() as client:
         [image] = client.get("/collections/tiles/images", params={"page_size": 1}).json()["images"]
-        response = client.post(f"/images/{image['id']}/encodings", json={"method": "aes", "size": 24, "colour": "rgb"})
+        response = client.post(f"/images/{image['id']}/encoded", json={"method": "aes", "size": 24, "colour": "rgb"})
         assert response.status_code == 201, response.text
         encoded = response.json()
         assert encoded["metrics"]["mse"] == 0.0 and encoded["params"]["color"] == "rgb"
-        kmeans = client.post(f"/images/{image['id']}/encodings", json={"method": "kmeans", "k": 4, "size": 16})
+        kmeans = client.post(f"/images/{image['id']}/encoded", json={"method": "kmeans", "k": 4, "size": 16})
         assert kmeans.status_code == 201
-        listed = client.get(f"/images/{image['id']}/encodings").json()["encodings"]
+        listed = client.get(f"/images/{image['id']}/encoded").json()["encoded_images"]
         assert {e["id"] for e in listed} >= {encoded["id"], kmeans.json()["id"]}
         png = client.get(f"/encoded/{encoded['id']}/reconstruction")
         assert png.headers["content-type"] == "image/png"
         original = client.get(f"/images/{image['id']}/content").content
         with Image.open(io.BytesIO(png.content)) as shown, Image.open(io.BytesIO(original)) as put:
             assert np.array_equal(np.asarray(shown), np.asarray(put.convert("RGB")))  # aes is lossless, 24x24 as put
-        assert is_problem(client.post(f"/images/{image['id']}/encodings", json={"method": "rot13"}), 422)
-        assert is_problem(client.post(f"/images/{image['id']}/encodings", json={"method": "pca", "size": 5000}), 422)
+        assert is_problem(client.post(f"/images/{image['id']}/encoded", json={"method": "rot13"}), 422)
+        assert is_problem(client.post(f"/images/{image['id']}/encoded", json={"method": "pca", "size": 5000}), 422)
         runs = client.get("/collections/tiles/runs")
         assert runs.status_code == 200 and runs.json() == {"runs": []}  # no `imgvault run` on it yet
         assert is_problem(client.get("/collections/no-such/runs"), 404)
@@ -320,7 +320,7 @@ def is_html_status(response: httpx.Response, status: int) -> bool:
     return response.status_code == status and response.headers["content-type"].startswith("text/html")
 
 
-def test_the_gallery_in_a_real_browser_signs_in_shows_thumbnails_uploads_and_shows_encodings(server, tmp_path):
+def test_the_gallery_in_a_real_browser_signs_in_shows_thumbnails_uploads_and_shows_encoded_images(server, tmp_path):
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"no {CHROMIUM}: install Debian's chromium (apt-get install chromium) to run the browser test")
     from playwright.sync_api import expect, sync_playwright

@@ -482,7 +482,7 @@ def test_every_child_run_logs_the_security_measures_criteria_and_what_does_not_a
 @pytest.mark.parametrize("method", ["kmeans", "gmm"])
 def test_kmeans_and_gmm_encrypted_images_keep_the_high_correlation_of_a_natural_image(method):
     from imgvault.methods import load_pixels, make_codec
-    from imgvault.methods.pipeline import measure
+    from imgvault.methods.encoding import measure
 
     with open(Path(skimage.data.__file__).parent / "camera.png", "rb") as handle:
         pixels = load_pixels(handle.read())
@@ -493,7 +493,7 @@ def test_kmeans_and_gmm_encrypted_images_keep_the_high_correlation_of_a_natural_
 
 def test_aes_passes_the_tests_at_its_size_on_a_real_image():
     from imgvault.methods import load_pixels, make_codec
-    from imgvault.methods.pipeline import measure
+    from imgvault.methods.encoding import measure
 
     with open(Path(skimage.data.__file__).parent / "camera.png", "rb") as handle:
         pixels = load_pixels(handle.read())
@@ -530,7 +530,7 @@ def test_the_learning_attack_gives_a_confidence_interval_and_an_out_of_sample_ke
 
 def test_the_attack_on_collection_pca_comes_within_005_ssim_of_the_key_holder_on_natural_tiles():
     from imgvault.methods import load_pixels, make_codec, to_uint8
-    from imgvault.methods.attack import learning_attack
+    from imgvault.methods.attacks.inversion import learning_attack
     from imgvault.tracker.demo import tiles
 
     pixels = np.stack([load_pixels(data, size=25) for _, data in tiles(60)])

@@ -64,8 +64,8 @@ def samples(store, row: dict, count: int) -> list[Sample]:
         if info is None:
             continue
         original = to_uint8(load_pixels(store.get(image.id), size=row["size"], color=row["color"]))
-        _, payload = store.get_encoded(info.id)
-        _, params, model = store.get_model(info.model_id)
+        _, payload = store.get_encoded_image(info.id)
+        _, params, model = store.get_codec_model(info.model_id)
         codec = method_classes()[row["method"]].from_model_bytes(params["codec"], model)
         encoded = codec.encoded_from_bytes(payload)
         encrypted = render_encoded(row["method"], encoded, original.shape)

@@ -122,19 +122,19 @@ def image_thumbnail(request: Request, caller: Reader, image_id: ImageId,
 
 @router.delete("/images/{image_id}", status_code=204, response_class=Response, responses=schemas.problems(403, 404))
 def delete_image(request: Request, caller: Reader, image_id: ImageId) -> Response:
-    """Delete an image with its encodings."""
+    """Delete an image with its encoded images."""
     caller.require_write()
     _store(request).remove([image_id])
     return Response(status_code=204)
 
 
-@router.get("/images/{image_id}/encodings", response_model=None,
-            responses={200: {"model": schemas.Encodings}, **schemas.problems(404)})  # fmt: skip
-def image_encodings(request: Request, caller: Reader, image_id: ImageId) -> dict:
-    """The stored encodings of an image: method, parameters, metrics."""
+@router.get("/images/{image_id}/encoded", response_model=None,
+            responses={200: {"model": schemas.EncodedImages}, **schemas.problems(404)})  # fmt: skip
+def image_encoded_images(request: Request, caller: Reader, image_id: ImageId) -> dict:
+    """The stored encoded images of an image: method, parameters, metrics."""
     store = _store(request)
     store.info(image_id)
-    return {"encodings": [e.to_dict() for e in store.encoded_images(image_id=image_id)]}
+    return {"encoded_images": [e.to_dict() for e in store.encoded_images(image_id=image_id)]}
 
 
 class EncodeRequest(BaseModel):
@@ -150,10 +150,10 @@ class EncodeRequest(BaseModel):
     colour: Literal["gray", "rgb"] = Field("gray", validation_alias=AliasChoices("colour", "color"))
 
 
-@router.post("/images/{image_id}/encodings", status_code=201, response_model=None,
+@router.post("/images/{image_id}/encoded", status_code=201, response_model=None,
              responses={201: {"model": schemas.Encoded}, **schemas.problems(403, 404)})  # fmt: skip
 def encode_on_demand(request: Request, caller: Reader, image_id: ImageId, body: EncodeRequest) -> dict:
-    """Encode the image with a method now (as ``imgvault encode``); the stored encoding with its metrics."""
+    """Encode the image with a method now (as ``imgvault encode``); the stored encoded image with its metrics."""
     caller.require_write()
     info = encode(_store(request), image_id, method=body.method, k=body.k, size=body.size, color=body.colour)
     return info.to_dict()
@@ -162,7 +162,7 @@ def encode_on_demand(request: Request, caller: Reader, image_id: ImageId, body: 
 @router.get("/encoded/{encoded_id}/reconstruction", response_class=Response,
             responses={200: {"content": {"image/png": {}}}, **schemas.problems(404)})  # fmt: skip
 def reconstruction(request: Request, caller: Reader, encoded_id: EncodedId) -> Response:
-    """What the encoding's model decodes, as PNG (for aes, exactly the pixels that were encrypted)."""
+    """What the encoded image's codec model decodes, as PNG (for aes, exactly the pixels that were encrypted)."""
     return _png(media.pixels_png(media.encoding_panel(_store(request), encoded_id, "reconstruction")))
 
 

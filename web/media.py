@@ -52,7 +52,7 @@ def encoding_panel(store, encoded_id: str, panel: str) -> np.ndarray:
     encoded payload drawn as pixels; ``reconstruction`` what its model decodes; ``error`` the absolute
     error, times 4.
     """
-    from imgvault.methods.pipeline import decode_image
+    from imgvault.methods.encoding import decode_image
     from imgvault.methods.preprocess import load_pixels, to_uint8
     from imgvault.methods.registry import method_class
     from imgvault.methods.render import render_encoded
@@ -61,13 +61,13 @@ def encoding_panel(store, encoded_id: str, panel: str) -> np.ndarray:
         raise ValueError(f"no panel {panel!r}")
     if panel == "reconstruction":
         return decode_image(store, encoded_id)
-    info, payload = store.get_encoded(encoded_id)
+    info, payload = store.get_encoded_image(encoded_id)
     original = to_uint8(load_pixels(store.get(info.image_id), size=info.params["size"], color=info.params["color"]))
     if panel == "original":
         return original
     if panel == "error":
         reconstruction = decode_image(store, encoded_id)
         return np.clip(np.abs(original.astype(np.int16) - reconstruction.astype(np.int16)) * 4, 0, 255).astype(np.uint8)
-    method, params, model = store.get_model(info.model_id)
+    method, params, model = store.get_codec_model(info.model_id)
     codec = method_class(method).from_model_bytes(params["codec"], model)
     return render_encoded(method, codec.encoded_from_bytes(payload), original.shape)

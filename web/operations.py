@@ -85,7 +85,7 @@ def store_uploads(store, collection: str, files: list[Part]) -> list[dict]:
 
 def encode(store, image_id: str, *, method: str, k: int | None, size: int, color: str):
     """Encode a stored image on demand (as ``imgvault encode``), within this server's size limit."""
-    from imgvault.methods.pipeline import encode_image
+    from imgvault.methods.encoding import encode_image
     from imgvault.methods.registry import check_installed_method
 
     check_installed_method(method)  # never module:Class from a request: that would import what it names

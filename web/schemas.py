@@ -45,8 +45,8 @@ class Uploads(BaseModel):
     results: list[UploadResult]
 
 
-class Encodings(BaseModel):
-    encodings: list[Encoded]
+class EncodedImages(BaseModel):
+    encoded_images: list[Encoded]
 
 
 class Runs(BaseModel):

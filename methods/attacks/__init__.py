@@ -4,7 +4,7 @@
 attack             the attacker holds              applies to
 =================  ==============================  ==========================================================
 inversion          known plaintext (70 % of the    every method: a learned map from whole encrypted images
-                   collection's pairs)             to images (:mod:`imgvault.methods.attack`, ``attack_*``)
+                   collection's pairs)             to images (:mod:`imgvault.methods.attacks.inversion`, ``attack_*``)
 inversion_blocks   known plaintext, as above       block-based ciphers (``block_size``): a linear map from
                                                    each MxM cipher block's bits to its plain block
 jigsaw             the ciphertext only             ciphers that scramble blocks (``scrambles_blocks``)
@@ -16,7 +16,7 @@ permutation        chosen plaintext (an oracle     permutation-only ciphers (``p
 Every attack is scored the same way, on held-out images over repeated random splits: the SSIM and PSNR of
 what it recovers against the original, as a gain over the mean training image (which ignores the
 ciphertext), with a 95 % interval corrected for the overlap of the training parts (Nadeau & Bengio 2003;
-:func:`imgvault.methods.attack.interval`). An exact recovery has an infinite PSNR; it counts as
+:func:`imgvault.methods.attacks.inversion.interval`). An exact recovery has an infinite PSNR; it counts as
 :data:`PSNR_CAP` dB so that means stay finite.
 
 The codec declares what an attack needs (:class:`~imgvault.methods.base.ImageCodec`'s ``block_size``,
@@ -71,8 +71,8 @@ def score_splits(originals: np.ndarray, recover: Callable, *, splits: int = SPLI
     """
     from sklearn.model_selection import ShuffleSplit
 
-    from ..attack import interval
     from ..metrics import quality
+    from .inversion import interval
 
     def scores(truths, guesses):
         measured = [quality(t, g) for t, g in zip(truths, guesses, strict=True)]

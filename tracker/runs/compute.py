@@ -14,8 +14,8 @@ from itertools import islice
 
 import numpy as np
 
-from imgvault.methods.attack import learning_attack
-from imgvault.methods.pipeline import measure
+from imgvault.methods.attacks.inversion import learning_attack
+from imgvault.methods.encoding import measure
 from imgvault.methods.preprocess import to_uint8
 from imgvault.methods.registry import make_codec, method_class
 from imgvault.methods.render import caption, figure, render_encoded

@@ -36,7 +36,7 @@ class BatchConfig:
 
 @dataclass
 class ImageResult:
-    """One image through one configuration: what was measured (a :class:`~imgvault.methods.pipeline.Measured`)
+    """One image through one configuration: what was measured (a :class:`~imgvault.methods.encoding.Measured`)
     and the files of its figure, or why it failed."""
 
     measured: object | None = None

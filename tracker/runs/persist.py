@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from imgvault.methods.attacks.matrix import MATRIX_ATTACKS
-from imgvault.methods.pipeline import jsonable
+from imgvault.methods.encoding import jsonable
 from imgvault.store.version import imgvault_version
 
 from ..tracking import experiment_id, open_client, tracking_uri
@@ -171,7 +171,7 @@ class _Batch:
             # On the logging thread, while the next configuration computes: the store's transaction first
             # (all of this configuration or nothing), then MLflow, which names the stored ids.
             try:
-                infos = self.store.put_encodings(items, method=method, params=params, shared_model=shared_model,
+                infos = self.store.put_encoded_images(items, method=method, params=params, shared_model=shared_model,
                                                  collection=plan.collection)  # fmt: skip
                 by_image = {info.image_id: info for info in infos}
                 logger.log_child(child, images, by_image, failures, values, summary, not_applicable)

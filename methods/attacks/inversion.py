@@ -98,7 +98,7 @@ def learning_attack(originals: list[np.ndarray], encodings: Encodings, *, splits
     from sklearn.model_selection import ShuffleSplit
     from threadpoolctl import threadpool_limits
 
-    from .metrics import quality
+    from ..metrics import quality
 
     check_attack_size(len(originals))
     shape = originals[0].shape

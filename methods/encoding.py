@@ -35,7 +35,7 @@ def encode_image(store, image_id: str, *, method: str, k: int | None = None, siz
     codec.fit(pixels[None])
     measured = measure(codec, pixels, fit_seconds=time.perf_counter() - started)
     params = {"size": size, "color": color, "fit": "image", "codec": codec.get_params()}
-    info = store.put_encoding(image_id, method=method, params=params, encoded=measured.payload,
+    info = store.put_encoded_image(image_id, method=method, params=params, encoded=measured.payload,
                               metrics=jsonable(measured.metrics), model=measured.model)  # fmt: skip
     return Encoding(info=info, original=measured.original, reconstruction=measured.reconstruction)
 
@@ -97,8 +97,8 @@ def measure(codec, pixels: np.ndarray, *, fit_seconds: float | None = None, imag
 
 def decode_image(store, encoded_id: str) -> np.ndarray:
     """The reconstruction (uint8) of stored encoded image ``encoded_id``, from its stored model."""
-    info, payload = store.get_encoded(encoded_id)
-    method, params, model = store.get_model(info.model_id)
+    info, payload = store.get_encoded_image(encoded_id)
+    method, params, model = store.get_codec_model(info.model_id)
     codec = method_class(method).from_model_bytes(params["codec"], model)
     return to_uint8(codec.decode(codec.encoded_from_bytes(payload)[None])[0])
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from .output import printable
+from .printing import printable
 
 _KINDS = (
     (stat.S_ISLNK, "a symbolic link"),
