@@ -6,6 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY basics ./basics
 COPY store ./store
 COPY methods ./methods
 COPY tracker ./tracker

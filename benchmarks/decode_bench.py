@@ -23,7 +23,7 @@ import skimage.transform
 from PIL import Image
 from store_bench import print_figures
 
-from imgvault.store.errors import InvalidImage
+from imgvault.basics.errors import InvalidImage
 from imgvault.store.validate import decode_cpu_seconds, inspect_image
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))

@@ -78,7 +78,7 @@ class ImgVaultGroup(click.Group):
 
 def describe_error(exc: Exception) -> str:
     """The one line that an error which reached the command line is shown as."""
-    from imgvault.store.errors import ImgVaultError
+    from imgvault.basics.errors import ImgVaultError
 
     if isinstance(exc, ImgVaultError):
         return str(exc)
@@ -112,7 +112,7 @@ def _debug(ctx: click.Context) -> bool:
 def _print_version(ctx: click.Context, _param, value: bool) -> None:
     # Looked up only when asked for: importlib.metadata is slower to import and search than a command to run.
     if value and not ctx.resilient_parsing:
-        from imgvault.store.version import imgvault_version
+        from imgvault.basics.version import imgvault_version
 
         click.echo(f"imgvault, version {imgvault_version()}")
         ctx.exit()

@@ -107,8 +107,8 @@ def decode(ctx: Context, encoded_id: str, output: str | None, force: bool) -> No
     Example:
       imgvault decode 01JD3ZB4T5Q4X1Q7H2M8C2W3VY -o reconstruction.png
     """
+    from imgvault.basics.errors import EncodedNotFound
     from imgvault.methods.encoding import decode_image, to_png
-    from imgvault.store.errors import EncodedNotFound
 
     with ctx.open_store() as store:
         try:
@@ -129,7 +129,7 @@ def _knob(codec: dict):
 
 
 def _image_or_none(store, image_id: str):
-    from imgvault.store.errors import ImageNotFound
+    from imgvault.basics.errors import ImageNotFound
 
     try:
         return store.info(image_id)

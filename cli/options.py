@@ -26,8 +26,8 @@ def collection_option(help_text: str, default: str | None = None):
 
 
 def _split_methods(_ctx, _param, value: str | None) -> tuple[str, ...] | None:
+    from imgvault.basics.errors import InvalidParameter
     from imgvault.methods.registry import available_methods, check_method
-    from imgvault.store.errors import InvalidParameter
 
     if value is None:
         return None

@@ -46,7 +46,7 @@ def init(ctx: Context, exist_ok: bool) -> None:
 
 
 def _parse_meta(_ctx, _param, values):
-    from imgvault.store.errors import InvalidMetadata
+    from imgvault.basics.errors import InvalidMetadata
     from imgvault.store.validate import check_metadata
 
     metadata = {}

@@ -22,7 +22,7 @@ import griffe
 from mkdocs.plugins import event_priority
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("store", "methods", "tracker", "cli", "web")
+PACKAGES = ("basics", "store", "methods", "tracker", "cli", "web")
 
 
 @event_priority(100)  # before mkdocstrings' own on_config, which makes the handler
@@ -46,7 +46,8 @@ class LazyExports(griffe.Extension):
         if not exports:
             return
         for name, module in exports.items():
-            mod.set_member(name, griffe.Alias(name, f"{mod.path}.{module}.{name}", parent=mod))
+            where = module if module.startswith("imgvault.") else f"{mod.path}.{module}"
+            mod.set_member(name, griffe.Alias(name, f"{where}.{name}", parent=mod))
         mod.exports = list(exports)
 
 

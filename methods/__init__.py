@@ -17,7 +17,7 @@ arnold    Arnold cat-map scrambling (permutation only, square images)           
 Names load on first use: importing this package does not import scikit-learn.
 """
 
-from imgvault.store.lazy import lazy_exports
+from imgvault.basics.lazy import lazy_exports
 
 _EXPORTS = {
     "load_pixels": "preprocess",

@@ -8,7 +8,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sklearn.utils.validation import check_is_fitted
 
-from imgvault.store.errors import IntegrityError
+from imgvault.basics.errors import IntegrityError
 
 from .base import ImageCodec, check_images
 from .preprocess import to_uint8

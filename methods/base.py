@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from imgvault.store.errors import IntegrityError, InvalidParameter
+from imgvault.basics.errors import IntegrityError, InvalidParameter
 
 from .payload import arrays_to_bytes, bytes_to_arrays
 

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from imgvault.store.errors import InvalidParameter
+from imgvault.basics.errors import InvalidParameter
 
 from .cipher import SECRET_BITS, ImageCipher
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from imgvault.store.errors import IntegrityError, InvalidParameter
+from imgvault.basics.errors import IntegrityError, InvalidParameter
 
 from .base import ImageCodec, check_images
 from .preprocess import to_uint8

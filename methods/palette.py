@@ -8,7 +8,7 @@ from sklearn.mixture import GaussianMixture
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from imgvault.store.errors import IntegrityError, InvalidParameter
+from imgvault.basics.errors import IntegrityError, InvalidParameter
 
 from .base import ImageCodec, check_images, check_k
 from .payload import pack_labels, unpack_labels

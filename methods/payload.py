@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from imgvault.store.errors import IntegrityError
+from imgvault.basics.errors import IntegrityError
 
 
 def arrays_to_bytes(arrays: dict[str, np.ndarray]) -> bytes:

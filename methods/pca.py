@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted
 
-from imgvault.store.errors import IntegrityError, InvalidParameter
+from imgvault.basics.errors import IntegrityError, InvalidParameter
 
 from .base import ImageCodec, check_images, check_k
 

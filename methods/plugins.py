@@ -28,7 +28,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 import numpy as np
 
-from imgvault.store.errors import PluginError
+from imgvault.basics.errors import PluginError
 
 GROUP = "imgvault.methods"
 NAME_LIMIT = 32  # characters: the store's method column

@@ -5,7 +5,7 @@ import io
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgvault.store.errors import InvalidParameter
+from imgvault.basics.errors import InvalidParameter
 
 COLORS = ("gray", "rgb")
 MIN_SIZE = 11  # SSIM's 11x11 Gaussian window (Wang et al. 2004) needs at least this

@@ -3,7 +3,7 @@ fit scope become a configured codec. Built-in names are checked without importin
 
 from dataclasses import dataclass
 
-from imgvault.store.errors import InvalidParameter
+from imgvault.basics.errors import InvalidParameter
 
 FIT_SCOPES = ("image", "collection")
 
@@ -131,7 +131,7 @@ def make_codec(method: str, *, k: int | None = None, fit: str = "image", random_
 def describe_methods() -> list[dict]:
     """Every method (built-in, then the installed plugins) with its knob, declared properties and origin; a
     plugin that does not load is listed with ``error`` instead."""
-    from imgvault.store.errors import PluginError
+    from imgvault.basics.errors import PluginError
 
     from .plugins import plugin_entry_points
 

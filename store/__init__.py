@@ -5,25 +5,25 @@
 ...     image = store.put("scan.png", collection="scans")
 ...     assert store.get(image.id) == open("scan.png", "rb").read()
 
-Names are imported on first use, so that light modules (``imgvault.store.errors``) load without
+Names are imported on first use, so that light modules (``imgvault.basics.errors``) load without
 SQLAlchemy, cryptography or Pillow, and the command line starts fast.
 """
 
-from .lazy import lazy_exports
+from imgvault.basics.lazy import lazy_exports
 
 _EXPORTS = {
     "Settings": "config",
-    "CollectionNotFound": "errors",
-    "ConfigError": "errors",
-    "ImageNotFound": "errors",
-    "EncodedNotFound": "errors",
-    "InvalidParameter": "errors",
-    "PluginError": "errors",
+    "CollectionNotFound": "imgvault.basics.errors",
+    "ConfigError": "imgvault.basics.errors",
+    "ImageNotFound": "imgvault.basics.errors",
+    "EncodedNotFound": "imgvault.basics.errors",
+    "InvalidParameter": "imgvault.basics.errors",
+    "PluginError": "imgvault.basics.errors",
     "EncodedInfo": "records",
-    "ImgVaultError": "errors",
-    "IntegrityError": "errors",
-    "InvalidImage": "errors",
-    "NotFound": "errors",
+    "ImgVaultError": "imgvault.basics.errors",
+    "IntegrityError": "imgvault.basics.errors",
+    "InvalidImage": "imgvault.basics.errors",
+    "NotFound": "imgvault.basics.errors",
     "check_collection_name": "names",
     "DEFAULT_COLLECTION": "store",
     "CollectionInfo": "records",
@@ -31,7 +31,7 @@ _EXPORTS = {
     "PutResult": "records",
     "RotationReport": "records",
     "Removal": "records",
-    "RotationInProgress": "errors",
+    "RotationInProgress": "imgvault.basics.errors",
     "Store": "store",
 }
 

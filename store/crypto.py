@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import IntegrityError
+from imgvault.basics.errors import IntegrityError
 
 MAGIC = b"IVLT"
 # Format versions:

@@ -3,10 +3,11 @@
 import json
 from collections.abc import Iterator
 
+from imgvault.basics.errors import EncodedNotFound, ImageNotFound, NotFound
+
 from . import queries
 from .bindings import encoded_context, listed_encoded, model_context
 from .database import Database
-from .errors import EncodedNotFound, ImageNotFound, NotFound
 from .ids import new_id
 from .images import Images
 from .keyring import Keyring

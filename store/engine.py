@@ -13,8 +13,9 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from imgvault.basics.errors import ConfigError
+
 from . import opening
-from .errors import ConfigError
 from .opening import BUSY_TIMEOUT_S
 from .schema import settings
 

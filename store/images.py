@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from imgvault.basics.errors import CollectionNotFound, ImageNotFound
+
 from . import queries
 from .bindings import image_context_of, listed_image
 from .database import Database
-from .errors import CollectionNotFound, ImageNotFound
 from .ids import new_id
 from .keyring import Keyring
 from .names import check_collection_name

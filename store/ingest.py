@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
 
-from .errors import InvalidImage
+from imgvault.basics.errors import InvalidImage
+
 from .validate import ImageFacts, read_image_file, read_regular_file
 from .workers import ordered_map
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from imgvault.basics.errors import ConfigError
+
 from .crypto import KEY_SIZE
-from .errors import ConfigError
 
 KEYSET_FORMAT = 1
 # scrypt at N=2**17, r=8, p=1 (128 MiB, ~0.3 s): the strength recommended for interactive logins.

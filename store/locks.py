@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-from .errors import ConfigError, RotationInProgress
+from imgvault.basics.errors import ConfigError, RotationInProgress
 
 BUSY = "another key rotation is in progress on this store; run imgvault key rotate again when it has finished"
 

@@ -10,9 +10,10 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from imgvault.basics.errors import ConfigError, IntegrityError
+
 from .config import Settings
 from .crypto import Keyset, Sealer
-from .errors import ConfigError, IntegrityError
 from .keys import derive_key, read_key_file, write_key_file
 from .locks import key_file_lock_path, leftover_key_files, try_file_lock
 

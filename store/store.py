@@ -21,11 +21,12 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from imgvault.basics.errors import ConfigError
+
 from .config import Settings
 from .crypto import Sealer
 from .database import Database
 from .encoded import EncodedImages
-from .errors import ConfigError
 from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION, Images
 from .keyring import Keyring, read_identity
 from .keys import write_key_file

@@ -22,9 +22,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from imgvault.basics.errors import IntegrityError, InvalidParameter, NotFound
+
 from . import queries
 from .bindings import token_context
-from .errors import IntegrityError, InvalidParameter, NotFound
 from .records import iso_utc, utc_now
 
 PREFIX = "ivt_"

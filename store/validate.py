@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from .errors import InvalidImage, InvalidMetadata
+from imgvault.basics.errors import InvalidImage, InvalidMetadata
 
 SUPPORTED_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")
 # Pillow's own decompression-bomb threshold (about 89 megapixels): 1/4 GiB of 24-bit pixels.
@@ -153,7 +153,8 @@ def inspect_image(
 
 
 def _inspect_in_a_worker(data: bytes, label: str, *limits) -> ImageFacts:
-    from .errors import WorkerFailed
+    from imgvault.basics.errors import WorkerFailed
+
     from .workers import ordered_map
 
     try:

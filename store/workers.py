@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, Pipe, wait
 
-from .errors import WorkerFailed
+from imgvault.basics.errors import WorkerFailed
 
 DEPTH = 2  # chunks sent to one worker and not answered yet
 # A chunk larger than this (pickled) goes only to a worker that holds none. A pipe surely holds this much

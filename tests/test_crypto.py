@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from imgvault.basics.errors import IntegrityError
 from imgvault.store.crypto import HEADER, MAGIC, NONCE_SIZE, TAG_SIZE, VERSION, Keyset, Sealer, blob_key_id
-from imgvault.store.errors import IntegrityError
 
 KEY = bytes(range(32))
 KEY_ID = 0x01020304

@@ -16,10 +16,10 @@ import hostile
 import pytest
 import sqlalchemy
 
+from imgvault.basics.errors import InvalidImage, InvalidMetadata
 from imgvault.cli import cli
 from imgvault.cli.group import describe_error
 from imgvault.store import Store
-from imgvault.store.errors import InvalidImage, InvalidMetadata
 from imgvault.store.validate import MAX_FRAMES, MAX_METADATA_BYTES, MAX_PIXELS, MAX_TOTAL_PIXELS, inspect_image
 
 

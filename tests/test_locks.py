@@ -3,7 +3,7 @@
 import pytest
 from sqlalchemy import text
 
-from imgvault.store.errors import RotationInProgress
+from imgvault.basics.errors import RotationInProgress
 from imgvault.store.locks import _advisory_key, rotation_lock
 
 

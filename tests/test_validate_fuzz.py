@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from imgvault.store.errors import InvalidImage
+from imgvault.basics.errors import InvalidImage
 from imgvault.store.validate import inspect_image
 
 LIMITS = {"max_pixels": 1 << 20, "max_frames": 64, "max_total_pixels": 2 << 20}

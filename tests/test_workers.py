@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from imgvault.store.errors import WorkerFailed
+from imgvault.basics.errors import WorkerFailed
 from imgvault.store.workers import ordered_map
 
 
@@ -350,7 +350,7 @@ SERVICE_WITH_SIGTERM_HANDLER = """
 import signal, sys
 sys.path.insert(0, sys.argv[1])
 from test_workers import _sleeps
-from imgvault.store.errors import WorkerFailed
+from imgvault.basics.errors import WorkerFailed
 from imgvault.store.workers import ordered_map
 
 signal.signal(signal.SIGTERM, lambda *_: print("parent handler ran", flush=True))

@@ -28,9 +28,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from imgvault.basics.errors import IntegrityError
 from imgvault.store.config import sqlite_file
 from imgvault.store.crypto import HEADER, MAGIC, TAG_SIZE, blob_key_id
-from imgvault.store.errors import IntegrityError
 
 PREFIX = "imgvault+"  # imgvault+<inner URI>: a sealed artifact location
 HOME = "home"  # imgvault+home:///mlartifacts/...: a location inside the home in use, wherever it is

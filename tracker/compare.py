@@ -4,7 +4,7 @@ A configuration that failed on every image (``k`` too large for the images, say)
 tagged with its first error; with ``with_failed`` it is a row too, so that it cannot silently disappear.
 """
 
-from imgvault.store.errors import NotFound
+from imgvault.basics.errors import NotFound
 
 from .threat import attack_cells
 from .tracking import open_client

@@ -18,8 +18,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from imgvault.basics.errors import IntegrityError
 from imgvault.store.config import sqlite_file
-from imgvault.store.errors import IntegrityError
 
 from .artifact_files import HOME, KIND, PREFIX, legacy_places, local_place, write_file_atomically
 

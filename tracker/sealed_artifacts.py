@@ -37,8 +37,8 @@ from mlflow.entities import FileInfo
 from mlflow.store.artifact.artifact_repo import ArtifactRepository, StreamUploadMixin
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
+from imgvault.basics.errors import IntegrityError
 from imgvault.store.crypto import blob_key_id
-from imgvault.store.errors import IntegrityError
 
 from .artifact_files import (  # noqa: F401 (re-exported)
     HOME,

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from imgvault.store.errors import ImgVaultError, IntegrityError
+from imgvault.basics.errors import ImgVaultError, IntegrityError
 
 from .artifact_writer import SEALING_ENDPOINT
 from .sealed_artifacts import SealedArtifactRepository, _env_sealer, is_sealed_uri

@@ -9,9 +9,9 @@ import logging
 import os
 from pathlib import Path
 
+from imgvault.basics.errors import ConfigError
 from imgvault.store.config import sqlite_file, sqlite_url
 from imgvault.store.engine import first_line
-from imgvault.store.errors import ConfigError
 
 
 def tracking_uri(home: Path) -> str:

@@ -12,8 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from imgvault.basics.errors import ConfigError
 from imgvault.store.config import Settings
-from imgvault.store.errors import ConfigError
 
 from .artifact_files import ARTIFACTS, home_uri
 from .tracking import tracking_uri

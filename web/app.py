@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException  # Starlette's own (405, 404 of routing) and FastAPI's
 
-from imgvault.store.errors import ImgVaultError, IntegrityError
+from imgvault.basics.errors import ImgVaultError, IntegrityError
 
 from .auth import AuthError, Sessions
 from .fastpath import ContentFastPath

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from imgvault.basics.errors import CollectionNotFound
 from imgvault.methods.registry import KNOBS, METHOD_NAMES
-from imgvault.store.errors import CollectionNotFound
 from imgvault.store.names import check_collection_name
 
 from . import media

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from imgvault.store.errors import CollectionNotFound, ImageNotFound, InvalidImage, InvalidParameter, NotFound
+from imgvault.basics.errors import CollectionNotFound, ImageNotFound, InvalidImage, InvalidParameter, NotFound
 
 from .uploads import Part, upload_name
 

@@ -3,7 +3,7 @@ status of each error of the store and the methods."""
 
 from fastapi.responses import JSONResponse
 
-from imgvault.store.errors import ConfigError, InvalidImage, InvalidParameter, NotFound
+from imgvault.basics.errors import ConfigError, InvalidImage, InvalidParameter, NotFound
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra) -> JSONResponse:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image
 
-from imgvault.store.errors import IntegrityError
+from imgvault.basics.errors import IntegrityError
 
 from .media import png_bytes
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from imgvault.store.errors import InvalidParameter
+from imgvault.basics.errors import InvalidParameter
 
 MIN_IMAGES = 10
 TEST_FRACTION = 0.3

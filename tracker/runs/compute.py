@@ -14,6 +14,7 @@ from itertools import islice
 
 import numpy as np
 
+from imgvault.basics.errors import ConfigError, InvalidParameter
 from imgvault.methods.attacks.inversion import learning_attack
 from imgvault.methods.encoding import measure
 from imgvault.methods.preprocess import to_uint8
@@ -21,7 +22,6 @@ from imgvault.methods.registry import make_codec, method_class
 from imgvault.methods.render import caption, figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
 from imgvault.store.engine import first_line
-from imgvault.store.errors import ConfigError, InvalidParameter
 
 from ..image_files import image_files
 from .config import BatchConfig, ImageResult

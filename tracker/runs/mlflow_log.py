@@ -7,8 +7,8 @@ from itertools import islice
 
 import numpy as np
 
+from imgvault.basics.version import imgvault_version
 from imgvault.methods.registry import knob
-from imgvault.store.version import imgvault_version
 
 METRICS_PER_CALL = 1000  # MLflow's limits for one log_batch call
 PARAMS_PER_CALL = 100

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from imgvault.basics.version import imgvault_version
 from imgvault.methods.attacks.matrix import MATRIX_ATTACKS
 from imgvault.methods.encoding import jsonable
-from imgvault.store.version import imgvault_version
 
 from ..tracking import experiment_id, open_client, tracking_uri
 from .compute import attack, compute_configuration, dask_backend, fit_mode, parallel

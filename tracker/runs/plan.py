@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from imgvault.basics.errors import InvalidParameter
 from imgvault.methods.attacks.inversion import check_attack_size
 from imgvault.methods.preprocess import check_color, check_size, load_pixels
 from imgvault.methods.registry import check_method, make_codec
-from imgvault.store.errors import InvalidParameter
 
 from .config import BatchConfig
 

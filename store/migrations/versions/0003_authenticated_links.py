@@ -108,7 +108,7 @@ def _sealer_for_records(connection):
         return None
     sealer = context.config.attributes.get("sealer")
     if sealer is None:
-        from imgvault.store.errors import ConfigError
+        from imgvault.basics.errors import ConfigError
 
         raise ConfigError("this migration re-seals the store's records and needs its key: run imgvault db upgrade")
     return sealer
