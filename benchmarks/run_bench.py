@@ -42,7 +42,7 @@ def untracked(pixels, k: int) -> float:
     security measures (the wrong-key SSIM too) and the first figures (drawn and made into their files),
     each configuration's summary, and the batch's own figures, as a batch computes them, stored and
     logged nowhere."""
-    from imgvault.tracker.figures import parent_figure_names, parent_figure_png
+    from imgvault.tracker.reports.figures import parent_figure_names, parent_figure_png
     from imgvault.tracker.runs import BatchConfig, ChildRun
     from imgvault.tracker.runs.compute import compute_configuration
     from imgvault.tracker.runs.summary import summarise, summarised_values
@@ -86,7 +86,7 @@ def tracked(store, collection: str, k: int, jobs: int, label: str, scheduler: st
 
 def sealing_seconds(store, experiment: str, folder: Path, rounds: int = 15) -> tuple[float, int, int]:
     """Median extra seconds of writing ``experiment``'s artifacts sealed rather than plain; files; bytes."""
-    from imgvault.tracker.artifact_files import KIND, home_place, write_file_atomically
+    from imgvault.tracker.sealing.files import KIND, home_place, write_file_atomically
     from imgvault.tracker.tracking import artifact_root
 
     home = store.settings.home

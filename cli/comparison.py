@@ -91,7 +91,7 @@ def print_security(rows: list[dict], width: int) -> None:
 def print_threat_matrix(rows: list[dict], width: int) -> None:
     """Rows method and key mode, columns the attacks: the SSIM gain over the mean image with its 95 % interval
     (and for jigsaw and permutation the share of blocks or positions recovered); then why each n/a is one."""
-    from imgvault.tracker.threat import ATTACK_NAMES, HOLDS, matrix_rows, reasons
+    from imgvault.tracker.reports.threat import ATTACK_NAMES, HOLDS, matrix_rows, reasons
 
     matrix = matrix_rows(rows)
     if not matrix:

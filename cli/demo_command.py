@@ -42,9 +42,9 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
       imgvault --home /tmp/try demo -o /tmp/try/report.html
     """
     from imgvault.store import Store
-    from imgvault.tracker.compare import compare
     from imgvault.tracker.demo import DEMO_METHODS, collections, ensure_collection, run_demo
-    from imgvault.tracker.report import render_report
+    from imgvault.tracker.reports.compare import compare
+    from imgvault.tracker.reports.page import render_report
     from imgvault.tracker.tracking import open_client, tracking_uri
 
     settings = ctx.settings()

@@ -116,7 +116,7 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
 
 def print_batch_threat_matrix(ctx: Context, result, experiment: str) -> None:
     """The threat-matrix rows of this batch's runs, as ``imgvault compare`` shows them."""
-    from imgvault.tracker.compare import compare as compare_runs
+    from imgvault.tracker.reports.compare import compare as compare_runs
 
     from .comparison import print_threat_matrix
 
@@ -172,7 +172,7 @@ def compare(ctx: Context, collections, experiment, as_json) -> None:
       imgvault compare -c photos -c scans --json
     """
     _check_collections(ctx, collections)
-    from imgvault.tracker.compare import compare as compare_runs
+    from imgvault.tracker.reports.compare import compare as compare_runs
 
     rows = compare_runs(ctx.settings().home, list(collections) or None, experiment, with_failed=True)
     if as_json:
@@ -197,7 +197,7 @@ def _check_collections(ctx: Context, names) -> None:
 def print_comparison(rows: list[dict]) -> None:
     """The quality table (with the images each row used and failed on), the security tables, then the
     configurations that failed on some or all images, with their first error."""
-    from imgvault.tracker.compare import failure_line, label
+    from imgvault.tracker.reports.compare import failure_line, label
 
     from .comparison import print_security
 
@@ -242,7 +242,7 @@ def report(ctx: Context, collections: tuple[str, ...], output: str, images: int)
       imgvault report -c photos --images 3 -o photos-with-samples.html
     """
     _check_collections(ctx, collections)
-    from imgvault.tracker.report import render_report
+    from imgvault.tracker.reports.page import render_report
 
     from .output_files import write_output
 

@@ -214,7 +214,7 @@ def rm(ctx: Context, image_ids: tuple[str, ...], collection: str | None, keep_ru
       imgvault rm 01JD3Z8R8C6WQ3M1V0B5E3N9XK 01JD3Z8R8C9YV6C1W8SPJ0J2QH
       imgvault rm -c scans --json
     """
-    from imgvault.tracker.erasure import erase_from_runs
+    from imgvault.tracker.sealing.erasure import erase_from_runs
     from imgvault.tracker.tracking import tracking_uri
 
     if bool(image_ids) == bool(collection):
@@ -324,8 +324,8 @@ def rotate(ctx: Context, artifact_uris: tuple[str, ...]) -> None:
     Example:
       imgvault key rotate
     """
-    from imgvault.tracker.artifact_files import ArtifactsDamaged
     from imgvault.tracker.home import rotate_key
+    from imgvault.tracker.sealing.files import ArtifactsDamaged
 
     try:
         with ctx.open_store() as store, progress_bar("Re-sealing", sys.stderr.isatty()) as bar:

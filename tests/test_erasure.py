@@ -15,7 +15,7 @@ from PIL import Image
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
 from imgvault.tracker.runs import BatchConfig, run_batch
-from imgvault.tracker.sealed_artifacts import SealedArtifactRepository, use_store
+from imgvault.tracker.sealing.repository import SealedArtifactRepository, use_store
 from imgvault.tracker.tracking import tracking_uri
 
 pytestmark = pytest.mark.slow

@@ -1,7 +1,7 @@
 """The figures read at a glance: panels wide enough at the dpi they are saved at, no text below 9 pt, lines
 that stay apart where their values coincide, an outlier that does not squash the rest, and no empty panel.
 
-The figures are drawn from rows as :func:`imgvault.tracker.compare.compare` gives them (and the parent run's
+The figures are drawn from rows as :func:`imgvault.tracker.reports.compare.compare` gives them (and the parent run's
 from its child runs), shaped as the demo's are: kmeans and gmm at the same values, AES on RGB at 24 bits
 per pixel, and no NPCR test that applies.
 """
@@ -11,10 +11,10 @@ import math
 import numpy as np
 import pytest
 
-from imgvault.tracker.figures import comparison_figure, security_figure
-from imgvault.tracker.report_figures import DPI, attack_figure, rate_distortion_figure
-from imgvault.tracker.report_figures import security_figure as report_security_figure
-from imgvault.tracker.report_tables import ATTACK, metric_table
+from imgvault.tracker.reports.curves import DPI, attack_figure, rate_distortion_figure
+from imgvault.tracker.reports.curves import security_figure as report_security_figure
+from imgvault.tracker.reports.figures import comparison_figure, security_figure
+from imgvault.tracker.reports.tables import ATTACK, metric_table
 from imgvault.tracker.runs import ChildRun
 
 MIN_PANEL_PX = 400

@@ -28,7 +28,7 @@ from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import Settings, Store
 from imgvault.store.crypto import blob_key_id
 from imgvault.tracker.runs import BatchConfig, run_batch
-from imgvault.tracker.sealed_artifacts import use_store
+from imgvault.tracker.sealing.repository import use_store
 from imgvault.tracker.tracking import tracking_uri
 
 pytestmark = pytest.mark.slow
@@ -171,7 +171,7 @@ def test_a_rotation_that_cannot_open_an_artifact_retires_no_key_and_says_which(p
 
 
 def test_sealing_a_home_says_how_many_files_it_walks_and_how_far_it_is(store, home):
-    from imgvault.tracker.artifact_files import seal_home
+    from imgvault.tracker.sealing.files import seal_home
 
     run = "0123456789abcdef0123456789abcdef"
     for name in ("a.json", "b.json", "c.png"):

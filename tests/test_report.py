@@ -22,9 +22,9 @@ from servers import CHROMIUM, CHROMIUM_ARGS
 from imgvault.cli import cli
 from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import Settings, Store
-from imgvault.tracker.compare import compare
-from imgvault.tracker.report import render_report
-from imgvault.tracker.report_figures import rate_distortion_figure
+from imgvault.tracker.reports.compare import compare
+from imgvault.tracker.reports.curves import rate_distortion_figure
+from imgvault.tracker.reports.page import render_report
 from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow

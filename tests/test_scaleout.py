@@ -12,7 +12,7 @@ from PIL import Image
 from servers import free_port, serving
 
 from imgvault.cli import cli
-from imgvault.tracker.compare import compare
+from imgvault.tracker.reports.compare import compare
 from imgvault.tracker.runs import BatchConfig, run_batch
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from imgvault.methods import load_pixels, to_uint8
 from imgvault.store import IntegrityError, Settings, Store
 from imgvault.store.crypto import blob_key_id
 from imgvault.tracker.runs import BatchConfig, run_batch
-from imgvault.tracker.sealed_artifacts import SealedArtifactRepository, sealed_uri, use_store
+from imgvault.tracker.sealing.repository import SealedArtifactRepository, sealed_uri, use_store
 
 pytestmark = pytest.mark.slow
 SMALL = {"size": 32, "jobs": 1, "figures": 3}
@@ -319,8 +319,8 @@ def test_only_sealed_locations_are_taken_as_artifact_locations(photos, runner):
 def test_every_inner_scheme_is_registered_with_mlflow():
     from mlflow.store.artifact.artifact_repository_registry import get_registered_artifact_repositories
 
-    from imgvault.tracker.artifact_entry import sealed_repository
-    from imgvault.tracker.sealed_artifacts import HOME, INNER_SCHEMES
+    from imgvault.tracker.sealing.entry import sealed_repository
+    from imgvault.tracker.sealing.repository import HOME, INNER_SCHEMES
 
     registered = get_registered_artifact_repositories()
     ours = {scheme for scheme, repo in registered.items() if repo is sealed_repository}

@@ -214,7 +214,7 @@ def test_the_untracked_computation_gives_the_measures_and_figures_a_batch_logs(p
 
 def test_a_figure_of_a_gray_image_is_written_as_gray_with_the_very_pixels_drawn():
     from imgvault.methods.render import figure
-    from imgvault.tracker.image_files import THUMBNAIL, image_files
+    from imgvault.tracker.sealing.image_files import THUMBNAIL, image_files
 
     gray = skimage.data.camera()[::8, ::8]
     color = skimage.data.astronaut()[::8, ::8]

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from imgvault.methods.registry import METHOD_NAMES
-
-from .runs import BatchConfig, BatchResult, run_batch
+from imgvault.tracker.runs import BatchConfig, BatchResult, run_batch
 
 # Natural photos bundled with scikit-image (gray and colour). Binary or synthetic images (horse, chessboard,
 # logo) are left out: with two grey levels they cannot take k = 16 clusters.

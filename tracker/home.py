@@ -1,7 +1,7 @@
 """A home's store and its MLflow artifacts, kept under one key: key rotation and schema upgrade, both of them.
 
 The MLflow artifacts of the home (and of a team server's sealed object store, when named) are sealed with
-the store's keys (:mod:`.artifact_files`, :mod:`.sealed_artifacts`). Rotating the store's key re-seals them
+the store's keys (:mod:`.sealing.files`, :mod:`.sealing.repository`). Rotating the store's key re-seals them
 too, before any old key is retired; upgrading a home seals what earlier versions left in plaintext and
 re-binds each artifact to its run.
 """
@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from imgvault.store.config import Settings
-
-from .artifact_files import ArtifactsDamaged, SealReport, seal_home
-from .tracking import tracking_uri
+from imgvault.tracker.sealing.files import ArtifactsDamaged, SealReport, seal_home
+from imgvault.tracker.tracking import tracking_uri
 
 
 def seal_artifacts(sealer, home: Path, artifact_uris: Iterable[str] = (), *,
@@ -25,7 +24,7 @@ def seal_artifacts(sealer, home: Path, artifact_uris: Iterable[str] = (), *,
     report = seal_home(sealer, home, tracking_uri(home), **progress)
     artifact_uris = list(artifact_uris)
     if artifact_uris:  # the sealed repository imports MLflow: only when asked
-        from .sealed_artifacts import reseal_repository
+        from imgvault.tracker.sealing.repository import reseal_repository
 
         for uri in artifact_uris:
             report.add(reseal_repository(sealer, uri))

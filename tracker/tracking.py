@@ -2,7 +2,7 @@
 
 ``MLFLOW_TRACKING_URI`` if set (a server works too), else ``sqlite:///$IMGVAULT_HOME/mlflow.db`` with
 artifacts sealed under ``$IMGVAULT_HOME/mlartifacts`` (``imgvault+home:///mlartifacts/...``, relative to the
-home, see :mod:`imgvault.tracker.sealed_artifacts`).
+home, see :mod:`imgvault.tracker.sealing.repository`).
 """
 
 import logging
@@ -28,7 +28,7 @@ def artifact_location(home: Path, experiment: str) -> str | None:
     relative to the home (``imgvault+home:``); the server's choice when ``MLFLOW_TRACKING_URI`` names one."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
-    from .artifact_files import ARTIFACTS, home_uri
+    from imgvault.tracker.sealing.files import ARTIFACTS, home_uri
 
     folder = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in experiment)
     return home_uri(f"{ARTIFACTS}/{folder}")
@@ -45,7 +45,7 @@ def open_client(home: Path, store=None):
     from mlflow import MlflowClient
 
     if store is not None:
-        from .sealed_artifacts import use_store
+        from imgvault.tracker.sealing.repository import use_store
 
         use_store(store)
 

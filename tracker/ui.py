@@ -1,7 +1,7 @@
 """The MLflow UI of a home (``imgvault ui``): MLflow's server with imgvault's app, on loopback, supervised.
 
 :func:`run_ui` checks what can be checked first (the store opens with its key, the port is free), starts
-``mlflow server --app-name imgvault`` (sealed artifacts opened in memory, :mod:`.sealed_server`) and stays
+``mlflow server --app-name imgvault`` (sealed artifacts opened in memory, :mod:`.sealing.server`) and stays
 with it until it stops or is stopped (:func:`supervise`: the server's whole process group goes with it).
 """
 
@@ -14,9 +14,8 @@ from collections.abc import Callable
 
 from imgvault.basics.errors import ConfigError
 from imgvault.store.config import Settings
-
-from .artifact_files import ARTIFACTS, home_uri
-from .tracking import tracking_uri
+from imgvault.tracker.sealing.files import ARTIFACTS, home_uri
+from imgvault.tracker.tracking import tracking_uri
 
 
 def run_ui(settings: Settings, port: int, *, announce: Callable[[str, str], None] = lambda uri, url: None) -> int:

@@ -115,7 +115,7 @@ def _psnr(metrics) -> str:
 @router.get("/collections/{name:path}/report", response_class=HTMLResponse)
 def report(request: Request, caller: Viewer, name: str) -> HTMLResponse:
     """The HTML of ``imgvault report`` (aggregate numbers and charts, no pixels), shown in the compare page."""
-    from imgvault.tracker.report import render_report
+    from imgvault.tracker.reports.page import render_report
 
     return HTMLResponse(render_report(request.app.state.home, name))
 

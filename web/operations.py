@@ -97,7 +97,7 @@ def encode(store, image_id: str, *, method: str, k: int | None, size: int, color
 
 def collection_runs(store, home: Path, collection: str, mlflow_ui: str | None) -> list[dict]:
     """The latest finished run of each method on ``collection`` (as ``imgvault compare``), with MLflow UI links."""
-    from imgvault.tracker.compare import compare
+    from imgvault.tracker.reports.compare import compare
     from imgvault.tracker.tracking import open_client
 
     if collection not in {c.name for c in store.collections()}:

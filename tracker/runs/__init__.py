@@ -5,7 +5,7 @@ per-image results, in parallel, by fit mode) -> persist (:mod:`.persist`: one tr
 store, then MLflow through :mod:`.mlflow_log`). What a batch runs and gives back is in :mod:`.config`.
 """
 
-from .config import DEFAULT_FIGURES, BatchConfig, BatchResult, ChildRun, ImageResult
-from .persist import ATTACK_STEPS, run_batch
+from imgvault.tracker.runs.config import DEFAULT_FIGURES, BatchConfig, BatchResult, ChildRun, ImageResult
+from imgvault.tracker.runs.persist import ATTACK_STEPS, run_batch
 
 __all__ = ["ATTACK_STEPS", "DEFAULT_FIGURES", "BatchConfig", "BatchResult", "ChildRun", "ImageResult", "run_batch"]

@@ -22,9 +22,8 @@ from imgvault.methods.registry import make_codec, method_class
 from imgvault.methods.render import caption, figure, render_encoded
 from imgvault.methods.security import wrong_key_reconstruction
 from imgvault.store.engine import first_line
-
-from ..image_files import image_files
-from .config import BatchConfig, ImageResult
+from imgvault.tracker.runs.config import BatchConfig, ImageResult
+from imgvault.tracker.sealing.image_files import image_files
 
 Results = list[ImageResult]
 

@@ -93,7 +93,7 @@ class RunLogger:
 
     def finish_parent(self, run_id: str, runs: list, figures: dict[str, bytes]) -> None:
         """The parent's metrics, table and ``figures`` (PNG bytes by artifact path, drawn beforehand:
-        :func:`imgvault.tracker.figures.parent_figure_png`), then its end."""
+        :func:`imgvault.tracker.reports.figures.parent_figure_png`), then its end."""
         rows = [{"method": r.method, "k": r.k, "run_id": r.run_id, "failed_images": len(r.failures),
                  **{name: r.metrics.get(name) for name in ("mse", "psnr", "ssim", "bpp")},
                  "exact_fraction": r.metrics.get("exact_fraction")} for r in runs]  # fmt: skip

@@ -12,12 +12,11 @@ from dataclasses import dataclass, field, replace
 from imgvault.basics.version import imgvault_version
 from imgvault.methods.attacks.matrix import MATRIX_ATTACKS
 from imgvault.methods.encoding import jsonable
-
-from ..tracking import experiment_id, open_client, tracking_uri
-from .compute import attack, compute_configuration, dask_backend, fit_mode, parallel
-from .config import BatchConfig, BatchResult, ChildRun, ImageResult
-from .plan import Plan, check_config, plan_batch, upscaling_note
-from .summary import summarise, summarised_values
+from imgvault.tracker.runs.compute import attack, compute_configuration, dask_backend, fit_mode, parallel
+from imgvault.tracker.runs.config import BatchConfig, BatchResult, ChildRun, ImageResult
+from imgvault.tracker.runs.plan import Plan, check_config, plan_batch, upscaling_note
+from imgvault.tracker.runs.summary import summarise, summarised_values
+from imgvault.tracker.tracking import experiment_id, open_client, tracking_uri
 
 # The attacks a configuration goes through with --attack, for the progress bar: the learning attack, then
 # the threat matrix's others.
@@ -54,8 +53,8 @@ class _Batch:
         self.pending.append(self.logging_thread.submit(function, *args))
 
     def run(self, started: Callable[[int], None]) -> BatchResult:
-        from ..artifact_writer import ArtifactWriter, artifact_sealing
-        from .mlflow_log import RunLogger
+        from imgvault.tracker.runs.mlflow_log import RunLogger
+        from imgvault.tracker.sealing.writer import ArtifactWriter, artifact_sealing
 
         plan, store = self.plan, self.store
         config, images = plan.config, plan.images
@@ -87,7 +86,7 @@ class _Batch:
         return BatchResult(self.logger.experiment_id, parent, plan.collection, len(images), runs, notes)
 
     def _children(self, parent: str) -> list[ChildRun]:
-        from ..figures import pyplot
+        from imgvault.tracker.reports.figures import pyplot
 
         plan, mode = self.plan, fit_mode(self.plan.config)
         runs: list[ChildRun] = []
@@ -189,7 +188,7 @@ class _Batch:
         the last configuration; else here, once that is done: in two threads of this process, drawing and
         logging would take turns with the GIL and both end later than one after the other.
         """
-        from ..figures import parent_figure_names, parent_figure_png
+        from imgvault.tracker.reports.figures import parent_figure_names, parent_figure_png
 
         names = parent_figure_names(self.plan.config.ks)
         if workers_draw:

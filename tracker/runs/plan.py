@@ -14,8 +14,7 @@ from imgvault.basics.errors import InvalidParameter
 from imgvault.methods.attacks.inversion import check_attack_size
 from imgvault.methods.preprocess import check_color, check_size, load_pixels
 from imgvault.methods.registry import check_method, make_codec
-
-from .config import BatchConfig
+from imgvault.tracker.runs.config import BatchConfig
 
 FITS = ("image", "collection")
 

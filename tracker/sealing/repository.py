@@ -14,7 +14,7 @@ repository for the inner location (``imgvault+s3://bucket/prefix`` wraps ``s3://
 default's runs are recorded there, so a home can be moved.
 
 The associated data of an artifact binds the store id and its place
-(:func:`~imgvault.tracker.artifact_files.artifact_place`): for an artifact of a run, the run id and the path
+(:func:`~imgvault.tracker.sealing.files.artifact_place`): for an artifact of a run, the run id and the path
 inside the run, so an artifact copied to another path, run or store fails to open, while a home or bucket
 moved as a whole still opens.
 
@@ -39,8 +39,7 @@ from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 
 from imgvault.basics.errors import IntegrityError
 from imgvault.store.crypto import blob_key_id
-
-from .artifact_files import (  # noqa: F401 (re-exported)
+from imgvault.tracker.sealing.files import (  # noqa: F401 (re-exported)
     HOME,
     KIND,
     OVERHEAD,
@@ -287,8 +286,8 @@ class SealedArtifactRepository(ArtifactRepository, StreamUploadMixin):
 
 def reseal_repository(sealer, uri: str):
     """Seal the plaintext artifacts under ``uri`` (``imgvault+<inner>``) in place, and re-seal those under a key
-    other than ``sealer``'s primary: :func:`imgvault.tracker.artifact_files.seal_files` for any inner scheme."""
-    from .artifact_files import SealReport, _read_back, reseal
+    other than ``sealer``'s primary: :func:`imgvault.tracker.sealing.files.seal_files` for any inner scheme."""
+    from imgvault.tracker.sealing.files import SealReport, _read_back, reseal
 
     repo = SealedArtifactRepository(uri)
     report = SealReport()

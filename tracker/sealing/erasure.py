@@ -20,8 +20,7 @@ from pathlib import Path
 
 from imgvault.basics.errors import IntegrityError
 from imgvault.store.config import sqlite_file
-
-from .artifact_files import HOME, KIND, PREFIX, legacy_places, local_place, write_file_atomically
+from imgvault.tracker.sealing.files import HOME, KIND, PREFIX, legacy_places, local_place, write_file_atomically
 
 TABLE = "images.json"  # a child run's table, one row per image, with its image_id
 SERIES_PREFIX = "image/"  # the per-image metric series, step = the image's index in the table

@@ -81,7 +81,7 @@ def samples_html(store, rows: list[dict], count: int) -> str:
     """The ``<figure>`` of each sample of each shown row, under a heading per method."""
     import html
 
-    from .report_tables import row_label
+    from imgvault.tracker.reports.tables import row_label
 
     parts = []
     for row in shown_rows(rows):

@@ -12,7 +12,15 @@ import base64
 import io
 import math
 
-from .figures import COLORS, FONT, bpp_axis, linestyle, marker_style, not_applicable_note, pyplot
+from imgvault.tracker.reports.figures import (
+    COLORS,
+    FONT,
+    bpp_axis,
+    linestyle,
+    marker_style,
+    not_applicable_note,
+    pyplot,
+)
 
 WIDTH = 7.2  # inches: an A4 or letter page's width between margins
 COLUMNS = 2  # panels per row of a figure with one panel per collection

@@ -3,8 +3,8 @@ randomness tests and learning attack, with the images each row used and failed o
 
 import html
 
-from .compare import failure_line, label
-from .report_figures import setting, setting_text
+from imgvault.tracker.reports.compare import failure_line, label
+from imgvault.tracker.reports.curves import setting, setting_text
 
 QUALITY = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("mse", "MSE"), ("bpp", "bits/pixel"))
 SECURITY = (

@@ -24,8 +24,8 @@ import uuid
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
-from .image_files import ImageFiles
-from .sealed_artifacts import SealedArtifactRepository, is_sealed_uri
+from imgvault.tracker.sealing.image_files import ImageFiles
+from imgvault.tracker.sealing.repository import SealedArtifactRepository, is_sealed_uri
 
 SEALING_ENDPOINT = "/imgvault/api/v1/sealing"
 LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's tag that lists a run's tables for the UI

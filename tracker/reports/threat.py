@@ -63,7 +63,7 @@ def _number(row: dict, name: str, digits: int) -> str:
 
 
 def matrix_rows(rows: list[dict]) -> list[dict]:
-    """The matrix from :func:`imgvault.tracker.compare.compare`'s rows that ran attacks: one dict per row
+    """The matrix from :func:`imgvault.tracker.reports.compare.compare`'s rows that ran attacks: one dict per row
     with ``method``, ``fit``, ``key_space_bits``, ``key_sensitivity`` and each attack's cell text."""
     out = []
     for row in rows:

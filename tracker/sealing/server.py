@@ -36,9 +36,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from imgvault.basics.errors import ImgVaultError, IntegrityError
-
-from .artifact_writer import SEALING_ENDPOINT
-from .sealed_artifacts import SealedArtifactRepository, _env_sealer, is_sealed_uri
+from imgvault.tracker.sealing.repository import SealedArtifactRepository, _env_sealer, is_sealed_uri
+from imgvault.tracker.sealing.writer import SEALING_ENDPOINT
 
 __all__ = ["app"]
 

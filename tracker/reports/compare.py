@@ -5,13 +5,12 @@ tagged with its first error; with ``with_failed`` it is a row too, so that it ca
 """
 
 from imgvault.basics.errors import NotFound
-
-from .threat import attack_cells
-from .tracking import open_client
+from imgvault.tracker.reports.threat import attack_cells
+from imgvault.tracker.tracking import open_client
 
 #: the keys of a row (and of ``imgvault compare --json``), besides collection, method, k, fit, size, color,
 #: n_images, run_id, status, used_images, failed_images, error, attack_model, criteria, not_applicable and
-#: attacks (the threat matrix's cells: see :func:`imgvault.tracker.threat.attack_cells`); all are means over
+#: attacks (the threat matrix's cells: see :func:`imgvault.tracker.reports.threat.attack_cells`); all are means over
 #: the images the run used
 COLUMNS = ("mse", "psnr", "ssim", "bpp", "exact_fraction")
 SECURITY_COLUMNS = ("entropy", "chi2", "corr_h", "corr_v", "corr_d", "npcr", "uaci", "visual_ssim", "key_ssim",

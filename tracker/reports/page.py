@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .compare import compare
-from .report_figures import attack_figure, png, rate_distortion_figure, security_figure
-from .report_tables import (
+from imgvault.tracker.reports.compare import compare
+from imgvault.tracker.reports.curves import attack_figure, png, rate_distortion_figure, security_figure
+from imgvault.tracker.reports.tables import (
     ATTACK,
     QUALITY,
     SECURITY,
@@ -24,7 +24,7 @@ from .report_tables import (
     summary_table,
     tests_table,
 )
-from .threat import threat_html
+from imgvault.tracker.reports.threat import threat_html
 
 
 @dataclass
@@ -121,7 +121,7 @@ def collection_sections(data: ReportData) -> list[Section]:
 def samples_section(data: ReportData) -> list[Section]:
     if not data.images:
         return []
-    from .report_samples import samples_html
+    from imgvault.tracker.reports.samples import samples_html
 
     body = [f'<p class="note">{data.images} image(s) per method, decrypted from the store for this page: '
             "original, encrypted, decoded, and the error x4, at the largest k of each method.</p>"]  # fmt: skip
