@@ -11,36 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-
-class ImageRow(NamedTuple):
-    """An image as listed: its bound columns, its time, and its sealed name and metadata."""
-
-    id: str
-    collection_id: str
-    collection: str
-    format: str
-    width: int
-    height: int
-    mode: str
-    bytes: int
-    created_at: datetime
-    name: bytes
-    metadata: bytes | None
-
-
-class ImageData(NamedTuple):
-    """An image's bound columns and its sealed bytes: what getting it reads."""
-
-    id: str
-    collection_id: str
-    collection: str
-    format: str
-    width: int
-    height: int
-    mode: str
-    bytes: int
-    has_metadata: bool
-    data: bytes
+# An image's columns that its sealed blobs are bound to (with the collection's name), as both image rows begin.
+_IMAGE_BOUND = [("id", str), ("collection_id", str), ("collection", str), ("format", str), ("width", int),
+                ("height", int), ("mode", str), ("bytes", int)]  # fmt: skip
+#: An image as listed: its bound columns, its time, and its sealed name and metadata.
+ImageRow = NamedTuple(
+    "ImageRow", [*_IMAGE_BOUND, ("created_at", datetime), ("name", bytes), ("metadata", bytes | None)]
+)
+#: An image's bound columns and its sealed bytes: what getting it reads.
+ImageData = NamedTuple("ImageData", [*_IMAGE_BOUND, ("has_metadata", bool), ("data", bytes)])
 
 
 class CollectionRow(NamedTuple):
