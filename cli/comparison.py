@@ -91,7 +91,7 @@ def print_security(rows: list[dict], width: int) -> None:
 def print_threat_matrix(rows: list[dict], width: int) -> None:
     """Rows method and key mode, columns the attacks: the SSIM gain over the mean image with its 95 % interval
     (and for jigsaw and permutation the share of blocks or positions recovered); then why each n/a is one."""
-    from imgvault.tracker.reports.threat import ATTACK_NAMES, HOLDS, matrix_rows, reasons
+    from imgvault.tracker.reports.threat import ATTACK_NAMES, HOLDS, UTILITY, matrix_rows, reasons
 
     matrix = matrix_rows(rows)
     if not matrix:
@@ -100,15 +100,17 @@ def print_threat_matrix(rows: list[dict], width: int) -> None:
     click.echo("Threat matrix (SSIM gain over the mean image on held-out images, 95 % CI; n/a: does not apply)")
     for name in ATTACK_NAMES:
         click.echo(f"  {name}: {HOLDS[name]}")
+    click.echo(f"  utility: {UTILITY}")
 
     def cell(r, name):
         return r[name] + (f" {r[name + '_extra']}" if r[name + "_extra"] else "")
 
     plain_table(
         [("COLLECTION", width), ("METHOD", 12), ("FIT", 10), ("SIZE", 9), ("KEY_BITS", 8), ("KEY_SENS", 8),
-         ("INVERSION", 24), ("INVERSION_BLOCKS", 24), ("JIGSAW", 38), ("PERMUTATION", 0)],
+         ("INVERSION", 24), ("INVERSION_BLOCKS", 24), ("JIGSAW", 38), ("PERMUTATION", 38), ("RECOGNITION", 42),
+         ("UTILITY", 0)],
         ((r["collection"], r["method"], r["fit"], r["setting"], r["key_space_bits"], r["key_sensitivity"],
-          *(cell(r, name) for name in ATTACK_NAMES)) for r in matrix),
+          *(cell(r, name) for name in ATTACK_NAMES), r["utility"]) for r in matrix),
     )  # fmt: skip
     for line in reasons(rows):
         click.echo(line)

@@ -21,6 +21,7 @@ ATTACK_COLUMNS = ("attack_ssim", "attack_baseline_ssim", "attack_key_holder_ssim
                   "attack_gap_ci_high", "attack_splits", "attack_test_images")  # fmt: skip
 CRITERION = "criterion/"
 NOT_APPLICABLE = "imgvault.not_applicable."
+UTILITY = "utility/"
 FIRST_FAILURE = "imgvault.first_failure"
 
 
@@ -102,6 +103,8 @@ def compare(home, collections: list[str] | None = None, experiment: str | None =
         row["not_applicable"] = {k[len(NOT_APPLICABLE) :]: v for k, v in tags.items() if k.startswith(NOT_APPLICABLE)}
         # The threat matrix's cells: each attack's gain and interval, or why it does not apply.
         row["attacks"] = attack_cells(metrics, row["not_applicable"])
+        # The key holder's side: accuracy ratios on encrypted and decoded images over plain ones.
+        row["utility"] = {k[len(UTILITY) :]: v for k, v in metrics.items() if k.startswith(UTILITY)}
         rows.append(row)
     missing = set(collections or ()) - {row["collection"] for row in rows}
     if missing:

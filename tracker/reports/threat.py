@@ -1,22 +1,26 @@
 """The threat matrix: rows method and key mode, columns the attacks, cells the gain with its interval.
 
 Read from the runs' metrics (``attack_*`` for the whole-image inversion, ``attack/<name>/<figure>`` for the
-others) and their ``imgvault.not_applicable.attack/<name>`` tags; shared by ``imgvault compare`` and the
-report.
+others, ``utility/<figure>`` for the key holder's side) and their ``imgvault.not_applicable.attack/<name>``
+tags; shared by ``imgvault compare`` and the report.
 """
 
 import html
 
-ATTACK_NAMES = ("inversion", "inversion_blocks", "jigsaw", "permutation")
+ATTACK_NAMES = ("inversion", "inversion_blocks", "jigsaw", "permutation", "recognition")
 #: what each attacker holds, for the tables' legends
 HOLDS = {
     "inversion": "known plaintext, whole images: a learned map from encrypted image to image",
     "inversion_blocks": "known plaintext, per MxM block: a linear map from the cipher block's bits",
     "jigsaw": "ciphertext only: blocks reassembled by edge compatibility",
     "permutation": "chosen plaintext: the permutation read back from ceil(log_256 N) chosen images",
+    "recognition": "labelled encrypted images, no key: a classifier trained on them (gain: accuracy over chance)",
 }
+#: the key holder's side, beside the attacks
+UTILITY = "the key holder's accuracy on the encrypted images over the plain images', same learners and splits"
 #: the figure each attack adds besides its gains, shown in its cell
-EXTRA = {"jigsaw": ("blocks_in_place", "in place"), "permutation": ("recovered_fraction", "recovered")}
+EXTRA = {"jigsaw": ("blocks_in_place", "in place"), "permutation": ("recovered_fraction", "recovered"),
+         "recognition": ("accuracy", "accuracy")}  # fmt: skip
 PREFIX = "attack/"
 
 
@@ -52,7 +56,18 @@ def _extra(name: str, cell: dict | None) -> str:
     if not cell or name not in EXTRA or EXTRA[name][0] not in cell:
         return ""
     figure, label = EXTRA[name]
-    return f"{cell[figure]:.0%} {label}"
+    thwarted = ", thwarted" if cell.get("thwarted") == 1 else ""
+    return f"{cell[figure]:.0%} {label}{thwarted}"
+
+
+def utility_text(utility: dict, not_applicable: dict) -> str:
+    """``0.98 [0.91, 1.05]``, ``n/a``, or ``-`` (not measured), from a row's ``utility`` figures."""
+    ratio = utility.get("ratio")
+    if ratio is None:
+        return "n/a" if "utility" in not_applicable else "-"
+    low, high = utility.get("ratio_ci_low"), utility.get("ratio_ci_high")
+    interval = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
+    return f"{ratio:.2f}{interval}"
 
 
 def _number(row: dict, name: str, digits: int) -> str:
@@ -76,6 +91,7 @@ def matrix_rows(rows: list[dict]) -> list[dict]:
                     "key_space_bits": _number(row, "key_space_bits", 0),
                     "key_sensitivity": _number(row, "key_sensitivity", 3),
                     **{name: cell_text(cells.get(name)) for name in ATTACK_NAMES},
+                    "utility": utility_text(row.get("utility") or {}, row.get("not_applicable") or {}),
                     **{f"{name}_extra": _extra(name, cells.get(name)) for name in ATTACK_NAMES}})  # fmt: skip
     return out
 
@@ -96,7 +112,7 @@ def threat_html(rows: list[dict]) -> str:
     if not matrix:
         return ""
     head = "".join(f"<th>{h}</th>" for h in ("method", "key mode", "size", "key space (bits)", "key sensitivity",
-                                               *ATTACK_NAMES))  # fmt: skip
+                                               *ATTACK_NAMES, "utility"))  # fmt: skip
     body = []
     for r in matrix:
         cells = [
@@ -108,12 +124,15 @@ def threat_html(rows: list[dict]) -> str:
         ]
         cells += [r[name] + (f"<br><small>{r[name + '_extra']}</small>" if r[name + "_extra"] else "")
                   for name in ATTACK_NAMES]  # fmt: skip
+        cells.append(html.escape(r["utility"]))
         body.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     legend = "".join(f"<li><b>{name}</b>: {html.escape(HOLDS[name])}</li>" for name in ATTACK_NAMES)
+    legend += f"<li><b>utility</b>: {html.escape(UTILITY)}</li>"
     why = "".join(f"<li>{html.escape(line)}</li>" for line in reasons(rows))
-    return f"""<p class="note">Each cell: the attack's SSIM gain over the mean training image on held-out images,
-mean over repeated splits, with its 95 % interval; near 0 the attacker learns nothing, toward the key holder it undoes
-the encryption. n/a: the attack does not apply (reasons below).</p>
+    return f"""<p class="note">Each cell: the attack's SSIM gain over the mean training image on held-out images
+(recognition: its accuracy over chance), mean over repeated splits, with its 95 % interval; near 0 the attacker
+learns nothing, toward the key holder it undoes the encryption. Utility: what the key holder's classifier keeps.
+n/a: the attack does not apply (reasons below).</p>
 <table><tr>{head}</tr>{"".join(body)}</table>
 <ul class="note">{legend}</ul>
 <ul class="note">{why}</ul>

@@ -204,28 +204,70 @@ def _add_key_ssim(mode, results: Results, pixels, method, k, model_params) -> No
         measured.metrics["key_ssim"] = quality(measured.original, guess)["ssim"]
 
 
-def attack(config: BatchConfig, results: Results, pixels, ok: list[int], method, k, model_params,
-           progress) -> tuple[dict, dict]:  # fmt: skip
+def attack(plan, results: Results, ok: list[int], method, k, model_params, progress) -> tuple[dict, dict]:
     """The attacks' run metrics over the images that encoded, and why those that do not apply do not.
 
-    The learning attack (:func:`learning_attack`, ``attack_*``) and the threat matrix's other attacks
+    The learning attack (:func:`learning_attack`, ``attack_*``), the threat matrix's other attacks
     (:func:`~imgvault.methods.attacks.matrix.run_attacks`, ``attack/<name>/...``), on the keys of the fit
-    mode. Nothing if the model cannot be fitted on a training part (k above its size).
+    mode, and the recognition attack with the key holder's utility (:func:`recognise`). Nothing but the
+    recognition if the model cannot be fitted on a training part (k above its size).
     """
     from imgvault.methods.attacks.matrix import run_attacks
 
+    config = plan.config
     mode = fit_mode(config)
     originals = [results[i].measured.original for i in ok]
-    subset = pixels[ok]
+    subset = plan.pixels[ok]
     encodings, keys = mode.attack_keys(results, subset, ok, method, k, model_params)
     try:
         learned = learning_attack(originals, encodings, seed=config.random_state)
     except mode.unfit:
-        return {}, {}
+        learned = None
     progress()
-    codec = keys(np.arange(len(subset)))[0]
-    metrics, not_applicable = run_attacks(subset, keys, codec, config.fit, seed=config.random_state, progress=progress)
-    return {**learned, **metrics}, not_applicable
+    metrics, not_applicable = {}, {}
+    if learned is not None:
+        codec = keys(np.arange(len(subset)))[0]
+        metrics, not_applicable = run_attacks(subset, keys, codec, config.fit, seed=config.random_state,
+                                              progress=progress)  # fmt: skip
+    recognised, why = recognise(plan, results, ok)
+    progress()
+    return {**(learned or {}), **metrics, **recognised}, {**not_applicable, **why}
+
+
+def recognise(plan, results: Results, ok: list[int]) -> tuple[dict, dict]:
+    """The recognition attack on the encrypted images of the labelled ones among ``ok``
+    (``attack/recognition/...``), and the key holder's utility: the same learners' accuracy on the encrypted
+    images (``utility/ratio``) and on their decodings (``utility/decoded_ratio``) over theirs on the plain
+    images, on the same splits. Or why they do not apply."""
+    from imgvault.methods.attacks import recognition
+
+    labels = [plan.labels[i] for i in ok]
+    reason = recognition.labels_reason(labels)
+    if reason is None and len({results[i].measured.encoded.shape for i in ok}) > 1:
+        reason = "the images' payloads differ in size"
+    if reason is not None:
+        return {}, {"attack/recognition": reason, "utility": reason}
+    chosen = [ok[j] for j in recognition.labelled(labels)]
+    y = np.array([plan.labels[i] for i in chosen])
+    seed = plan.config.random_state
+    splits = recognition.splits_of(y, seed=seed)
+    key = tuple(chosen)
+    if key not in plan.plain_scores:
+        plain = np.stack([results[i].measured.original for i in chosen])
+        plan.plain_scores[key] = recognition.scores(plain, y, splits, seed=seed)
+    plain = plan.plain_scores[key]
+    encrypted = recognition.scores(np.stack([results[i].measured.encoded for i in chosen]), y, splits, seed=seed)
+    exact = all(np.array_equal(results[i].measured.reconstruction, results[i].measured.original) for i in chosen)
+    decoded = (
+        plain
+        if exact
+        else recognition.scores(np.stack([results[i].measured.reconstruction for i in chosen]), y, splits, seed=seed)
+    )
+    out = {f"attack/recognition/{name}": value for name, value in recognition.recognition(encrypted).items()}
+    out["attack/recognition/plain_accuracy"] = float(np.mean(plain.accuracy))
+    out.update({f"utility/{name}": value for name, value in recognition.utility(encrypted, plain).items()})
+    out.update({f"utility/decoded_{name}": value for name, value in recognition.utility(decoded, plain).items()})
+    return out, {}
 
 
 def parallel(config: BatchConfig, **options):

@@ -18,9 +18,9 @@ from imgvault.tracker.runs.plan import Plan, check_config, plan_batch, upscaling
 from imgvault.tracker.runs.summary import summarise, summarised_values
 from imgvault.tracker.tracking import experiment_id, open_client, tracking_uri
 
-# The attacks a configuration goes through with --attack, for the progress bar: the learning attack, then
-# the threat matrix's others.
-ATTACK_STEPS = 1 + len(MATRIX_ATTACKS)
+# The attacks a configuration goes through with --attack, for the progress bar: the learning attack, the
+# threat matrix's others, then the recognition attack.
+ATTACK_STEPS = 1 + len(MATRIX_ATTACKS) + 1
 
 
 def run_batch(store, collection: str, config: BatchConfig, *, advance: Callable[[], None] = lambda: None,
@@ -158,8 +158,7 @@ class _Batch:
                 advance()
 
             if len(ok) >= 10:
-                attacked, attacks_not_applicable = attack(config, results, plan.pixels, ok, method, k, model_params,
-                                                          attacked_one)  # fmt: skip
+                attacked, attacks_not_applicable = attack(plan, results, ok, method, k, model_params, attacked_one)
                 summary.update(attacked)
                 not_applicable = {**not_applicable, **attacks_not_applicable}
             for _ in range(ATTACK_STEPS - len(steps)):  # those that did not run: the bar still ends full

@@ -6,7 +6,7 @@ is started in MLflow and before any image is encoded.
 """
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,14 @@ class Plan:
     config: BatchConfig
     images: list
     pixels: np.ndarray
+    #: the plain images' recognition scores, by the images scored: the same for every configuration
+    plain_scores: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def labels(self) -> list[str | None]:
+        """Each image's label (its sealed metadata's ``label``), None where it has none."""
+        return [image.metadata.get("label") if isinstance(image.metadata.get("label"), str) else None
+                for image in self.images]  # fmt: skip
 
     @property
     def configurations(self) -> list[tuple[str, int | None]]:
