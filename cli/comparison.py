@@ -78,6 +78,7 @@ def print_security(rows: list[dict], width: int) -> None:
               _value(r, "attack_baseline_ssim"), _gain(r), r.get("attack_model") or "-") for r in attacked),
         )  # fmt: skip
     print_threat_matrix(rows, width)
+    print_frontier(rows, width)
     reasons = sorted({(r["method"], r["fit"], name, why) for r in rows
                       for name, why in r.get("not_applicable", {}).items()
                       if not name.startswith("attack/")})  # fmt: skip
@@ -114,3 +115,31 @@ def print_threat_matrix(rows: list[dict], width: int) -> None:
     )  # fmt: skip
     for line in reasons(rows):
         click.echo(line)
+
+
+def print_frontier(rows: list[dict], width: int) -> None:
+    """Each (method, k, key mode) that measured an attack and the utility: leakage against utility, with
+    intervals, the Pareto front marked, and the one line that reads it."""
+    from imgvault.tracker.reports.frontier import points, reading
+
+    by_collection: dict[str, list[dict]] = {}
+    for row in rows:
+        by_collection.setdefault(row["collection"], []).append(row)
+    for collection, its_rows in by_collection.items():
+        found = points(its_rows)
+        if not found:
+            continue
+        click.echo()
+        click.echo(f"Privacy-utility frontier of {collection} (leakage: the strongest attack's gain; utility: the key"
+                   " holder's accuracy on encrypted over plain images; * on the Pareto front)")  # fmt: skip
+
+        def interval(low, high, digits):
+            return "" if low is None or high is None else f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+        plain_table(
+            [("POINT", 28), ("LEAKAGE", 26), ("ATTACK", 16), ("UTILITY", 22), ("FRONT", 0)],
+            ((p.label, f"{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high, 3)}", p.attack,
+              f"{p.utility:.2f}{interval(p.utility_low, p.utility_high, 2)}", "*" if p.front else "")
+             for p in sorted(found, key=lambda p: (p.leakage, -p.utility))),
+        )  # fmt: skip
+        click.echo(reading(found))

@@ -64,6 +64,19 @@ def test_the_attack_says_why_it_does_not_apply():
     assert recognition.labelled(["a"] * 5 + ["b"] * 5 + [None, "c"]).tolist() == list(range(10))
 
 
+def test_the_front_holds_the_points_no_other_point_beats_on_both_leakage_and_utility():
+    from imgvault.tracker.reports.frontier import Point, mark_front, reading
+
+    def point(label, leakage, utility, low=None):
+        return Point(label, "pe", leakage, low, None, "recognition", utility, None, None)
+
+    found = mark_front([point("a", 0.0, 0.2, low=-0.1), point("b", 0.5, 1.0), point("c", 0.6, 0.9),
+                        point("d", 0.3, 0.95, low=-0.05), point("e", 0.0, 0.1)])  # fmt: skip
+    assert {p.label for p in found if p.front} == {"a", "b", "d"}
+    line = reading(found)
+    assert line.startswith("Pareto front") and "d keeps 90 % of the accuracy" in line
+
+
 @pytest.fixture
 def labelled(store, home, migrated_tracking_db, monkeypatch, digits):
     """A collection of 20 digits (ten 0s, ten 1s), each with its label, and a fresh MLflow store."""
@@ -80,9 +93,12 @@ def labelled(store, home, migrated_tracking_db, monkeypatch, digits):
     return store
 
 
-def test_a_batch_on_a_labelled_collection_logs_recognition_and_utility_and_compare_shows_them(labelled, runner):
+def test_a_batch_on_a_labelled_collection_logs_recognition_and_utility_and_compare_shows_them(labelled, runner, home):
+    from mlflow import MlflowClient
+
     config = BatchConfig(methods=("pe", "aes"), fit="collection", attack=True, size=16, jobs=1, figures=0)
-    pe, aes = (run.metrics for run in run_batch(labelled, "digits", config).runs)
+    result = run_batch(labelled, "digits", config)
+    pe, aes = (run.metrics for run in result.runs)
     # pe keeps the pixels' values under one key, permuted by blocks: as learnable as the plain digits.
     assert pe["attack/recognition/gain_ci_low"] > 0.3 and pe["attack/recognition/thwarted"] == 0
     assert pe["utility/ratio_ci_low"] > 0.7 and pe["utility/decoded_ratio"] == 1.0
@@ -91,6 +107,12 @@ def test_a_batch_on_a_labelled_collection_logs_recognition_and_utility_and_compa
     shown = runner.invoke(cli, ["compare", "-c", "digits"])
     assert shown.exit_code == 0, shown.output
     assert "RECOGNITION" in shown.output and "UTILITY" in shown.output and "thwarted" in shown.output
+    # The frontier: aes leaks nothing and keeps nothing, pe keeps the accuracy and leaks: both on the front.
+    assert "Privacy-utility frontier of digits" in shown.output and "Pareto front" in shown.output
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    parent = client.get_run(result.parent_run_id)
+    assert "pe (collection)" in parent.data.tags["imgvault.frontier"]
+    assert "frontier.png" in {f.path for f in client.list_artifacts(result.parent_run_id)}
 
 
 def test_an_unlabelled_collection_says_why_recognition_does_not_apply(faces_without_labels, runner):

@@ -114,8 +114,36 @@ def collection_sections(data: ReportData) -> list[Section]:
         matrix = threat_html(finished)
         if matrix:
             parts.append(Section(f"{anchor(collection)}-threats", "Threat matrix", matrix))
+        frontier = frontier_html(finished)
+        if frontier:
+            parts.append(Section(f"{anchor(collection)}-frontier", "Privacy-utility frontier", frontier))
         sections.append(Section(anchor(collection), f'Collection "{collection}"', "", parts))
     return sections
+
+
+def frontier_html(rows: list[dict]) -> str:
+    """The frontier's figure, its reading and its points as a table (empty if no row measured the utility)."""
+    from imgvault.tracker.reports.frontier import frontier_png, points, reading
+
+    found = points(rows)
+    if not found:
+        return ""
+    import base64
+
+    chart = _img(base64.b64encode(frontier_png(found)).decode(), "privacy-utility frontier")
+
+    def interval(low, high):
+        return "" if low is None or high is None else f" [{low:+.2f}, {high:+.2f}]"
+
+    body = "".join(
+        f"<tr><td>{html.escape(p.label)}</td><td>{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high)}</td>"
+        f"<td>{html.escape(p.attack)}</td><td>{p.utility:.2f}{interval(p.utility_low, p.utility_high)}</td>"
+        f"<td>{'yes' if p.front else ''}</td></tr>"
+        for p in sorted(found, key=lambda p: (p.leakage, -p.utility))
+    )
+    return (f'<p class="note">{html.escape(reading(found))}</p><figure class="chart">{chart}</figure>'
+            "<table><tr><th>point</th><th>leakage [95 % CI]</th><th>strongest attack</th>"
+            f"<th>utility [95 % CI]</th><th>on the front</th></tr>{body}</table>")  # fmt: skip
 
 
 def samples_section(data: ReportData) -> list[Section]:

@@ -101,6 +101,7 @@ class _Batch:
             figures = self._parent_figures(runs, mode.workers_draw)
             for future in self.pending:
                 future.result()
+            figures.update(self._frontier(parent, runs))
             self.logger.finish_parent(parent, runs, figures)
         except BaseException as exc:
             # Configurations already computed are still stored and logged (and end FINISHED); the one
@@ -179,6 +180,17 @@ class _Batch:
             logger.end(child, "FAILED" if not infos else "FINISHED")
 
         return ChildRun(method, k, child, summary, failures, values, not_applicable), store_and_log
+
+    def _frontier(self, parent: str, runs: list[ChildRun]) -> dict[str, bytes]:
+        """With the utility measured: the privacy-utility frontier's figure, and its reading as the parent's
+        tag ``imgvault.frontier``."""
+        from imgvault.tracker.reports.frontier import frontier_png, points_of_metrics, reading
+
+        found = points_of_metrics(runs, self.plan.config.fit)
+        if not found:
+            return {}
+        self.logger.note(parent, "imgvault.frontier", reading(found))
+        return {"frontier.png": frontier_png(found)}
 
     def _parent_figures(self, runs: list[ChildRun], workers_draw: bool) -> dict[str, bytes]:
         """The parent run's figures, PNG bytes by artifact path.
