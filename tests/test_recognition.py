@@ -113,6 +113,10 @@ def test_a_batch_on_a_labelled_collection_logs_recognition_and_utility_and_compa
     parent = client.get_run(result.parent_run_id)
     assert "pe (collection)" in parent.data.tags["imgvault.frontier"]
     assert "frontier.png" in {f.path for f in client.list_artifacts(result.parent_run_id)}
+    from imgvault.tracker.reports.page import render_report
+
+    page = render_report(home, "digits")
+    assert "Privacy-utility frontier" in page and "RECOGNITION" not in page and ">recognition<" in page
 
 
 def test_an_unlabelled_collection_says_why_recognition_does_not_apply(faces_without_labels, runner):

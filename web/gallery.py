@@ -4,6 +4,7 @@ Every form carries the session's CSRF token (sign-in: a double-submit cookie), c
 is done. Pictures are fetched from ``/media/...`` with the session cookie and made per request in memory.
 """
 
+import base64
 import secrets
 from typing import Annotated
 from urllib.parse import quote
@@ -97,8 +98,20 @@ def compare(request: Request, caller: Viewer, name: str,
     state = request.app.state
     runs = collection_runs(state.store, state.home, name, state.mlflow_ui)
     images, shown, encodings = image_across_methods(state.store, name, image)
+    frontier, reading = _frontier(runs)
     return _page(request, "compare.html", caller=caller, name=name, runs=runs, quoted=quote(name, safe=""),
-                 images=images, shown=shown, encodings=encodings, number=_number, psnr=_psnr)  # fmt: skip
+                 images=images, shown=shown, encodings=encodings, number=_number, psnr=_psnr, frontier=frontier,
+                 frontier_reading=reading)  # fmt: skip
+
+
+def _frontier(runs: list[dict]) -> tuple[str | None, str | None]:
+    """The privacy-utility frontier of the runs as a base64 PNG, and its reading; None where none was measured."""
+    from imgvault.tracker.reports.frontier import frontier_png, points, reading
+
+    found = points(runs)
+    if not found:
+        return None, None
+    return base64.b64encode(frontier_png(found)).decode(), reading(found)
 
 
 def _number(value) -> str:
