@@ -117,7 +117,7 @@ def test_run_with_attacks_shows_one_bar_over_encoding_and_attacks_then_its_threa
     lines, code = in_terminal(args, terminal_env, raw=frames)
     assert code == 0, "\n".join(lines)
     shown = frames.decode(errors="replace")
-    assert "Encoding and attacking" in shown and "16/16" in shown  # 12 images, then 4 attacks
+    assert "Encoding and attacking" in shown and "17/17" in shown  # 12 images, then 5 attacks (recognition last)
     assert not [line for line in lines if "━" in line], "\n".join(lines)
     assert any("Threat matrix" in line for line in lines)
     # Piped, or with --json: no bar at all.
