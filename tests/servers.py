@@ -36,7 +36,7 @@ def serving(command: list[str], url: str, env: dict | None = None, timeout: floa
                 if time.monotonic() > deadline or server.poll() is not None:
                     server.kill()
                     raise AssertionError(f"{url} did not answer: {server.stderr.read().decode()[-3000:]}") from None
-                time.sleep(0.5)
+                time.sleep(0.1)  # polling: not up yet
         yield server
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -69,4 +69,4 @@ def start_ui(home, port: int, env: dict, **options) -> subprocess.Popen:
             if time.monotonic() > deadline or ui.poll() is not None:
                 ui.kill()
                 raise AssertionError(ui.stderr.read().decode()[-3000:]) from None
-            time.sleep(0.5)
+            time.sleep(0.1)  # polling: not up yet

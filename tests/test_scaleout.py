@@ -80,7 +80,21 @@ def test_run_takes_the_scheduler_from_the_environment(photos, cluster, runner, m
     assert _encoded_on(cluster) > before
 
 
-def test_an_unreachable_scheduler_fails_before_any_run_starts(photos, runner):
+@pytest.fixture
+def short_connect_timeout(monkeypatch):
+    """The scheduler is given up after 2 s instead of imgvault's 10: these tests are about what happens once it is
+    given up (the error line, no run started), not about how long it is waited for."""
+    distributed = pytest.importorskip("distributed")
+    real = distributed.Client
+
+    def client(*args, timeout=None, **kwargs):
+        assert timeout == "10s"  # imgvault's own, replaced here
+        return real(*args, timeout="2s", **kwargs)
+
+    monkeypatch.setattr(distributed, "Client", client)
+
+
+def test_an_unreachable_scheduler_fails_before_any_run_starts(photos, runner, short_connect_timeout):
     result = runner.invoke(cli, ["run", "-c", "photos", "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1].startswith("Error: cannot reach the Dask scheduler tcp://127.0.0.1:9")
@@ -90,7 +104,7 @@ def test_an_unreachable_scheduler_fails_before_any_run_starts(photos, runner):
     )
 
 
-def test_a_plain_tcp_scheduler_on_a_network_is_warned_about(photos, runner):
+def test_a_plain_tcp_scheduler_on_a_network_is_warned_about(photos, runner, short_connect_timeout):
     result = runner.invoke(cli, ["run", "-c", "photos", "--scheduler", "tcp://192.0.2.1:8786"])
     assert result.stderr.startswith("Warning: tcp://192.0.2.1:8786 is not encrypted")
     assert result.exit_code == 1  # 192.0.2.0/24 is reserved for documentation: nothing answers

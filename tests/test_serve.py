@@ -237,7 +237,7 @@ def test_an_upload_is_held_in_memory_never_in_a_temporary_file(server):
     def body():
         yield head + big[: 2 * 1024 * 1024]  # past the spooling threshold, and the rest held back
         for _ in range(20):  # while the server holds the first part of the file
-            time.sleep(0.05)
+            time.sleep(0.05)  # a slow client on purpose: the rest of the upload held back for a second
             seen_open.extend(server.open_files_in_tmp())
         yield big[2 * 1024 * 1024 :] + tail
 

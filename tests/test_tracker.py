@@ -392,7 +392,7 @@ def test_ui_serves_the_mlflow_ui_on_loopback(photos, home):
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise AssertionError(server.stderr.read().decode()[-2000:]) from None
-                time.sleep(0.5)
+                time.sleep(0.1)  # polling: not up yet
         assert "<html" in html.lower()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",

@@ -35,7 +35,7 @@ def _raises_on_seven(chunk: list[int]) -> list[int]:
 
 
 def _sleeps(chunk: list[int]) -> list[int]:
-    time.sleep(0.5)
+    time.sleep(0.5)  # the work itself: a chunk that takes a while, so that the pool is busy when signalled
     return chunk
 
 
@@ -100,7 +100,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
         from imgvault.store.workers import ordered_map
         results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
         threading.Thread(target=lambda: list(results), daemon=True).start()
-        time.sleep(60)
+        time.sleep(60)  # alive until the test kills it
         """
     )
     parent = subprocess.Popen([sys.executable, "-c", script, os.path.dirname(__file__)])
@@ -285,7 +285,7 @@ def put():
 
 for _ in range(4):
     threading.Thread(target=put, daemon=True).start()
-time.sleep(60)
+time.sleep(60)  # alive until the test kills it
 """
 
 
@@ -369,12 +369,25 @@ def test_a_worker_ends_on_sigterm_even_when_its_parent_handles_sigterm():
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         workers = _workers_of(parent, 2)
-        time.sleep(0.1)  # past the fork, into the work
+        _wait_past_the_fork(workers[0])
         os.kill(workers[0], signal.SIGTERM)
         out, _ = parent.communicate(timeout=30)
     finally:
         parent.kill()
     assert out == "a worker validating files ended without answering (exit -15)\n"
+
+
+def _wait_past_the_fork(pid: int, seconds: float = 30) -> None:
+    """Until the worker ``pid`` has set its own signal handling: SIGTERM neither caught (the parent's handler,
+    inherited) nor blocked (as it is while the worker is forked), as it is while the worker works."""
+    term = 1 << (signal.SIGTERM - 1)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        if not (int(status["SigCgt"], 16) | int(status["SigBlk"], 16)) & term:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} did not set its own signal handling")
 
 
 FORK_WHILE_A_PUT_FORKS = """
@@ -388,7 +401,7 @@ forking = threading.Event()
 def slow_fork_of_a_worker():
     if threading.current_thread() is not threading.main_thread():
         forking.set()
-        time.sleep(0.5)
+        time.sleep(0.5)  # the slow fork under test: the caller forks meanwhile
 
 os.register_at_fork(before=slow_fork_of_a_worker)
 threading.Thread(target=lambda: list(ordered_map(_sleeps, [[n] for n in range(4)], jobs=1)), daemon=True).start()
@@ -413,11 +426,14 @@ from imgvault.store.workers import ordered_map
 
 results = ordered_map(_sleeps, [[n] for n in range(1000)], jobs=2)
 threading.Thread(target=lambda: list(results), daemon=True).start()
-time.sleep(1)
+deadline = time.monotonic() + 30
+while len([c for t in os.listdir("/proc/self/task")  # until both workers are forked, the put running
+           for c in open(f"/proc/self/task/{t}/children").read().split()]) < 2 and time.monotonic() < deadline:
+    time.sleep(0.01)
 if os.fork() == 0:  # a process of the caller's own, forked while the put runs, that lives on
-    time.sleep(60)
+    time.sleep(60)  # lives on, until the test kills it
     os._exit(0)
-time.sleep(60)
+time.sleep(60)  # alive until the test kills it
 """
 
 
