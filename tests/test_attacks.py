@@ -282,3 +282,23 @@ def test_the_learning_attack_on_collection_pca_in_colour_comes_within_005_ssim_o
     # what PCA's eigen-images give away; that the key holder itself gains little on 30 tiles is PCA's limit.
     assert abs(result["attack_gap"]) < 0.05 and result["attack_gap_ci_high"] < 0.05, result
     assert result["attack_psnr_vs_key_holder"] > 25, result
+
+
+def test_the_per_position_normal_equations_and_maps_are_the_einsums_they_replaced():
+    from imgvault.methods.attacks.blocks import BlockInversion
+
+    rng = np.random.default_rng(0)
+    X, Y, W = rng.normal(size=(6, 10, 4)), rng.normal(size=(6, 10, 3)), rng.normal(size=(10, 4, 3))
+    gram, cross = BlockInversion._normal(X, Y, "per position, bits")
+    np.testing.assert_allclose(gram, np.einsum("npf,npg->pfg", X, X), rtol=1e-12)
+    np.testing.assert_allclose(cross, np.einsum("npf,npv->pfv", X, Y), rtol=1e-12)
+    np.testing.assert_allclose(BlockInversion._apply(X, W), np.einsum("npf,pfv->npv", X, W), rtol=1e-12)
+
+
+def test_the_learning_attacks_psnr_is_qualitys():
+    from imgvault.methods.attacks.inversion import _psnr
+    from imgvault.methods.metrics import quality
+
+    images = to_uint8(photo_tiles(3, 16))
+    for first, second in ((images[0], images[1]), (images[2], images[2])):
+        assert _psnr(first, second) == quality(first, second)["psnr"]
