@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true", help="the threat matrix of five ciphers as `imgvault run "
                         "--attack` computes it, 80 tiles at 96x96, against the plain computation")  # fmt: skip
     parser.add_argument("--methods", default=",".join(m for m, _ in MATRIX_CONFIGURATIONS),
-                        help="with --matrix: which configurations (comma-separated methods; default all five)")  # fmt: skip
+                        help="with --matrix: which configurations (methods, comma-separated)")  # fmt: skip
     args = parser.parse_args()
     if args.matrix:
         chosen = args.methods.split(",")
