@@ -302,3 +302,18 @@ def test_the_learning_attacks_psnr_is_qualitys():
     images = to_uint8(photo_tiles(3, 16))
     for first, second in ((images[0], images[1]), (images[2], images[2])):
         assert _psnr(first, second) == quality(first, second)["psnr"]
+
+
+def test_the_shared_neighbours_predict_what_scikit_learns_regressor_predicts():
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from imgvault.methods.attacks.inversion import Neighbours
+
+    rng = np.random.default_rng(1)
+    X, Y, test = rng.normal(size=(20, 50)), rng.normal(size=(20, 30)), rng.normal(size=(6, 50))
+    test[0] = X[3]  # a query on a training point: distance 0
+    shared = Neighbours(X, Y, test, 10)
+    for n in (1, 3, 5, 10):
+        for weights in ("uniform", "distance"):
+            expected = KNeighborsRegressor(n_neighbors=n, weights=weights).fit(X, Y).predict(test)
+            np.testing.assert_allclose(shared.predict(n, weights), expected, rtol=1e-9, atol=1e-12)
