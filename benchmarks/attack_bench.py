@@ -14,6 +14,14 @@ of 5 repeated splits, all in one process (BLAS limited to one thread per fit, as
   jigsaw_64_blocks_seconds   the jigsaw solver on etc, 128x128 RGB, M = 16 (64 blocks per image)
   permutation_seconds        the chosen-plaintext attack on arnold, 64x64 RGB
 
+``--matrix`` measures what ``imgvault run --attack`` does instead (the target: the whole threat matrix of
+five ciphers over 80 tiles in at most 60 s on two cores, i.e. at most 3x the plain computation of each
+configuration): for each of :data:`MATRIX_CONFIGURATIONS`, 80 real tiles at 96x96 RGB, ``--fit collection``,
+the plain computation (``compute_configuration``: fit, encode, decode, measure, wrong key) and then the
+attacks on it (``attack()`` of ``tracker/runs/compute.py``: the learning attack and ``run_attacks``), each
+timed in the same process; ``<method>_attack_over_plain`` is their ratio, ``matrix_attack_seconds`` the
+total, and every attack's gain is printed beside it, so that a faster attack is visibly not a weaker one.
+
 Each figure comes with ``<name>_ratio``: its seconds over the baseline's, measured in the same process
 (``baseline_seconds``: SSIM and PSNR of the 100 images at 64x64 RGB, the unit of scoring work every attack
 repeats), so that a busy machine skews the ratios less than the seconds. With each figure, the attack's
@@ -31,6 +39,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from store_bench import print_figures
 
 IMAGES = 100
+#: the five configurations of the ``--matrix`` figure: the ciphers the threat matrix attacks (le and etc at
+#: 8x8 blocks, pe, arnold's cat map at 8 iterations) and collection-fitted PCA at k = 8 (the learnt codec the
+#: learning attack inverts)
+MATRIX_CONFIGURATIONS = (("le", 8), ("etc", 8), ("pe", None), ("arnold", 8), ("pca", 8))
+MATRIX_IMAGES, MATRIX_SIZE = 80, 96
 
 
 def collection(size: int) -> np.ndarray:
@@ -98,11 +111,53 @@ def learning(pixels: np.ndarray) -> tuple[float, dict]:
     return seconds, {"gain": result["attack_gain"]}
 
 
+def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, size: int = MATRIX_SIZE) -> dict:
+    """The ``--matrix`` figures: per configuration the plain and the attack seconds, their ratio and the
+    attacks' gains (SSIM over the mean-image baseline), as ``imgvault run --attack --fit collection`` runs them."""
+    from imgvault.methods import load_pixels
+    from imgvault.tracker.demo import tiles
+    from imgvault.tracker.runs.compute import attack, compute_configuration
+    from imgvault.tracker.runs.config import BatchConfig
+
+    pixels = np.stack([load_pixels(data, size=size, color="rgb") for _, data in tiles(images)])
+    config = BatchConfig(methods=tuple(m for m, _ in configurations), size=size, color="rgb", fit="collection",
+                         jobs=1, figures=0, attack=True)  # fmt: skip
+    figures: dict = {"matrix_images": images, "matrix_size": size}
+    total = 0.0
+    for method, k in configurations:
+        name = method if k is None else f"{method}_{k}"
+        started = time.perf_counter()
+        results, _, params = compute_configuration(pixels, method, k, config)
+        plain = time.perf_counter() - started
+        ok = [i for i, result in enumerate(results) if result.ok]
+        started = time.perf_counter()
+        metrics, _ = attack(config, results, pixels, ok, method, k, params, lambda: None)
+        seconds = time.perf_counter() - started
+        total += seconds
+        figures[f"{name}_plain_seconds"] = round(plain, 2)
+        figures[f"{name}_attack_seconds"] = round(seconds, 2)
+        figures[f"{name}_attack_over_plain"] = round(seconds / plain, 1)
+        for metric, value in sorted(metrics.items()):
+            if metric == "attack_gain" or metric.endswith("/gain"):
+                figures[f"{name}_{metric.removeprefix('attack/').replace('/', '_')}"] = round(float(value), 4)
+        print(f"{name}: plain {plain:.1f} s, attack {seconds:.1f} s", file=sys.stderr, flush=True)
+    figures["matrix_attack_seconds"] = round(total, 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--skip-inversion", action="store_true", help="leave out the (slow) whole-image attack")
+    parser.add_argument("--matrix", action="store_true", help="the threat matrix of five ciphers as `imgvault run "
+                        "--attack` computes it, 80 tiles at 96x96, against the plain computation")  # fmt: skip
+    parser.add_argument("--methods", default=",".join(m for m, _ in MATRIX_CONFIGURATIONS),
+                        help="with --matrix: which configurations (methods, comma-separated)")  # fmt: skip
     args = parser.parse_args()
+    if args.matrix:
+        chosen = args.methods.split(",")
+        print_figures(matrix(tuple(c for c in MATRIX_CONFIGURATIONS if c[0] in chosen)), args.json)
+        return
 
     small, medium, large = collection(32), collection(64), collection(128)
     one_attack("inversion_blocks", "le", medium[:12])  # warm-up: imports, BLAS

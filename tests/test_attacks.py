@@ -193,11 +193,127 @@ def test_run_attack_logs_each_attack_and_compare_shows_the_threat_matrix(tiles_s
 def test_no_nearest_neighbours_candidate_asks_for_more_neighbours_than_an_inner_fold_has():
     from sklearn.model_selection import KFold
 
-    from imgvault.methods.attacks.inversion import _search
+    from imgvault.methods.attacks.inversion import INNER_FOLDS, _candidates
 
     for n_train in range(7, 40):
-        search = _search(n_train, seed=0)
-        fewest = min(len(train) for train, _test in search.cv.split(np.zeros((n_train, 1))))
-        assert isinstance(search.cv, KFold)
-        [knn] = [grid for grid in search.param_grid if "model__n_neighbors" in grid]
-        assert max(knn["model__n_neighbors"]) <= fewest, n_train
+        fewest = min(len(train) for train, _test in KFold(INNER_FOLDS).split(np.zeros((n_train, 1))))
+        assert max(p["n_neighbors"] for name, p in _candidates(n_train) if name == "knn") <= fewest, n_train
+
+
+# -- the learning attack's search: the grid search it replaced, to the digit -------------------------------
+
+
+def reference_search(X, Y, test_X, seed):
+    """The learning attack's search as it was: scikit-learn's GridSearchCV over a standardising pipeline
+    (Ridge, k nearest neighbours, MLP), which fits every candidate on every fold and forms Ridge's primal
+    features x targets coefficients; :func:`imgvault.methods.attacks.inversion.search` must choose as it did."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    fewest = max(1, len(X) - -(-len(X) // 3))
+    grid = [
+        {"model": [Ridge()], "model__alpha": list(np.logspace(-3, 3, 7))},
+        {"model": [KNeighborsRegressor()], "model__n_neighbors": sorted({min(n, fewest) for n in (1, 3, 5, 10)}),
+         "model__weights": ["uniform", "distance"]},
+        {"model": [MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=seed)],
+         "model__alpha": [1e-3, 1e-1]},
+    ]  # fmt: skip
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", Ridge())])
+    found = GridSearchCV(pipeline, grid, cv=KFold(3, shuffle=True, random_state=seed),
+                         scoring="neg_mean_squared_error", n_jobs=1)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        found.fit(X, Y)
+    name = {"Ridge": "ridge", "KNeighborsRegressor": "knn", "MLPRegressor": "mlp"}
+    return name[type(found.best_estimator_.named_steps["model"]).__name__], found.predict(test_X)
+
+
+def shared_key_encodings(method: str, pixels: np.ndarray, k=None):
+    keys = shared_keys(method, pixels, k)
+
+    def encodings(train):
+        codec = keys(train)[0]
+        encoded = codec.encode(pixels)
+        return list(encoded), list(to_uint8(codec.decode(encoded)))
+
+    return encodings
+
+
+@pytest.mark.parametrize(("method", "k"), [("le", 4), ("pca", 8), ("etc", 4), ("logistic", None)])
+def test_the_learning_attack_gains_what_the_grid_search_gained_on_the_same_splits(monkeypatch, method, k):
+    """Same splits, same choices, same gains: the faster search is not a weaker attack."""
+    from imgvault.methods.attacks import inversion
+
+    pixels = photo_tiles(24, 16)
+    encodings = shared_key_encodings(method, pixels, k)
+    faster = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=4)
+    monkeypatch.setattr(inversion, "search", reference_search)
+    before = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=4)
+    assert faster["attack_model"] == before["attack_model"]
+    assert faster == pytest.approx(before, abs=1e-9, nan_ok=True)
+
+
+def test_the_dual_ridge_predicts_what_scikit_learns_ridge_predicts():
+    from sklearn.linear_model import Ridge
+
+    from imgvault.methods.attacks.inversion import RIDGE_ALPHAS, DualRidge
+
+    rng = np.random.default_rng(0)
+    for features in (5, 300):  # fewer features than images (the primal) and more (the dual)
+        X, Y, test = rng.normal(size=(30, features)), rng.normal(size=(30, 40)), rng.normal(size=(9, features))
+        X[:, 0] = 1.0  # a constant feature: a zero eigenvalue after centring
+        for alpha, guess in zip(RIDGE_ALPHAS, DualRidge(X, Y).predict(test, RIDGE_ALPHAS), strict=True):
+            np.testing.assert_allclose(guess, Ridge(alpha=alpha).fit(X, Y).predict(test), rtol=1e-7, atol=1e-9)
+
+
+def test_the_learning_attack_on_collection_pca_in_colour_comes_within_005_ssim_of_the_key_holder():
+    from imgvault.methods.attacks.inversion import learning_attack
+
+    pixels = photo_tiles(30, 24)
+    result = learning_attack(list(to_uint8(pixels)), shared_key_encodings("pca", pixels, 8), splits=5)
+    # The linear attacker matches the key holder (out of sample, PCA fitted on the training part), which is
+    # what PCA's eigen-images give away; that the key holder itself gains little on 30 tiles is PCA's limit.
+    assert abs(result["attack_gap"]) < 0.05 and result["attack_gap_ci_high"] < 0.05, result
+    assert result["attack_psnr_vs_key_holder"] > 25, result
+
+
+def test_the_per_position_normal_equations_and_maps_are_the_einsums_they_replaced():
+    from imgvault.methods.attacks.blocks import BlockInversion
+
+    rng = np.random.default_rng(0)
+    X, Y, W = rng.normal(size=(6, 10, 4)), rng.normal(size=(6, 10, 3)), rng.normal(size=(10, 4, 3))
+    gram, cross = BlockInversion._normal(X, Y, "per position, bits")
+    np.testing.assert_allclose(gram, np.einsum("npf,npg->pfg", X, X), rtol=1e-12)
+    np.testing.assert_allclose(cross, np.einsum("npf,npv->pfv", X, Y), rtol=1e-12)
+    np.testing.assert_allclose(BlockInversion._apply(X, W), np.einsum("npf,pfv->npv", X, W), rtol=1e-12)
+
+
+def test_the_learning_attacks_psnr_is_qualitys():
+    from imgvault.methods.attacks.inversion import _psnr
+    from imgvault.methods.metrics import quality
+
+    images = to_uint8(photo_tiles(3, 16))
+    for first, second in ((images[0], images[1]), (images[2], images[2])):
+        assert _psnr(first, second) == quality(first, second)["psnr"]
+
+
+def test_the_shared_neighbours_predict_what_scikit_learns_regressor_predicts():
+    from sklearn.neighbors import KNeighborsRegressor
+
+    from imgvault.methods.attacks.inversion import Neighbours
+
+    rng = np.random.default_rng(1)
+    X, Y, test = rng.normal(size=(20, 50)), rng.normal(size=(20, 30)), rng.normal(size=(6, 50))
+    test[0] = X[3]  # a query on a training point: distance 0
+    shared = Neighbours(X, Y, test, 10)
+    for n in (1, 3, 5, 10):
+        for weights in ("uniform", "distance"):
+            expected = KNeighborsRegressor(n_neighbors=n, weights=weights).fit(X, Y).predict(test)
+            np.testing.assert_allclose(shared.predict(n, weights), expected, rtol=1e-9, atol=1e-12)

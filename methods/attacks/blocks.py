@@ -102,11 +102,15 @@ class BlockInversion:
         if form.startswith("shared"):
             flat, targets = X.reshape(-1, X.shape[-1]).astype(np.float32), Y.reshape(-1, Y.shape[-1])
             return (flat.T @ flat).astype(np.float64), flat.T.astype(np.float64) @ targets
-        return np.einsum("npf,npg->pfg", X, X), np.einsum("npf,npv->pfv", X, Y)
+        # Batched matrix products, one per position (numpy's einsum would loop over them without BLAS).
+        by_position = X.transpose(1, 2, 0)  # (positions, features, images)
+        return by_position @ by_position.transpose(0, 2, 1), by_position @ Y.transpose(1, 0, 2)
 
     @staticmethod
     def _apply(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return X @ weights if weights.ndim == 2 else np.einsum("npf,pfv->npv", X, weights)
+        if weights.ndim == 2:
+            return X @ weights
+        return (X.transpose(1, 0, 2) @ weights).transpose(1, 0, 2)  # per position, as in _normal
 
     def fit(self, cipher: np.ndarray, plain: np.ndarray, seed: int = 0) -> "BlockInversion":
         blocks = to_blocks(cipher, self.block_size)
