@@ -309,6 +309,30 @@ def collections(ctx: Context, as_json: bool) -> None:
     )
 
 
+@cli.command()
+@collection_option("The collection whose labels to count.")
+@json_option
+@pass_context
+def labels(ctx: Context, collection: str | None, as_json: bool) -> None:
+    """Count a collection's images by label (put --label, --label-from-folder); unlabelled images are not
+    counted. A recognition attack needs at least two labels with enough images each.
+
+    \b
+    Example:
+      imgvault labels -c pets
+      imgvault labels -c pets --json
+    """
+    if collection is None:
+        raise click.UsageError("Missing option '-c' / '--collection'.")
+    with ctx.open_store() as store:
+        counts = store.label_counts(collection)
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    width = max([len(label) for label in counts] + [10])
+    plain_table([("LABEL", width), ("IMAGES", 0)], ((label, f"{n:,}") for label, n in counts.items()))
+
+
 @cli.group()
 def key() -> None:
     """Manage the store's encryption key.
