@@ -34,6 +34,10 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
       demo-photos  natural photos from scikit-image and scikit-learn, in colour
       demo-tiles   100x100 tiles cut from the large photos, in gray
       demo-faces   faces from scikit-image's LFW subset, one model for all, with the learning attack
+      demo-digits  scikit-learn's 8x8 handwritten digits upscaled to 32x32, labelled 0 to 9, attacked
+      demo-faces-labelled  the LFW subset's faces and non-faces, labelled face or non-face, attacked
+
+    The images of the last two carry a label (imgvault labels -c demo-digits counts them).
 
     \b
     Example:
