@@ -142,7 +142,7 @@ def tiles(count: int) -> list[tuple[str, bytes]]:
 
 
 # The labelled collections' sizes (the digits: 10 labels, as many images of each)
-DIGITS, DIGITS_QUICK = 500, 100
+DIGITS, DIGITS_QUICK = 300, 100
 LABELLED_FACES_QUICK = 20
 
 #: every built-in method: the learnt codecs, AES, and the literature's ciphers the threat matrix attacks
