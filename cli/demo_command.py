@@ -68,7 +68,9 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
                 added, present = ensure_collection(store, one, bar.advance)
             reused = f", {present} already stored" if present else ""
             click.echo(f"{one.name}: {added + present} images ({added} added{reused}): {one.about}")
-        sweeps = ", ".join(f"{one.name} k = {','.join(map(str, one.config.ks))}" for one in demos)
+        sweeps = ", ".join(f"{one.name} k = {','.join(map(str, one.config.ks))}"
+                           + (f" ({', '.join(one.config.methods)} only)" if one.config.methods != DEMO_METHODS else "")
+                           for one in demos)  # fmt: skip
         click.echo(f"Running {', '.join(DEMO_METHODS)} over each collection ({sweeps})")
         for one, result in run_demo(store, quick, jobs=jobs, progress=lambda label: progress_bar(label, tty)):
             failed += result.failures

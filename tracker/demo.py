@@ -144,6 +144,7 @@ def tiles(count: int) -> list[tuple[str, bytes]]:
 # The labelled collections' sizes (the digits: 10 labels, as many images of each)
 DIGITS, DIGITS_QUICK = 300, 100
 LABELLED_FACES_QUICK = 20
+LABELLED_QUICK_METHODS = ("pca", "aes", "le", "arnold")
 
 #: every built-in method: the learnt codecs, AES, and the literature's ciphers the threat matrix attacks
 DEMO_METHODS = METHOD_NAMES
@@ -155,10 +156,13 @@ def collections(quick: bool) -> list[DemoCollection]:
     Every method runs with the k sweep; for le and etc k is the block side, so each size is a multiple of
     every k (the faces, 25x25, are taken at 24 or 32). The learning attack and the threat matrix's attacks
     take most of the time: the quick demo runs them on 20 faces at k = 8 only, and on its small labelled
-    collections (digits, faces and non-faces) at k = 8 too. The labelled collections are attacked, each
-    with one model for all, as the faces are: an attack that learns labels from encrypted images applies.
+    collections (100 digits at 16x16, 10 faces and 10 non-faces) at k = 8 with four methods only. The
+    labelled collections are attacked, each with one model for all, as the faces are: an attack that
+    learns labels from encrypted images applies to them.
     """
     ks = (4, 8) if quick else (2, 4, 8, 16)
+    # The labelled collections in the quick demo: one learnt codec, AES and two ciphers, three figures each
+    labelled_methods, labelled_figures = (LABELLED_QUICK_METHODS, 3) if quick else (DEMO_METHODS, 10)
     faces_ks = (8,) if quick else ks
     size, faces_size = (48, 24) if quick else (96, 32)
     return [
@@ -172,12 +176,12 @@ def collections(quick: bool) -> list[DemoCollection]:
                                              attack=True, figures=10), faces, 20 if quick else FACES),
         DemoCollection("demo-digits", f"scikit-learn's 8x8 handwritten digits upscaled to {DIGIT_SIDE}x{DIGIT_SIDE} "
                        "(bicubic), labelled 0 to 9, one model for all, attacked",
-                       BatchConfig(methods=DEMO_METHODS, ks=faces_ks, size=16 if quick else DIGIT_SIDE,
-                                   fit="collection", attack=True, figures=10), digits,
+                       BatchConfig(methods=labelled_methods, ks=faces_ks, size=16 if quick else DIGIT_SIDE,
+                                   fit="collection", attack=True, figures=labelled_figures), digits,
                        DIGITS_QUICK if quick else DIGITS),
         DemoCollection("demo-faces-labelled", "scikit-image's LFW subset labelled face or non-face, one model for "
-                       "all, attacked", BatchConfig(methods=DEMO_METHODS, ks=faces_ks, size=faces_size,
-                                                    fit="collection", attack=True, figures=10),
+                       "all, attacked", BatchConfig(methods=labelled_methods, ks=faces_ks, size=faces_size,
+                                                    fit="collection", attack=True, figures=labelled_figures),
                        labelled_faces, LABELLED_FACES_QUICK if quick else 2 * FACES),
     ]  # fmt: skip
 
