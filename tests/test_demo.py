@@ -86,8 +86,9 @@ def test_the_demo_stores_collections_runs_every_method_and_ends_with_the_report_
     out = result.stdout
     assert "demo-photos: 6 images (6 added)" in out
     # quality, security and randomness-test tables (the attack's lists the faces only)
-    assert "Security of the encrypted payloads" in out and out.count("demo-tiles   kmeans") == 6
-    assert "demo-faces   arnold k=8" in out  # the threat matrix holds the ciphers
+    # (columns as wide as the longest collection name)
+    assert "Security of the encrypted payloads" in out and len(re.findall(r"^demo-tiles +kmeans ", out, re.M)) == 6
+    assert re.search(r"^demo-faces +arnold k=8 ", out, re.M)  # the threat matrix holds the ciphers
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="collection-{name}" class="top">' in report for name in COLLECTIONS)
     # SSIM and PSNR against bpp (a panel per collection), security per collection, the attack on the faces
@@ -132,7 +133,7 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
             # MLflow 3 opens on its GenAI pages; a person picks "Model training" to see runs.
             page.get_by_text("Model training", exact=True).click()
             page.get_by_role("link", name="Experiments").first.click()
-            page.get_by_role("link", name="imgvault/demo-faces").click()
+            page.get_by_role("link", name="imgvault/demo-faces", exact=True).click()
             parent = page.locator("[role=row]", has_text="demo-faces · collection fit").first
             expect(parent).to_be_visible()
             parent.locator("button[data-component-id*=runnamecellrenderer]").click()  # unfold the child runs
