@@ -34,6 +34,10 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
       demo-photos  natural photos from scikit-image and scikit-learn, in colour
       demo-tiles   100x100 tiles cut from the large photos, in gray
       demo-faces   faces from scikit-image's LFW subset, one model for all, with the learning attack
+      demo-digits  scikit-learn's 8x8 handwritten digits upscaled to 32x32, labelled 0 to 9, attacked
+      demo-faces-labelled  the LFW subset's faces and non-faces, labelled face or non-face, attacked
+
+    The images of the last two carry a label (imgvault labels -c demo-digits counts them).
 
     \b
     Example:
@@ -64,7 +68,9 @@ def demo(ctx: Context, quick: bool, jobs: int, report_path: str | None) -> None:
                 added, present = ensure_collection(store, one, bar.advance)
             reused = f", {present} already stored" if present else ""
             click.echo(f"{one.name}: {added + present} images ({added} added{reused}): {one.about}")
-        sweeps = ", ".join(f"{one.name} k = {','.join(map(str, one.config.ks))}" for one in demos)
+        sweeps = ", ".join(f"{one.name} k = {','.join(map(str, one.config.ks))}"
+                           + (f" ({', '.join(one.config.methods)} only)" if one.config.methods != DEMO_METHODS else "")
+                           for one in demos)  # fmt: skip
         click.echo(f"Running {', '.join(DEMO_METHODS)} over each collection ({sweeps})")
         for one, result in run_demo(store, quick, jobs=jobs, progress=lambda label: progress_bar(label, tty)):
             failed += result.failures

@@ -46,7 +46,7 @@ def init(ctx: Context, exist_ok: bool) -> None:
 
 
 def _parse_meta(_ctx, _param, values):
-    from imgvault.basics.errors import InvalidMetadata
+    from imgvault.basics.errors import InvalidMetadata, InvalidParameter
     from imgvault.store.validate import check_metadata
 
     metadata = {}
@@ -57,9 +57,23 @@ def _parse_meta(_ctx, _param, values):
         metadata[key] = value
     try:
         check_metadata(metadata)
+    except InvalidParameter as exc:  # the label
+        raise click.BadParameter(str(exc)) from None
     except InvalidMetadata as exc:
         raise click.ClickException(str(exc)) from None
     return metadata
+
+
+def _check_label(_ctx, _param, value):
+    from imgvault.basics.errors import InvalidParameter
+    from imgvault.store.names import check_label
+
+    if value is None:
+        return value
+    try:
+        return check_label(value)
+    except InvalidParameter as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command()
@@ -72,16 +86,26 @@ def _parse_meta(_ctx, _param, values):
     callback=_parse_meta,
     help="KEY=VALUE stored sealed with each image (at most 64 KiB in all, as JSON).",
 )
+@click.option("--label", callback=_check_label, help="A label for every file (stored as its metadata's label).")
+@click.option("--label-from-folder", is_flag=True,
+              help="Label each file with the name of the folder it is in.")  # fmt: skip
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes that validate images (default: all cores).")
 @json_option
 @pass_context
-def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, as_json: bool) -> None:
+def put(ctx: Context, paths, collection: str, metadata: dict, label: str | None, label_from_folder: bool,
+        jobs: int | None, as_json: bool) -> None:  # fmt: skip
     """Store image files, and every file below each directory, encrypted.
 
     Each file is fully decoded before it is stored, every frame of it. Files that are not images the
     store accepts, FIFOs and devices (never opened) and folders that cannot be read are reported on
     stderr, one "Error: PATH: reason" line each, and the rest are stored anyway; a summary line
     follows (exit code 1 if any failed). The stored bytes are the file's bytes, untouched.
+
+    A label (for a classifier trained on the encrypted images) is stored sealed as the metadata's "label":
+    --label NAME gives every file that label, --label-from-folder gives each file the name of the folder
+    it is in (photos/cats/tom.png: cats). One of --label, --label-from-folder and --meta label=NAME; a
+    label has 1 to 200 characters and no control characters (a folder name that is not one: an error
+    for its files).
 
     Limits: 256 MiB per file; 89,478,485 pixels per frame or page, at most 1,000 frames and
     178,956,970 pixels for all frames together (checked before decoding); metadata at most 64 KiB
@@ -92,8 +116,17 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
       imgvault put scan.png
       imgvault put photos/ more/*.jpg -c holidays --meta source=camera
       imgvault put photos/ --json | jq -r '.[].id'
+      imgvault put pets/cats pets/dogs -c pets --label-from-folder
     """
     from imgvault.store.ingest import iter_files
+    from imgvault.store.names import label_from_folder as folder_name
+
+    given = [name for name, on in (("--label", label is not None), ("--label-from-folder", label_from_folder),
+                                   ("--meta label=...", "label" in metadata)) if on]  # fmt: skip
+    if len(given) > 1:
+        raise click.UsageError(f"give a label one way only: {' and '.join(given)} each give one")
+    if label is not None:
+        metadata = {**metadata, "label": label}
 
     stored = failed = 0
     show = sys.stderr.isatty()
@@ -119,7 +152,8 @@ def put(ctx: Context, paths, collection: str, metadata: dict, jobs: int | None, 
         with store, JsonList(as_json) as out, progress_bar("Storing", show) as bar:
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
-            store.put_each(paths, tell, collection=collection, metadata=metadata or None, jobs=jobs)
+            store.put_each(paths, tell, collection=collection, metadata=metadata or None, jobs=jobs,
+                           label_of=folder_name if label_from_folder else None)  # fmt: skip
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'
@@ -273,6 +307,30 @@ def collections(ctx: Context, as_json: bool) -> None:
         [("COLLECTION", width), ("IMAGES", 8), ("BYTES", 15), ("CREATED", 0)],
         ((c.name, f"{c.images:,}", f"{c.bytes:,}", f"{c.created:%Y-%m-%d %H:%M:%S}") for c in found),
     )
+
+
+@cli.command()
+@collection_option("The collection whose labels to count.")
+@json_option
+@pass_context
+def labels(ctx: Context, collection: str | None, as_json: bool) -> None:
+    """Count a collection's images by label (put --label, --label-from-folder); unlabelled images are not
+    counted. A recognition attack needs at least two labels with enough images each.
+
+    \b
+    Example:
+      imgvault labels -c pets
+      imgvault labels -c pets --json
+    """
+    if collection is None:
+        raise click.UsageError("Missing option '-c' / '--collection'.")
+    with ctx.open_store() as store:
+        counts = store.label_counts(collection)
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    width = max([len(label) for label in counts] + [10])
+    plain_table([("LABEL", width), ("IMAGES", 0)], ((label, f"{n:,}") for label, n in counts.items()))
 
 
 @cli.group()

@@ -82,6 +82,10 @@ TOUR: dict[str, list[Step]] = {
         Step("imgvault put " + " ".join(_skimage(name) for name in PHOTOS) + " -c photos", hidden=True),
         Step("imgvault run -c photos -k 2,8       # " + ", ".join(n.split(".")[0] for n in PHOTOS)),
     ],
+    "$ imgvault put atlas/ -c atlas --label-from-folder": [
+        Step("imgvault put atlas/ -c atlas --label-from-folder"),
+        Step("imgvault labels -c atlas"),
+    ],
 }
 
 
@@ -158,6 +162,9 @@ class Tour:
         (folder / "scans" / "knee.png").write_bytes(Path(_skimage("camera.png")).read_bytes())
         (folder / "scans" / "wrist.jpg").write_bytes(Path(_skimage("rocket.jpg")).read_bytes())
         (folder / "notes.txt").write_text("not an image\n")
+        for relative, name in [("knee/a.png", "camera.png"), ("knee/b.png", "moon.png"), ("wrist/c.jpg", "rocket.jpg")]:
+            (folder / "atlas" / relative).parent.mkdir(parents=True, exist_ok=True)
+            (folder / "atlas" / relative).write_bytes(Path(_skimage(name)).read_bytes())
 
     def run(self, step: Step) -> str:
         """What ``step`` prints, as the pages show it (``$ command``, then the output)."""

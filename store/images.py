@@ -118,6 +118,7 @@ class Images:
         collection: str = DEFAULT_COLLECTION,
         metadata: dict | None = None,
         jobs: int | None = None,
+        label_of: Callable[[Path], str | None] | None = None,
     ) -> Iterator[PutResult]:
         """Store every image file named in ``paths`` (directories recursively), streaming.
 
@@ -125,26 +126,41 @@ class Images:
         writer thread (:mod:`.writer`) while the next files are validated; a result is yielded for each
         file once its image is committed, or once it was refused. Bad files never stop the good ones.
         Memory does not grow with the number of files.
+
+        ``label_of(path)``, if given, is each file's label (or None for none), stored as its metadata's
+        ``"label"`` beside ``metadata`` (which then has no label of its own): for instance
+        :func:`~.names.label_from_folder`, the name of the folder the file is in. A file whose label is not
+        one (:func:`~.names.check_label`) is refused with that reason, as a bad file is.
         """
+        from imgvault.basics.errors import InvalidParameter
+
         from .ingest import check_files, iter_files
         from .validate import check_metadata
         from .writer import BatchWriter
 
         check_collection_name(collection)
         check_metadata(metadata)
-        pending: list[tuple] = []  # (path, facts, bytes)
+        if label_of is not None and metadata and "label" in metadata:
+            raise InvalidParameter("a label is given both in the metadata and by label_of: give one of them")
+        pending: list[tuple] = []  # (path, facts, bytes, metadata)
         pending_bytes = 0
         started = 0.0
-        with BatchWriter(lambda batch: self._commit_batch(collection, batch, metadata)) as writer:
+        with BatchWriter(lambda batch: self._commit_batch(collection, batch)) as writer:
             try:
                 for checked in check_files(iter_files(paths), jobs):
                     data, error = checked.bytes_to_store()
                     if error:
                         yield PutResult(checked.path, error=error)
                         continue
+                    its_metadata = metadata
+                    if label_of is not None:
+                        its_metadata, error = _labelled(checked.path, metadata, label_of)
+                        if error:
+                            yield PutResult(checked.path, error=error)
+                            continue
                     if not pending:
                         started = time.monotonic()
-                    pending.append((checked.path, checked.facts, data))
+                    pending.append((checked.path, checked.facts, data, its_metadata))
                     pending_bytes += len(data)
                     if (
                         len(pending) >= BATCH_IMAGES
@@ -167,14 +183,14 @@ class Images:
 
     def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
                  collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
-                 jobs: int | None = None) -> None:  # fmt: skip
+                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
         """:meth:`put_many`, each result given to ``tell`` as it comes.
 
         A ``KeyboardInterrupt`` (Ctrl-C) that lands in ``tell`` rather than inside the put is raised inside
         the put too, which then still gives the images it committed to ``tell`` before the interrupt goes on:
         a caller that counts in ``tell`` counts every image stored.
         """
-        results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs)
+        results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs, label_of=label_of)
         try:
             for result in results:
                 tell(result)
@@ -185,7 +201,7 @@ class Images:
                         tell(result)
             raise
 
-    def _commit_batch(self, collection: str, batch: list, metadata: dict | None) -> list[PutResult]:
+    def _commit_batch(self, collection: str, batch: list) -> list[PutResult]:
         from .ingest import stored_name
 
         with self.keyring.writing() as connection:
@@ -194,9 +210,9 @@ class Images:
                 connection,
                 collection,
                 collection_id,
-                [(stored_name(path), facts, data, metadata) for path, facts, data in batch],
+                [(stored_name(path), facts, data, metadata) for path, facts, data, metadata in batch],
             )
-        return [PutResult(path, image=image) for (path, _, _), image in zip(batch, images, strict=True)]
+        return [PutResult(path, image=image) for (path, *_), image in zip(batch, images, strict=True)]
 
     def _insert(self, connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
         from sqlalchemy import insert
@@ -274,6 +290,18 @@ class Images:
                 return
             after = page[-1].id
 
+    def label_counts(self, collection: str) -> dict[str, int]:
+        """How many images of ``collection`` carry each label, by label; images without one are not counted.
+
+        Labels are sealed with the images' metadata, so every image's record is opened (not its bytes).
+        """
+        counts: dict[str, int] = {}
+        for image in self.images(collection):
+            label = image.label
+            if label is not None:
+                counts[label] = counts.get(label, 0) + 1
+        return dict(sorted(counts.items()))
+
     def check_images(self, image_ids: Iterable[str]) -> None:
         """:class:`ImageNotFound` naming every one of ``image_ids`` that the store does not hold."""
         from sqlalchemy import select
@@ -307,6 +335,25 @@ class Images:
             connection.execute(delete(models).where(models.c.image_id.in_(wanted)))
             connection.execute(delete(schema.images).where(schema.images.c.id.in_(wanted)))
         return removal
+
+
+def _labelled(
+    path: Path, metadata: dict | None, label_of: Callable[[Path], str | None]
+) -> tuple[dict | None, str | None]:
+    """``metadata`` with the label ``label_of`` gives the file at ``path``, checked; or why it cannot be stored."""
+    from imgvault.basics.errors import ImgVaultError
+
+    from .validate import check_metadata
+
+    try:
+        label = label_of(path)
+        if label is None:
+            return metadata, None
+        labelled = {**(metadata or {}), "label": label}
+        check_metadata(labelled)
+    except ImgVaultError as exc:
+        return None, f"{path}: {exc}"
+    return labelled, None
 
 
 def _thrown_into(results, interrupt: BaseException):

@@ -34,6 +34,12 @@ class ImageInfo:
     created: datetime
     metadata: dict = field(default_factory=dict)
 
+    @property
+    def label(self) -> str | None:
+        """The image's label (its metadata's ``"label"``, sealed with it), or None."""
+        label = self.metadata.get("label")
+        return label if isinstance(label, str) else None
+
     @classmethod
     def listed(cls, image_id, name, collection, format_, width, height, mode, size, created, metadata) -> "ImageInfo":
         """``ImageInfo(...)`` of every field, in order, made without the frozen ``__init__`` (which calls

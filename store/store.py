@@ -188,17 +188,19 @@ class Store:
         return self._images.put(source, collection=collection, name=name, metadata=metadata)
 
     def put_many(self, paths: Iterable[str | Path], *, collection: str = DEFAULT_COLLECTION,
-                 metadata: dict | None = None, jobs: int | None = None) -> Iterator[PutResult]:  # fmt: skip
-        """Store every image file named in ``paths`` (directories recursively), streaming a result per file
-        (see :meth:`.images.Images.put_many`)."""
-        return self._images.put_many(paths, collection=collection, metadata=metadata, jobs=jobs)
+                 metadata: dict | None = None, jobs: int | None = None,
+                 label_of: Callable[[Path], str | None] | None = None) -> Iterator[PutResult]:  # fmt: skip
+        """Store every image file named in ``paths`` (directories recursively), streaming a result per file;
+        ``label_of(path)`` labels each file (see :meth:`.images.Images.put_many`)."""
+        return self._images.put_many(paths, collection=collection, metadata=metadata, jobs=jobs, label_of=label_of)
 
     def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
                  collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
-                 jobs: int | None = None) -> None:  # fmt: skip
+                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
         """:meth:`put_many`, each result given to ``tell``, every committed image told even after a Ctrl-C in
         ``tell`` (see :meth:`.images.Images.put_each`)."""
-        return self._images.put_each(paths, tell, collection=collection, metadata=metadata, jobs=jobs)
+        return self._images.put_each(paths, tell, collection=collection, metadata=metadata, jobs=jobs,
+                                     label_of=label_of)  # fmt: skip
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""
@@ -212,6 +214,10 @@ class Store:
         """Every image (of one collection, if given) in the order they were put, streamed in pages; with
         ``after`` (an image id), those put after it (see :meth:`.images.Images.images`)."""
         return self._images.images(collection, page_size=page_size, after=after)
+
+    def label_counts(self, collection: str) -> dict[str, int]:
+        """How many images of ``collection`` carry each label, by label (see :meth:`.images.Images.label_counts`)."""
+        return self._images.label_counts(collection)
 
     def check_images(self, image_ids: Iterable[str]) -> None:
         """:class:`ImageNotFound` naming every one of ``image_ids`` that the store does not hold."""

@@ -17,6 +17,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from imgvault.basics.errors import InvalidImage, InvalidMetadata
 
+from .names import check_label
+
 SUPPORTED_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "TIFF", "WEBP")
 # Pillow's own decompression-bomb threshold (about 89 megapixels): 1/4 GiB of 24-bit pixels.
 MAX_PIXELS = 89_478_485
@@ -253,9 +255,13 @@ def _bomb_message(label: str, width: int, height: int, max_pixels: int, which: s
 
 
 def check_metadata(metadata: dict | None) -> bytes | None:
-    """``metadata`` as the JSON the store seals, or ``None`` for none; :class:`InvalidMetadata` if too large."""
+    """``metadata`` as the JSON the store seals, or ``None`` for none; :class:`InvalidMetadata` if too large,
+    :class:`~imgvault.basics.errors.InvalidParameter` if its ``"label"`` is not a label (see
+    :func:`.names.check_label`)."""
     if not metadata:
         return None
+    if "label" in metadata:
+        check_label(metadata["label"])
     try:
         encoded = json.dumps(metadata).encode()
     except (TypeError, ValueError) as exc:

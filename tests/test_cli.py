@@ -486,3 +486,105 @@ def test_key_rotate_says_how_many_records_of_each_kind_it_resealed(initialised, 
         "New primary key KEY; re-sealed 1 image, 2 encoded images, 2 codec models, 0 API tokens and 0 MLflow artifacts;"
         " retired keys: KEY.\n"
     )
+
+
+def _pets(image_dir, tmp_path):
+    """A real folder tree: pets/cats (two images, one in a subfolder of its own) and pets/dogs (one)."""
+    root = tmp_path / "pets"
+    for relative, source in [("cats/tom.png", "camera-gray.png"), ("cats/kittens/felix.jpg", "china.jpg"),
+                             ("dogs/rex.webp", "flower-lossless.webp")]:  # fmt: skip
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes((image_dir / source).read_bytes())
+    return root
+
+
+def _labels_by_name(home, collection: str) -> dict[str, str | None]:
+    with Store.open(home) as store:
+        return {image.name: image.label for image in store.images(collection)}
+
+
+def test_put_label_gives_every_file_that_label_sealed_with_the_other_metadata(initialised, runner, image_dir,
+                                                                             tmp_path):  # fmt: skip
+    pets = _pets(image_dir, tmp_path)
+    result = runner.invoke(cli, ["put", str(pets), "-c", "pets", "--label", "pet", "--meta", "source=camera", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [image["metadata"] for image in json.loads(result.stdout)] == [{"source": "camera", "label": "pet"}] * 3
+    assert _labels_by_name(initialised, "pets") == {"felix.jpg": "pet", "tom.png": "pet", "rex.webp": "pet"}
+    listed = runner.invoke(cli, ["labels", "-c", "pets"])
+    assert (listed.exit_code, listed.stdout) == (0, "LABEL       IMAGES\npet         3\n")
+
+
+def test_put_label_from_folder_labels_each_file_with_its_own_folder(initialised, runner, image_dir, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    pets = _pets(image_dir, tmp_path)
+    result = runner.invoke(cli, ["put", str(pets), "-c", "pets", "--label-from-folder"])
+    assert result.exit_code == 0, result.output
+    # The immediate parent folder: felix.jpg is in cats/kittens
+    assert _labels_by_name(initialised, "pets") == {"felix.jpg": "kittens", "tom.png": "cats", "rex.webp": "dogs"}
+    # A relative path, as typed in the folder of the file: the folder's name still
+    monkeypatch.chdir(pets / "dogs")
+    result = runner.invoke(cli, ["put", "rex.webp", "-c", "here", "--label-from-folder"])
+    assert result.exit_code == 0, result.output
+    assert _labels_by_name(initialised, "here") == {"rex.webp": "dogs"}
+    listed = runner.invoke(cli, ["labels", "-c", "pets", "--json"])
+    assert json.loads(listed.stdout) == {"cats": 1, "dogs": 1, "kittens": 1}
+
+
+def test_a_folder_name_that_is_no_label_is_an_error_for_its_files_only(initialised, runner, image_dir, tmp_path):
+    pets = _pets(image_dir, tmp_path)
+    bad = pets / ("x" * 201)
+    bad.mkdir()
+    (bad / "long.png").write_bytes((image_dir / "camera-gray.png").read_bytes())
+    result = runner.invoke(cli, ["put", str(pets), "-c", "pets", "--label-from-folder"])
+    assert result.exit_code == 1
+    assert f"Error: {bad / 'long.png'}: a label has at most 200 characters, not 201\n" in result.stderr
+    assert 'Stored 3 images in collection "pets"; 1 failed.' in result.stderr
+    assert sorted(_labels_by_name(initialised, "pets").values()) == ["cats", "dogs", "kittens"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--label", "cat", "--label-from-folder"],
+        ["--label", "cat", "--meta", "label=dog"],
+        ["--label-from-folder", "--meta", "label=dog"],
+        ["--label", "cat", "--label-from-folder", "--meta", "label=dog"],
+    ],
+)
+def test_label_options_are_exclusive_one_error_line_and_nothing_stored(initialised, runner, image_dir, options):
+    result = runner.invoke(cli, ["put", str(image_dir / "china.jpg"), *options])
+    assert result.exit_code == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert error.startswith("Error: give a label one way only: ")
+    assert stored_ids(initialised) == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--label", ""], "Error: Invalid value for '--label': a label cannot be empty"),
+        (["--label", "   "], "Error: Invalid value for '--label': a label cannot be empty"),
+        (["--label", "a" * 201], "Error: Invalid value for '--label': a label has at most 200 characters, not 201"),
+        (["--label", "cat\x1b[2J"], "Error: Invalid value for '--label': a label cannot contain control characters"),
+        (["--meta", "label=a\nb"], "Error: Invalid value for '--meta': a label cannot contain control characters"),
+    ],
+)
+def test_a_bad_label_is_a_usage_error_and_nothing_is_stored(initialised, runner, image_dir, options, message):
+    result = runner.invoke(cli, ["put", str(image_dir / "china.jpg"), *options])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == message
+    assert stored_ids(initialised) == []
+
+
+def test_a_label_of_200_characters_any_script_is_kept_exactly(initialised, runner, image_dir):
+    label = "é猫 " * 66 + "ok"
+    assert len(label) == 200
+    result = runner.invoke(cli, ["put", str(image_dir / "china.jpg"), "--label", label])
+    assert result.exit_code == 0, result.output
+    assert list(_labels_by_name(initialised, "default").values()) == [label]
+
+
+def test_labels_of_an_unknown_collection_or_without_one_are_errors(initialised, runner):
+    assert runner.invoke(cli, ["labels", "-c", "nope"]).stderr == 'Error: collection "nope" not found\n'
+    result = runner.invoke(cli, ["labels"])
+    assert result.exit_code == 2 and "Error: Missing option '-c' / '--collection'." in result.stderr

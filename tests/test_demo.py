@@ -23,13 +23,16 @@ from imgvault.store import Settings, Store
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 20}
+COLLECTIONS = {"demo-photos": 6, "demo-tiles": 12, "demo-faces": 20, "demo-digits": 100, "demo-faces-labelled": 20}
+ATTACKED = ("demo-faces", "demo-digits", "demo-faces-labelled")  # one model for all, k = 8, attacked
 # Every method: the learnt codecs, AES and the literature's ciphers; the faces (attacked) at k = 8 only.
 SWEPT = ("pca", "kmeans", "gmm", "le", "etc", "arnold")
 KEYED = ["aes", "pe", "logistic"]
 RUNS = {"demo-photos": [f"{m} k={k}" for m in SWEPT for k in (4, 8)] + KEYED,
         "demo-tiles": [f"{m} k={k}" for m in SWEPT for k in (4, 8)] + KEYED,
-        "demo-faces": [f"{m} k=8" for m in SWEPT] + KEYED}  # fmt: skip
+        "demo-faces": [f"{m} k=8" for m in SWEPT] + KEYED,
+        # the labelled collections: four methods only in the quick demo
+        **{name: ["pca k=8", "le k=8", "arnold k=8", "aes"] for name in ATTACKED[1:]}}  # fmt: skip
 CLEAN = {name: None for name in ("IMGVAULT_HOME", "IMGVAULT_DB_URL", "IMGVAULT_KEY_FILE", "IMGVAULT_PASSPHRASE",
                                  "MLFLOW_TRACKING_URI")}  # fmt: skip
 
@@ -68,6 +71,11 @@ def test_the_demo_stores_collections_runs_every_method_and_ends_with_the_report_
     with Store.open(settings=Settings.resolve(home, environ={})) as store:
         assert {c.name: c.images for c in store.collections()} == COLLECTIONS
         assert {image.metadata["source"] for image in store.images("demo-faces")} == {"imgvault demo"}
+        assert {image.label for image in store.images("demo-faces")} == {None}
+        # The labelled collections: as many images of each label
+        assert store.label_counts("demo-digits") == {str(digit): 10 for digit in range(10)}
+        assert store.label_counts("demo-faces-labelled") == {"face": 10, "non-face": 10}
+        assert {(image.width, image.height) for image in store.images("demo-digits")} == {(32, 32)}
     for name, runs in _children(home).items():
         assert sorted(run.info.run_name for run in runs) == sorted(RUNS[name]), name
         assert {run.info.status for run in runs} == {"FINISHED"}
@@ -78,12 +86,13 @@ def test_the_demo_stores_collections_runs_every_method_and_ends_with_the_report_
     out = result.stdout
     assert "demo-photos: 6 images (6 added)" in out
     # quality, security and randomness-test tables (the attack's lists the faces only)
-    assert "Security of the encrypted payloads" in out and out.count("demo-tiles   kmeans") == 6
-    assert "demo-faces   arnold k=8" in out  # the threat matrix holds the ciphers
+    # (columns as wide as the longest collection name)
+    assert "Security of the encrypted payloads" in out and len(re.findall(r"^demo-tiles +kmeans ", out, re.M)) == 6
+    assert re.search(r"^demo-faces +arnold k=8 ", out, re.M)  # the threat matrix holds the ciphers
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="collection-{name}" class="top">' in report for name in COLLECTIONS)
     # SSIM and PSNR against bpp (a panel per collection), security per collection, the attack on the faces
-    assert len(re.findall(r'src="data:image/png;base64,', report)) == 2 + 3 + 1
+    assert len(re.findall(r'src="data:image/png;base64,', report)) == 2 + 5 + 3
     # The last three lines: the report's path, then the MLflow UI's and the gallery's commands, to paste.
     assert out.rstrip().splitlines()[-3:] == [f"  {home / 'demo-report.html'}", f"  imgvault --home {home} ui",
                                               f"  imgvault --home {home} serve"]  # fmt: skip
@@ -124,7 +133,7 @@ def test_the_mlflow_ui_shows_the_method_runs_and_a_logged_figure_in_a_real_brows
             # MLflow 3 opens on its GenAI pages; a person picks "Model training" to see runs.
             page.get_by_text("Model training", exact=True).click()
             page.get_by_role("link", name="Experiments").first.click()
-            page.get_by_role("link", name="imgvault/demo-faces").click()
+            page.get_by_role("link", name="imgvault/demo-faces", exact=True).click()
             parent = page.locator("[role=row]", has_text="demo-faces · collection fit").first
             expect(parent).to_be_visible()
             parent.locator("button[data-component-id*=runnamecellrenderer]").click()  # unfold the child runs
@@ -170,6 +179,8 @@ def test_the_demo_leaves_no_image_no_file_name_and_no_pixels_outside_the_store(d
             ("demo-photos", 48, "rgb"),
             ("demo-tiles", 48, "gray"),
             ("demo-faces", 24, "gray"),
+            ("demo-digits", 16, "gray"),
+            ("demo-faces-labelled", 24, "gray"),
         ):  # what --quick runs
             runs |= pixel_runs(store, collection, size=size, color=color)
             names += [image.name for image in store.images(collection)]
@@ -215,6 +226,27 @@ def test_the_demo_faces_are_the_lfw_subsets_100_faces_not_its_non_faces():
     assert len(found) == 100
     last = np.asarray(Image.open(io.BytesIO(found[-1][1])))
     assert np.array_equal(last, to_uint8(skimage.data.lfw_subset()[99]))
+
+
+def test_the_labelled_demo_collections_are_digits_by_class_and_lfw_faces_and_non_faces():
+    import skimage.data
+    from sklearn.datasets import load_digits
+
+    from imgvault.tracker.demo import digits, labelled_faces
+
+    found = digits(50)
+    assert [label for _, _, label in found].count("3") == 5 and len(found) == 50
+    name, data, label = found[0]
+    assert (name, label) == ("digit-0-0000.png", "0")
+    with Image.open(io.BytesIO(data)) as first:
+        assert (first.size, first.mode) == ((32, 32), "L")
+        # upscaled: the 8x8 digit, shrunk back, is close to scikit-learn's (0-16 made 0-255)
+        small = np.asarray(first.resize((8, 8), Image.Resampling.BOX), dtype=float)
+    assert np.abs(small - load_digits().images[0] * 255 / 16).mean() < 20
+    both = labelled_faces(200)
+    assert [label for _, _, label in both] == ["face"] * 100 + ["non-face"] * 100
+    last = np.asarray(Image.open(io.BytesIO(both[-1][1])))
+    assert np.array_equal(last, to_uint8(skimage.data.lfw_subset()[199]))
 
 
 def test_the_pages_demo_block_has_the_lines_the_demo_prints_numbers_aside(demo):

@@ -213,6 +213,20 @@ def test_an_upload_stores_the_good_files_and_reports_each_bad_one(server):
         assert is_problem(client.post("/collections/uploaded/images", content=b"x"), 415)
 
 
+def test_an_upload_with_a_label_field_labels_every_file_and_a_bad_label_stores_nothing(server):
+    files = [("files", ("a.png", noise_png(16, 16, 5))), ("files", ("b.png", noise_png(16, 16, 6)))]
+    with server.client() as client:
+        response = client.post("/collections/labelled/images", files=files, data={"label": "noise"})
+        assert response.status_code == 201, response.text
+        assert [r["image"]["metadata"] for r in response.json()["results"]] == [{"label": "noise"}] * 2
+        for bad, message in [("", "a label cannot be empty"), ("a\x1bb", "a label cannot contain control characters")]:
+            refused = client.post("/collections/refused/images", files=files, data={"label": bad})
+            assert is_problem(refused, 422) and message in refused.text
+        assert is_problem(client.get("/collections/refused/images"), 404)
+    with Store.open(settings=Settings.resolve(server.home, environ={})) as store:
+        assert store.label_counts("labelled") == {"noise": 2}
+
+
 def test_an_upload_beyond_the_size_limit_is_refused_before_it_is_read(server):
     with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) as connection:
         connection.sendall(

@@ -500,3 +500,68 @@ def test_a_rotation_says_how_much_it_has_to_re_seal_and_how_far_it_is(store, ima
     totals, steps = [], []
     report = store.rotate_key(batch_size=2, started=totals.append, advance=steps.append)
     assert totals == [3] and steps == [2, 1] and report.resealed["image"] == 3
+
+
+def test_put_many_labels_each_file_as_label_of_says_and_label_counts_counts_them(store, image_dir):
+    from imgvault.store.names import label_from_folder
+
+    def label_of(path):
+        return None if path.name == "coffee.png" else path.suffix.lstrip(".")
+
+    paths = sorted(image_dir.iterdir())
+    results = list(store.put_many(paths, collection="all", metadata={"source": "test"}, label_of=label_of, jobs=2))
+    assert all(result.error is None for result in results)
+    expected = {path.name: (None if path.name == "coffee.png" else path.suffix[1:]) for path in paths}
+    assert {r.image.name: r.image.label for r in results} == expected
+    assert {image.name: image.label for image in store.images("all")} == expected
+    assert store.info(results[0].image.id).metadata["source"] == "test"
+    counts = store.label_counts("all")
+    assert list(counts) == sorted(counts)  # by label
+    assert counts == {suffix: list(expected.values()).count(suffix) for suffix in set(expected.values()) - {None}}
+    # label_from_folder: the name of the folder each file is in
+    told = []
+    store.put_each([image_dir / "china.jpg"], told.append, collection="folder", label_of=label_from_folder)
+    assert [result.image.label for result in told] == [image_dir.name]
+    assert store.label_counts("folder") == {image_dir.name: 1}
+
+
+def test_a_label_that_is_not_one_refuses_that_file_only(store, image_dir):
+    from imgvault.store import InvalidParameter
+
+    paths = [image_dir / "china.jpg", image_dir / "flower.bmp", image_dir / "coffee.png"]
+    labels = {"china.jpg": "", "flower.bmp": "ok", "coffee.png": "tab\there"}
+    results = list(store.put_many(paths, collection="c", label_of=lambda path: labels[path.name]))
+    # (refusals come as they happen, stored images once committed)
+    assert {r.path.name: (r.image.label if r.image else None, r.error) for r in results} == {
+        "china.jpg": (None, f"{paths[0]}: a label cannot be empty"),
+        "flower.bmp": ("ok", None),
+        "coffee.png": (None, f"{paths[2]}: a label cannot contain control characters"),
+    }
+    with pytest.raises(InvalidParameter, match="both in the metadata and by label_of"):
+        list(store.put_many(paths, collection="c", metadata={"label": "x"}, label_of=lambda path: "y"))
+    for bad in ["", "x" * 201, "\x7f", 7]:
+        with pytest.raises(InvalidParameter):
+            store.put(paths[0], collection="c", metadata={"label": bad})
+    assert store.label_counts("c") == {"ok": 1}
+
+
+def test_labels_are_sealed_and_survive_key_rotation(store, home, image_dir):
+    image = store.put(image_dir / "china.jpg", collection="pets", metadata={"label": "secret-diagnosis"})
+    other = store.put(image_dir / "flower.bmp", collection="pets")
+    assert (image.label, other.label) == ("secret-diagnosis", None)
+    store.close()
+    engine = raw_engine(home)
+    with engine.connect() as connection:
+        rows = connection.execute(schema.images.select()).all()
+    engine.dispose()
+    assert not any(b"secret-diagnosis" in bytes(row.metadata or b"") for row in rows)
+    with Store.open(home) as reopened:
+        reopened.rotate_key(batch_size=1)
+    with Store.open(home) as reopened:
+        assert reopened.info(image.id).label == "secret-diagnosis"
+        assert reopened.label_counts("pets") == {"secret-diagnosis": 1}
+
+
+def test_label_counts_of_an_unknown_collection_is_not_found(store):
+    with pytest.raises(CollectionNotFound):
+        store.label_counts("nope")

@@ -1,7 +1,10 @@
 """The demo: collections built from images shipped inside our dependencies, run through every method.
 
 No network: the photos come from ``skimage.data`` (the files bundled in the wheel, not the ones it would
-download) and ``sklearn.datasets.load_sample_images``, the faces from ``skimage.data.lfw_subset()``.
+download) and ``sklearn.datasets.load_sample_images``, the faces from ``skimage.data.lfw_subset()``. Two
+collections are labelled (each image's sealed metadata ``"label"``), for attacks that learn to recognise
+what an encrypted image shows: ``sklearn.datasets.load_digits()`` (handwritten digits, labelled 0 to 9) and
+the whole LFW subset (labelled face or non-face).
 """
 
 import io
@@ -31,7 +34,8 @@ class DemoCollection:
     name: str
     about: str
     config: BatchConfig
-    images: Callable[[int], list[tuple[str, bytes]]]
+    #: ``images(count)``: (name, bytes) of each image, or (name, bytes, label) in a labelled collection
+    images: Callable[[int], list[tuple]]
     count: int
 
 
@@ -76,6 +80,44 @@ def faces(count: int) -> list[tuple[str, bytes]]:
     return [(f"face-{n:03d}.png", _png(to_uint8(face))) for n, face in enumerate(found)]
 
 
+def labelled_faces(count: int) -> list[tuple[str, bytes, str]]:
+    """The whole LFW subset of scikit-image, labelled: ``count // 2`` of its faces (label ``face``) and as many
+    of its non-faces (label ``non-face``), 25x25 gray PNG files."""
+    import skimage.data
+
+    from imgvault.methods import to_uint8
+
+    found = skimage.data.lfw_subset()
+    half = min(count // 2, FACES)
+    return [(f"face-{n:03d}.png", _png(to_uint8(found[n])), "face") for n in range(half)] + [
+        (f"non-face-{n:03d}.png", _png(to_uint8(found[FACES + n])), "non-face") for n in range(half)
+    ]
+
+
+DIGIT_SIDE = 32  # scikit-learn's digits are 8x8: upscaled so that every block cipher's k (up to 16) applies
+
+
+def digits(count: int) -> list[tuple[str, bytes, str]]:
+    """scikit-learn's handwritten digits (8x8, 17 grey levels), labelled ``0`` to ``9``, ``count // 10`` of
+    each (in the data set's order), upscaled to ``DIGIT_SIDE`` x ``DIGIT_SIDE`` (bicubic) as PNG files."""
+    import sklearn.datasets
+    from PIL import Image
+
+    data = sklearn.datasets.load_digits()
+    each = count // 10
+    taken: dict[int, int] = {}
+    out = []
+    for index, (pixels, label) in enumerate(zip(data.images, data.target, strict=True)):
+        label = int(label)
+        if taken.get(label, 0) >= each:
+            continue
+        taken[label] = taken.get(label, 0) + 1
+        small = Image.fromarray(np.round(pixels * (255 / 16)).astype(np.uint8))
+        large = np.asarray(small.resize((DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BICUBIC))
+        out.append((f"digit-{label}-{index:04d}.png", _png(large), str(label)))
+    return out
+
+
 def tiles(count: int) -> list[tuple[str, bytes]]:
     """``TILE`` x ``TILE`` colour tiles cut on a grid from the large photos, taken round-robin."""
     from PIL import Image
@@ -99,6 +141,11 @@ def tiles(count: int) -> list[tuple[str, bytes]]:
     return out
 
 
+# The labelled collections' sizes (the digits: 10 labels, as many images of each)
+DIGITS, DIGITS_QUICK = 300, 100
+LABELLED_FACES_QUICK = 20
+LABELLED_QUICK_METHODS = ("pca", "aes", "le", "arnold")
+
 #: every built-in method: the learnt codecs, AES, and the literature's ciphers the threat matrix attacks
 DEMO_METHODS = METHOD_NAMES
 
@@ -108,9 +155,14 @@ def collections(quick: bool) -> list[DemoCollection]:
 
     Every method runs with the k sweep; for le and etc k is the block side, so each size is a multiple of
     every k (the faces, 25x25, are taken at 24 or 32). The learning attack and the threat matrix's attacks
-    take most of the time: the quick demo runs them on 20 faces at k = 8 only.
+    take most of the time: the quick demo runs them on 20 faces at k = 8 only, and on its small labelled
+    collections (100 digits at 16x16, 10 faces and 10 non-faces) at k = 8 with four methods only. The
+    labelled collections are attacked, each with one model for all, as the faces are: an attack that
+    learns labels from encrypted images applies to them.
     """
     ks = (4, 8) if quick else (2, 4, 8, 16)
+    # The labelled collections in the quick demo: one learnt codec, AES and two ciphers, three figures each
+    labelled_methods, labelled_figures = (LABELLED_QUICK_METHODS, 3) if quick else (DEMO_METHODS, 10)
     faces_ks = (8,) if quick else ks
     size, faces_size = (48, 24) if quick else (96, 32)
     return [
@@ -122,6 +174,15 @@ def collections(quick: bool) -> list[DemoCollection]:
         DemoCollection("demo-faces", "faces from scikit-image's LFW subset, one model for all, with the learning "
                        "attack", BatchConfig(methods=DEMO_METHODS, ks=faces_ks, size=faces_size, fit="collection",
                                              attack=True, figures=10), faces, 20 if quick else FACES),
+        DemoCollection("demo-digits", f"scikit-learn's 8x8 handwritten digits upscaled to {DIGIT_SIDE}x{DIGIT_SIDE} "
+                       "(bicubic), labelled 0 to 9, one model for all, attacked",
+                       BatchConfig(methods=labelled_methods, ks=faces_ks, size=16 if quick else DIGIT_SIDE,
+                                   fit="collection", attack=True, figures=labelled_figures), digits,
+                       DIGITS_QUICK if quick else DIGITS),
+        DemoCollection("demo-faces-labelled", "scikit-image's LFW subset labelled face or non-face, one model for "
+                       "all, attacked", BatchConfig(methods=labelled_methods, ks=faces_ks, size=faces_size,
+                                                    fit="collection", attack=True, figures=labelled_figures),
+                       labelled_faces, LABELLED_FACES_QUICK if quick else 2 * FACES),
     ]  # fmt: skip
 
 
@@ -135,9 +196,10 @@ def ensure_collection(store, demo: DemoCollection, advance: Callable[[], None] =
     if demo.name in {c.name for c in store.collections()}:
         present = {image.name for image in store.images(demo.name)}
     added = 0
-    for name, data in demo.images(demo.count):
+    for name, data, *label in demo.images(demo.count):
         if name not in present:
-            store.put(data, collection=demo.name, name=name, metadata={"source": "imgvault demo"})
+            metadata = {"source": "imgvault demo", **({"label": label[0]} if label else {})}
+            store.put(data, collection=demo.name, name=name, metadata=metadata)
             added += 1
         advance()
     return added, len(present)

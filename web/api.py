@@ -7,8 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, Field
 
+from imgvault.basics.errors import InvalidParameter
 from imgvault.methods.registry import METHOD_NAMES
-from imgvault.store.names import check_collection_name
+from imgvault.store.names import check_collection_name, check_label
 
 from . import media, schemas
 from .auth import Caller, bearer, on_store
@@ -64,7 +65,8 @@ def list_images(
     207: {"model": schemas.Uploads, "description": "Some files stored: a result per file"},
     **schemas.problems(403, 413, 415, 422)})  # fmt: skip
 async def upload_images(request: Request, caller: Reader, name: str) -> JSONResponse:
-    """Store the files of a multipart body (field ``file`` or ``files``), each validated as ``imgvault put`` does.
+    """Store the files of a multipart body (field ``file`` or ``files``), each validated as ``imgvault put`` does;
+    an optional ``label`` field labels every file (as ``put --label``; 422 if it is not a label).
 
     A result per file; good files are stored even when others fail. 201 if all were stored, 207 if some
     were, 422 (a problem document, with the results) if none.
@@ -74,10 +76,16 @@ async def upload_images(request: Request, caller: Reader, name: str) -> JSONResp
         check_collection_name(name)
     except ValueError as exc:
         raise BodyError(422, str(exc)) from None
-    _, files = await read_multipart(request)
+    fields, files = await read_multipart(request)
     if not files:
         raise BodyError(422, "no file in the request (send them as multipart/form-data file fields)")
-    results = await run_in_threadpool(store_uploads, _store(request), name, files)
+    label = fields.get("label")
+    if label is not None:
+        try:
+            check_label(label)
+        except InvalidParameter as exc:
+            raise BodyError(422, str(exc)) from None
+    results = await run_in_threadpool(store_uploads, _store(request), name, files, label)
     stored = sum("image" in r for r in results)
     body = {"stored": stored, "failed": len(results) - stored, "results": results}
     if not stored:

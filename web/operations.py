@@ -68,13 +68,15 @@ def page_of_images(store, collection: str, page_size: int, token: str | None,
     return items, None
 
 
-def store_uploads(store, collection: str, files: list[Part]) -> list[dict]:
-    """Validate and store each uploaded file as ``put`` does; one result per file, good ones stored anyway."""
+def store_uploads(store, collection: str, files: list[Part], label: str | None = None) -> list[dict]:
+    """Validate and store each uploaded file as ``put`` does (with ``label``, as ``put --label``); one result
+    per file, good ones stored anyway."""
     results = []
+    metadata = {"label": label} if label is not None else None
     for part in files:
         name = upload_name(part.filename or "")
         try:
-            image = store.put(bytes(part.data), collection=collection, name=name)
+            image = store.put(bytes(part.data), collection=collection, name=name, metadata=metadata)
         except InvalidImage as exc:
             results.append({"file": name, "error": str(exc)})
         else:
