@@ -64,7 +64,7 @@ def utility_text(utility: dict, not_applicable: dict) -> str:
     """``0.98 [0.91, 1.05]``, ``n/a``, or ``-`` (not measured), from a row's ``utility`` figures."""
     ratio = utility.get("ratio")
     if ratio is None:
-        return "n/a" if "utility" in not_applicable else "-"
+        return "n/a" if "attack/recognition" in not_applicable else "-"  # measured with the recognition attack
     low, high = utility.get("ratio_ci_low"), utility.get("ratio_ci_high")
     interval = "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
     return f"{ratio:.2f}{interval}"
