@@ -133,13 +133,13 @@ def print_frontier(rows: list[dict], width: int) -> None:
         click.echo(f"Privacy-utility frontier of {collection} (leakage: the strongest attack's gain; utility: the key"
                    " holder's accuracy on encrypted over plain images; * on the Pareto front)")  # fmt: skip
 
-        def interval(low, high, digits):
-            return "" if low is None or high is None else f" [{low:+.{digits}f}, {high:+.{digits}f}]"
+        def interval(low, high, form):
+            return "" if low is None or high is None else f" [{low:{form}}, {high:{form}}]"
 
         plain_table(
             [("POINT", 28), ("LEAKAGE", 26), ("ATTACK", 16), ("UTILITY", 22), ("FRONT", 0)],
-            ((p.label, f"{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high, 3)}", p.attack,
-              f"{p.utility:.2f}{interval(p.utility_low, p.utility_high, 2)}", "*" if p.front else "")
+            ((p.label, f"{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high, '+.3f')}", p.attack,
+              f"{p.utility:.2f}{interval(p.utility_low, p.utility_high, '.2f')}", "*" if p.front else "")
              for p in sorted(found, key=lambda p: (p.leakage, -p.utility))),
         )  # fmt: skip
         click.echo(reading(found))

@@ -83,7 +83,7 @@ def reading(found: list[Point]) -> str:
     safe = [p for p in found if p.leakage_low is not None and p.leakage_low <= 0 and p.utility >= 0.9]
     verdict = (f"{', '.join(p.label for p in safe)} keep{'s' if len(safe) == 1 else ''} 90 % of the accuracy with no"
                " leakage the intervals can tell from 0" if safe else
-               "no method keeps 90 % of the accuracy with leakage the intervals cannot tell from 0")  # fmt: skip
+               "No method keeps 90 % of the accuracy with leakage the intervals cannot tell from 0")  # fmt: skip
     return f"Pareto front (least leakage for its utility): {shown}. {verdict}."
 
 

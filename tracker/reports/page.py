@@ -132,12 +132,12 @@ def frontier_html(rows: list[dict]) -> str:
 
     chart = _img(base64.b64encode(frontier_png(found)).decode(), "privacy-utility frontier")
 
-    def interval(low, high):
-        return "" if low is None or high is None else f" [{low:+.2f}, {high:+.2f}]"
+    def interval(low, high, form):
+        return "" if low is None or high is None else f" [{low:{form}}, {high:{form}}]"
 
     body = "".join(
-        f"<tr><td>{html.escape(p.label)}</td><td>{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high)}</td>"
-        f"<td>{html.escape(p.attack)}</td><td>{p.utility:.2f}{interval(p.utility_low, p.utility_high)}</td>"
+        f"<tr><td>{html.escape(p.label)}</td><td>{p.leakage:+.3f}{interval(p.leakage_low, p.leakage_high, '+.3f')}"
+        f"</td><td>{html.escape(p.attack)}</td><td>{p.utility:.2f}{interval(p.utility_low, p.utility_high, '.2f')}</td>"
         f"<td>{'yes' if p.front else ''}</td></tr>"
         for p in sorted(found, key=lambda p: (p.leakage, -p.utility))
     )
