@@ -190,17 +190,25 @@ class Tour:
 
 def abbreviate_demo(output: str) -> str:
     """The demo's output as the pages show it: the tables keep their headers and the rows of demo-faces
-    for aes, and for kmeans and pca at k = 8; each run of left-out lines becomes one ``...``."""
+    for aes, and for kmeans and pca at k = 8; each frontier its header only (its points' order, their strongest
+    attack and which are on the front vary with the keys the ciphers draw); each run of left-out lines becomes
+    one ``...``."""
     kept: list[str] = []
-    in_tables = False
+    in_tables = in_frontier = False
     for line in output.rstrip("\n").splitlines():
         cells = line.split()
         if line.startswith("COLLECTION"):
             in_tables = True
         elif line.startswith("Wrote "):
             in_tables = False
+        if line.startswith("Privacy-utility frontier of "):
+            in_frontier = True
+        elif not line.strip():
+            in_frontier = False
         keep = True
-        if in_tables and line.startswith("n/a:"):
+        if in_frontier:
+            keep = line.startswith(("Privacy-utility frontier of ", "POINT"))
+        elif in_tables and line.startswith("n/a:"):
             keep = not any(k.startswith("n/a:") for k in kept)
         elif in_tables and cells and cells[0].startswith("demo-"):
             keep = cells[0] == "demo-faces" and tuple(cells[1:3]) in DEMO_ROWS | THREAT_ROWS

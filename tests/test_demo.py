@@ -92,7 +92,9 @@ def test_the_demo_stores_collections_runs_every_method_and_ends_with_the_report_
     report = (home / "demo-report.html").read_text()
     assert all(f'<section id="collection-{name}" class="top">' in report for name in COLLECTIONS)
     # SSIM and PSNR against bpp (a panel per collection), security per collection, the attack on the faces
-    assert len(re.findall(r'src="data:image/png;base64,', report)) == 2 + 5 + 3
+    # and the privacy-utility frontier of each labelled collection
+    assert len(re.findall(r'src="data:image/png;base64,', report)) == 2 + 5 + 3 + 2
+    assert report.count("<h3>Privacy-utility frontier</h3>") == 2
     # The last three lines: the report's path, then the MLflow UI's and the gallery's commands, to paste.
     assert out.rstrip().splitlines()[-3:] == [f"  {home / 'demo-report.html'}", f"  imgvault --home {home} ui",
                                               f"  imgvault --home {home} serve"]  # fmt: skip
