@@ -5,13 +5,22 @@ import click
 from imgvault.store.names import check_collection_name
 
 
-def _check_collection(_ctx, _param, value):
-    if value is None:
-        return value
-    try:
-        return check_collection_name(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+def checked_by(check):
+    """A click callback that gives an option's value through ``check`` (None stays None), its ValueError (and
+    InvalidParameter) as click's BadParameter: one ``Error:`` line naming the option."""
+
+    def callback(_ctx, _param, value):
+        if value is None:
+            return value
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+_check_collection = checked_by(check_collection_name)
 
 
 def collection_option(help_text: str, default: str | None = None):

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from imgvault.store.names import check_label
+
 from .group import Context, cli, pass_context
-from .options import collection_option, json_option, output_option
+from .options import checked_by, collection_option, json_option, output_option
 from .output_files import safe_file_name, write_output
 from .printing import JsonList, plain_table, printable, progress_bar
 
@@ -64,18 +66,6 @@ def _parse_meta(_ctx, _param, values):
     return metadata
 
 
-def _check_label(_ctx, _param, value):
-    from imgvault.basics.errors import InvalidParameter
-    from imgvault.store.names import check_label
-
-    if value is None:
-        return value
-    try:
-        return check_label(value)
-    except InvalidParameter as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @collection_option("Collection to put the images in (created if new).", default="default")
@@ -86,7 +76,9 @@ def _check_label(_ctx, _param, value):
     callback=_parse_meta,
     help="KEY=VALUE stored sealed with each image (at most 64 KiB in all, as JSON).",
 )
-@click.option("--label", callback=_check_label, help="A label for every file (stored as its metadata's label).")
+@click.option(
+    "--label", callback=checked_by(check_label), help="A label for every file (stored as its metadata's label)."
+)
 @click.option("--label-from-folder", is_flag=True,
               help="Label each file with the name of the folder it is in.")  # fmt: skip
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes that validate images (default: all cores).")

@@ -13,10 +13,8 @@ import numpy as np
 from imgvault.basics.errors import InvalidParameter
 from imgvault.methods.attacks.inversion import check_attack_size
 from imgvault.methods.preprocess import check_color, check_size, load_pixels
-from imgvault.methods.registry import check_method, make_codec
+from imgvault.methods.registry import FIT_SCOPES, check_method, make_codec
 from imgvault.tracker.runs.config import BatchConfig
-
-FITS = ("image", "collection")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def check_config(config: BatchConfig) -> tuple[int, ...]:
     for method in config.methods:
         check_method(method)
     size, color = check_size(config.size), check_color(config.color)
-    if config.fit not in FITS:
+    if config.fit not in FIT_SCOPES:
         raise InvalidParameter(f"fit must be image or collection, not {config.fit!r}")
     shape = (size, size) if color == "gray" else (size, size, 3)
     for method, k in config.configurations():  # a block size that does not divide the size: before any work
