@@ -89,6 +89,19 @@ class SQLiteFile:
         finally:
             self._idle.append(connection)
 
+    def fetch(self, sql: str, parameters: dict) -> list:
+        """The rows of one SELECT, on an idle connection (or a new one). Written out rather than through
+        :meth:`connection`: an image request makes one, and a context manager costs more than the SELECT."""
+        idle = self._idle
+        try:
+            connection = idle.pop()
+        except IndexError:
+            connection = connect_read_only(self.path, check_same_thread=False)
+        try:
+            return connection.execute(sql, parameters).fetchall()
+        finally:
+            idle.append(connection)
+
     def revision(self) -> str | None:
         """The Alembic revision of the database, None without our schema (as :func:`.engine.current_revision`).
         The first contact: a database that cannot be reached raises :class:`sqlite3.Error` here."""
@@ -182,8 +195,7 @@ class Database:
         """The rows of ``query`` (named rows of its type), on ``connection`` if given (a SQLAlchemy connection
         in a transaction of the caller's), else on a read of their own."""
         if connection is None and self.file is not None:
-            with self.file.connection() as reader:
-                return _rows(query, reader.execute(query.sql, parameters).fetchall())
+            return _rows(query, self.file.fetch(query.sql, parameters))
         from sqlalchemy import text
 
         if connection is not None:
