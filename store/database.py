@@ -207,6 +207,11 @@ class Database:
 
     def first(self, query: Query, connection=None, **parameters):
         """The first row of ``query``, or None."""
+        if connection is None and self.file is not None:  # the hot path: an image request's select, written out
+            found = self.file.fetch(query.sql, parameters)
+            if not found:
+                return None
+            return query.row._make(found[0]) if not query.times else _rows(query, found[:1])[0]
         found = self.rows(query, connection, **parameters)
         return found[0] if found else None
 

@@ -110,7 +110,8 @@ def image_info(request: Request, caller: Reader, image_id: ImageId) -> dict:
 )
 async def image_content(request: Request, caller: Reader, image_id: ImageId) -> Response:
     """The original bytes, exactly as they were put, with their content type."""
-    data = await on_store(_store(request), _store(request).get, image_id)
+    store = _store(request)
+    data = await on_store(store, store.get, image_id)
     return Response(data, media_type=media.sniff_content_type(data))
 
 

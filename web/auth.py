@@ -104,7 +104,8 @@ async def bearer(request: Request, _declared: Annotated[object, Security(_BEARER
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         raise AuthError(401, "send a token: Authorization: Bearer TOKEN (imgvault token create NAME)")
-    info = await on_store(request.app.state.store, request.app.state.tokens.check, token)
+    state = request.app.state
+    info = await on_store(state.store, state.tokens.check, token)
     if info is None:
         raise AuthError(401, "the token is not valid (unknown or revoked)")
     return Caller(info)
