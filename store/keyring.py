@@ -14,13 +14,13 @@ from .config import Settings
 from .crypto import Keyset, Sealer, new_key_id
 from .database import Database
 from .keys import derive_key, new_kdf_params
-from .opening import KEY_CHECK, primary_key_id, store_identity, tidy_key_file, unlock
+from .opening import KEY_CHECK, primary_key_id, tidy_key_file, unlock
 from .records import utc_now as _now
 
 
-def read_identity(database: Database, connection=None) -> tuple[str, str]:
-    """The store id and key source, from the settings table."""
-    return store_identity(dict(database.rows(queries.SETTINGS, connection)))
+def read_settings(database: Database, connection=None) -> dict[str, str]:
+    """The store-wide settings (store id, key source, primary key id), read once when a store is opened."""
+    return dict(database.rows(queries.SETTINGS, connection))
 
 
 class Keyring:
@@ -36,9 +36,12 @@ class Keyring:
     def sealer(self) -> Sealer:
         return self._sealer
 
-    def load(self, connection=None) -> None:
-        """Read the keys table and open it with the key file or passphrase (checked against it)."""
-        primary_id = primary_key_id(dict(self.database.rows(queries.SETTINGS, connection)))
+    def load(self, connection=None, settings: dict[str, str] | None = None) -> None:
+        """Read the keys table and open it with the key file or passphrase (checked against it); ``settings``:
+        the settings table, if the caller has just read it."""
+        if settings is None:
+            settings = read_settings(self.database, connection)
+        primary_id = primary_key_id(settings)
         rows = self.database.rows(queries.KEYS, connection)
         self.use(unlock(self.settings, self.store_id, self.key_source, primary_id, rows, self._derived))
 

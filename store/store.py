@@ -28,9 +28,9 @@ from .crypto import Sealer
 from .database import Database
 from .encoded import EncodedImages
 from .images import BATCH_BYTES, BATCH_IMAGES, BATCH_SECONDS, DEFAULT_COLLECTION, Images
-from .keyring import Keyring, read_identity
+from .keyring import Keyring, read_settings
 from .keys import write_key_file
-from .opening import check_revision
+from .opening import check_revision, store_identity
 from .records import CollectionInfo, EncodedInfo, ImageInfo, PutResult, Removal, RotationReport
 
 
@@ -132,8 +132,9 @@ class Store:
         database = Database(settings)
         try:
             check_revision(database.revision(), where)
-            store = cls(settings, database, *read_identity(database))
-            store.keyring.load()
+            stored = read_settings(database)
+            store = cls(settings, database, *store_identity(stored))
+            store.keyring.load(settings=stored)
             if store.key_source == "file":
                 store.keyring.tidy_key_file()
             return store
@@ -160,8 +161,9 @@ class Store:
             with database.writing() as connection:
                 sealer = None
                 if before != schema.SCHEMA_REVISION:
-                    store = cls(settings, database, *read_identity(database, connection))
-                    store.keyring.load(connection)
+                    stored = read_settings(database, connection)
+                    store = cls(settings, database, *store_identity(stored))
+                    store.keyring.load(connection, stored)
                     sealer = store.sealer
                 upgrade(connection, sealer)
             return before, current_revision(database.engine)

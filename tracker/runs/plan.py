@@ -7,6 +7,7 @@ is started in MLflow and before any image is encoded.
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class Plan:
     #: the plain images' recognition scores, by the images scored: the same for every configuration
     plain_scores: dict = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def labels(self) -> list[str | None]:
         """Each image's label (its sealed metadata's ``label``), None where it has none."""
         return [image.metadata.get("label") if isinstance(image.metadata.get("label"), str) else None
