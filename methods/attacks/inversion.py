@@ -1,9 +1,14 @@
 """A known-plaintext learning attack: can a model learn to turn "encrypted images" back into images?
 
 The attacker holds pairs (encrypted image, original) for 70 % of a collection and learns a mapping from
-the encoded payload's numbers as stored (PCA scores, labels, ciphertext bytes) to the pixels. Three
-attackers, each with its hyperparameters, are tried: ridge regression (alpha), k-nearest neighbours
-(neighbours, weighting) and a small multi-layer perceptron (weight decay), all on standardised features.
+the encoded payload's numbers as stored (PCA scores, labels, ciphertext bytes) to the pixels. Two
+attackers, each with its hyperparameters, are tried: ridge regression (alpha) and k-nearest neighbours
+(neighbours, weighting), both on standardised features. There is no perceptron among them: one on the whole
+images (a hidden layer of 64, scikit-learn's defaults) takes most of the search's time and loses every
+cross-validation to ridge on the threat matrix's ciphers; one on the images' principal coordinates costs
+little and often wins by squared error, but by shrinking towards the mean image, so that the SSIM the
+attack reports gains less than ridge's.
+
 Which attacker and which hyperparameters is decided by 3-fold cross-validation inside the training part
 only; the held-out 30 % is touched once, to score the chosen attacker.
 
@@ -16,7 +21,6 @@ of the training parts: variance x (1/J + n_test/n_train), t with J - 1 degrees o
 """
 
 import math
-import warnings
 from collections import Counter
 from collections.abc import Callable
 
@@ -43,12 +47,10 @@ def check_attack_size(n_images: int, collection: str = "the collection") -> None
 
 
 #: The candidates, in the order a grid search over them would list them (which decides ties): ridge
-#: regression at each penalty, k nearest neighbours at each (neighbours, weighting), then the perceptron at
-#: each weight decay.
+#: regression at each penalty, then k nearest neighbours at each (neighbours, weighting).
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 7))
 NEIGHBOURS = (1, 3, 5, 10)
 WEIGHTINGS = ("uniform", "distance")
-MLP_ALPHAS = (1e-3, 1e-1)
 INNER_FOLDS = 3
 
 
@@ -59,8 +61,7 @@ def _candidates(n_train: int) -> list[tuple[str, dict]]:
     fewest = max(1, n_train - -(-n_train // INNER_FOLDS))
     neighbours = sorted({min(n, fewest) for n in NEIGHBOURS})
     return ([("ridge", {"alpha": a}) for a in RIDGE_ALPHAS]
-            + [("knn", {"n_neighbors": n, "weights": w}) for n in neighbours for w in WEIGHTINGS]
-            + [("mlp", {"alpha": a}) for a in MLP_ALPHAS])  # fmt: skip
+            + [("knn", {"n_neighbors": n, "weights": w}) for n in neighbours for w in WEIGHTINGS])  # fmt: skip
 
 
 class DualRidge:
@@ -118,13 +119,12 @@ class Neighbours:
         return (near * w[..., None]).sum(axis=1) / w.sum(axis=1)[:, None]
 
 
-def _predict(candidates: list[tuple[str, dict]], train_X, train_Y, test_X, seed: int) -> list[np.ndarray]:
+def _predict(candidates: list[tuple[str, dict]], train_X, train_Y, test_X) -> list[np.ndarray]:
     """Each candidate fitted on (standardised) ``train_X`` -> ``train_Y``, its predictions for ``test_X``.
 
     The features are standardised on ``train_X`` (as the search's pipeline did), once for all candidates;
     the ridge candidates share one :class:`DualRidge`, the neighbour candidates one :class:`Neighbours`.
     """
-    from sklearn.neural_network import MLPRegressor
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(train_X)
@@ -137,11 +137,8 @@ def _predict(candidates: list[tuple[str, dict]], train_X, train_Y, test_X, seed:
     for name, params in candidates:
         if name == "ridge":
             out.append(next(ridge))
-        elif name == "knn":
-            out.append(neighbours.predict(**params))
         else:
-            model = MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=seed, **params)
-            out.append(model.fit(train_X, train_Y).predict(test_X))
+            out.append(neighbours.predict(**params))
     return out
 
 
@@ -154,20 +151,18 @@ def search(X: np.ndarray, Y: np.ndarray, test_X: np.ndarray, seed: int) -> tuple
     squared error over the folds' held-out images, ties going to the first candidate), computed with a
     shared standardisation and ridge decomposition per fold instead of one pipeline fit per candidate.
     """
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import KFold
     from threadpoolctl import threadpool_limits
 
     candidates = _candidates(len(X))
     errors = np.zeros((INNER_FOLDS, len(candidates)))
     # One BLAS thread: the small fits of the search run many times slower when threads fight for cores.
-    with warnings.catch_warnings(), threadpool_limits(1):
-        warnings.simplefilter("ignore", ConvergenceWarning)  # the MLP's early iterations, by design
+    with threadpool_limits(1):
         for f, (inner, held) in enumerate(KFold(INNER_FOLDS, shuffle=True, random_state=seed).split(X)):
-            guesses = _predict(candidates, X[inner], Y[inner], X[held], seed)
+            guesses = _predict(candidates, X[inner], Y[inner], X[held])
             errors[f] = [np.mean((guess - Y[held]) ** 2) for guess in guesses]
         best = int(np.argmin(errors.mean(axis=0)))
-        return candidates[best][0], _predict([candidates[best]], X, Y, test_X, seed)[0]
+        return candidates[best][0], _predict([candidates[best]], X, Y, test_X)[0]
 
 
 def interval(values: list[float], n_train: int, n_test: int) -> tuple[float, float, float]:

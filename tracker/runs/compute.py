@@ -212,6 +212,13 @@ def attack(plan, results: Results, ok: list[int], method, k, model_params, progr
     mode, and the recognition attack with the key holder's utility (:func:`recognise`). Nothing but the
     recognition if the model cannot be fitted on a training part (k above its size).
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # many small fits and products: see _one_thread_each
+        return _attack(plan, results, ok, method, k, model_params, progress)
+
+
+def _attack(plan, results: Results, ok: list[int], method, k, model_params, progress) -> tuple[dict, dict]:
     from imgvault.methods.attacks.matrix import run_attacks
 
     config = plan.config
