@@ -2,6 +2,7 @@
 verified (a shared key breaks le, pe, arnold and etc's block order; a key per image or a real cipher holds)."""
 
 import math
+import os
 import shutil
 
 import numpy as np
@@ -252,12 +253,14 @@ def shared_key_encodings(method: str, pixels: np.ndarray, k=None):
 def test_the_learning_attack_gains_what_the_grid_search_gained_on_the_same_splits(monkeypatch, method, k):
     """Same splits, same choices, same gains: the faster search, without the grid search's whole-image
     perceptron (which it never chose), is not a weaker attack."""
-    from imgvault.methods.attacks import inversion
+    from imgvault.methods.attacks import inversion, splits
 
     pixels = photo_tiles(24, 16)
     encodings = shared_key_encodings(method, pixels, k)
     faster = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=4)
     monkeypatch.setattr(inversion, "search", reference_search)
+    # The reference silences its perceptron's warnings with catch_warnings, which is not thread-safe.
+    monkeypatch.setattr(splits, "MOST_THREADS", 1)
     before = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=4)
     assert faster["attack_model"] == before["attack_model"]
     assert faster == pytest.approx(before, abs=1e-9, nan_ok=True)
@@ -315,8 +318,19 @@ def test_the_shared_neighbours_predict_what_scikit_learns_regressor_predicts():
     rng = np.random.default_rng(1)
     X, Y, test = rng.normal(size=(20, 50)), rng.normal(size=(20, 30)), rng.normal(size=(6, 50))
     test[0] = X[3]  # a query on a training point: distance 0
-    shared = Neighbours(X, Y, test, 10)
+    shared = Neighbours(X, Y, test, (1, 3, 5, 10))
     for n in (1, 3, 5, 10):
         for weights in ("uniform", "distance"):
             expected = KNeighborsRegressor(n_neighbors=n, weights=weights).fit(X, Y).predict(test)
             np.testing.assert_allclose(shared.predict(n, weights), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_an_attacks_splits_on_threads_give_what_they_give_one_after_the_other(monkeypatch):
+    from imgvault.methods.attacks import inversion, splits
+
+    pixels = photo_tiles(20, 16)
+    encodings = shared_key_encodings("etc", pixels, 4)
+    assert splits.threads() == min(2, len(os.sched_getaffinity(0)))
+    side_by_side = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=6)
+    monkeypatch.setattr(splits, "MOST_THREADS", 1)
+    assert inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=6) == side_by_side

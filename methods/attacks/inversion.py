@@ -28,6 +28,8 @@ import numpy as np
 
 from imgvault.basics.errors import InvalidParameter
 
+from .splits import each_split
+
 MIN_IMAGES = 10
 TEST_FRACTION = 0.3
 SPLITS = 10
@@ -98,25 +100,33 @@ class Neighbours:
     scikit-learn's ``KNeighborsRegressor`` with distance weighting loops over the targets in Python (27 648
     of them for a 96x96 RGB image) and recomputes the distances for every candidate; here the distances are
     computed once per fold (as scikit-learn does for dense data: ``|a|^2 - 2 a.b + |b|^2``, then the square
-    root) and each candidate averages its neighbours' images in one vectorised step, with scikit-learn's
-    weighting (``1 / distance``; a query at distance 0 from training images takes their mean alone).
+    root), and every candidate's prediction is a running sum over the nearest images (the first ``n``
+    neighbours' sum is the first ``m``'s plus the next ``n - m``), with scikit-learn's weighting
+    (``1 / distance``; a query at distance 0 from training images takes their mean alone: the nearest
+    neighbour is then one of them, whatever the number of neighbours).
     """
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, test_X: np.ndarray, most: int):
+    def __init__(self, X: np.ndarray, Y: np.ndarray, test_X: np.ndarray, counts):
+        counts = sorted(set(counts))
         squared = (test_X**2).sum(axis=1)[:, None] - 2 * test_X @ X.T + (X**2).sum(axis=1)[None, :]
-        self.order = np.argsort(squared, axis=1, kind="stable")[:, :most]
-        self.distances = np.sqrt(np.maximum(np.take_along_axis(squared, self.order, axis=1), 0))
-        self.Y = Y
+        order = np.argsort(squared, axis=1, kind="stable")[:, : counts[-1]]
+        distances = np.sqrt(np.maximum(np.take_along_axis(squared, order, axis=1), 0))
+        with np.errstate(divide="ignore"):
+            weights = 1.0 / distances
+        exact = np.isinf(weights).any(axis=1)
+        weights[exact] = np.isinf(weights[exact])
+        self.sums: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        uniform = weighted = 0.0
+        for start, stop in zip([0, *counts], counts, strict=False):
+            near = Y[order[:, start:stop]]  # (queries, neighbours, targets)
+            uniform = uniform + near.sum(axis=1)
+            weighted = weighted + np.einsum("qn,qnt->qt", weights[:, start:stop], near)
+            self.sums[stop, "uniform"] = uniform, np.full((len(near), 1), float(stop))
+            self.sums[stop, "distance"] = weighted, weights[:, :stop].sum(axis=1)[:, None]
 
     def predict(self, n_neighbors: int, weights: str) -> np.ndarray:
-        near = self.Y[self.order[:, :n_neighbors]]  # (queries, neighbours, targets)
-        if weights == "uniform":
-            return near.mean(axis=1)
-        with np.errstate(divide="ignore"):
-            w = 1.0 / self.distances[:, :n_neighbors]
-        exact = np.isinf(w).any(axis=1)
-        w[exact] = np.isinf(w[exact])
-        return (near * w[..., None]).sum(axis=1) / w.sum(axis=1)[:, None]
+        total, count = self.sums[n_neighbors, weights]
+        return total / count
 
 
 def _predict(candidates: list[tuple[str, dict]], train_X, train_Y, test_X) -> list[np.ndarray]:
@@ -131,8 +141,8 @@ def _predict(candidates: list[tuple[str, dict]], train_X, train_Y, test_X) -> li
     train_X, test_X = scaler.transform(train_X), scaler.transform(test_X)
     ridge_alphas = [params["alpha"] for name, params in candidates if name == "ridge"]
     ridge = iter(DualRidge(train_X, train_Y).predict(test_X, ridge_alphas) if ridge_alphas else ())
-    most = max((params["n_neighbors"] for name, params in candidates if name == "knn"), default=0)
-    neighbours = Neighbours(train_X, train_Y, test_X, most) if most else None
+    counts = [params["n_neighbors"] for name, params in candidates if name == "knn"]
+    neighbours = Neighbours(train_X, train_Y, test_X, counts) if counts else None
     out = []
     for name, params in candidates:
         if name == "ridge":
@@ -194,23 +204,25 @@ def learning_attack(originals: list[np.ndarray], encodings: Encodings, *, splits
     check_attack_size(len(originals))
     shape = originals[0].shape
     Y = np.stack([o.astype(np.float64).ravel() / 255 for o in originals])
-    per_split: dict[str, list[float]] = {"ssim": [], "baseline": [], "key_holder": [], "psnr": []}
-    chosen = Counter()
-    splitter = ShuffleSplit(n_splits=splits, test_size=TEST_FRACTION, random_state=seed)
-    for train, test in splitter.split(Y):
+
+    def one_split(train: np.ndarray, test: np.ndarray) -> tuple[str, float, float, float, float]:
+        """The attacker chosen, its SSIM, the baseline's, the key holder's, and the PSNR between the two."""
         encoded, decoded = encodings(train)
         X = np.stack([np.asarray(e, dtype=np.float64).ravel() for e in encoded])
         name, guesses = search(X[train], Y[train], X[test], seed)
-        chosen[name] += 1
-        mean_image = Y[train].mean(axis=0)
+        mean_image = _to_uint8(Y[train].mean(axis=0), shape)
         attacked = [quality(originals[i], _to_uint8(g, shape)) for i, g in zip(test, guesses, strict=True)]
-        per_split["ssim"].append(float(np.mean([q["ssim"] for q in attacked])))
-        per_split["baseline"].append(float(np.mean([quality(originals[i], _to_uint8(mean_image, shape))["ssim"]
-                                                    for i in test])))  # fmt: skip
-        per_split["key_holder"].append(float(np.mean([quality(originals[i], decoded[i])["ssim"] for i in test])))
         agreement = [_psnr(decoded[i], _to_uint8(g, shape)) for i, g in zip(test, guesses, strict=True)]
         finite = [a for a in agreement if np.isfinite(a)]
-        per_split["psnr"].append(float(np.mean(finite)) if finite else float("nan"))
+        return (name, float(np.mean([q["ssim"] for q in attacked])),
+                float(np.mean([quality(originals[i], mean_image)["ssim"] for i in test])),
+                float(np.mean([quality(originals[i], decoded[i])["ssim"] for i in test])),
+                float(np.mean(finite)) if finite else float("nan"))  # fmt: skip
+
+    splitter = ShuffleSplit(n_splits=splits, test_size=TEST_FRACTION, random_state=seed)
+    names, *columns = zip(*each_split(one_split, splitter.split(Y)), strict=True)
+    per_split = dict(zip(("ssim", "baseline", "key_holder", "psnr"), (list(c) for c in columns), strict=True))
+    chosen = Counter(names)
     n_test = math.ceil(TEST_FRACTION * len(Y))
     n_train = len(Y) - n_test
     gain = interval([a - b for a, b in zip(per_split["ssim"], per_split["baseline"], strict=True)], n_train, n_test)

@@ -31,6 +31,7 @@ import numpy as np
 from imgvault.basics.errors import InvalidParameter
 
 from .inversion import interval
+from .splits import each_split
 
 SPLITS = 10
 TEST_SIZE = 0.3
@@ -127,21 +128,19 @@ def _choose(x: np.ndarray, labels: np.ndarray, train: np.ndarray, seed: int) -> 
 def scores(features: np.ndarray, labels: np.ndarray, splits: list, *, seed: int = 0) -> Scores:
     """The learners' scores on ``features`` (one row per image) over ``splits`` (:func:`splits_of`)."""
     from sklearn.metrics import accuracy_score, balanced_accuracy_score
-    from threadpoolctl import threadpool_limits
 
     x = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    accuracy, balanced, chance, learners = [], [], [], []
-    with threadpool_limits(1):  # many small fits: one BLAS thread each beats threads that wait on each other
-        for train, test in splits:
-            kind, setting = _choose(x, labels, train, seed)
-            fitted, other = _coordinates(x, train, test)
-            predicted = _learner(kind, setting, seed).fit(fitted, labels[train]).predict(other)
-            accuracy.append(float(accuracy_score(labels[test], predicted)))
-            balanced.append(float(balanced_accuracy_score(labels[test], predicted)))
-            majority = Counter(labels[train].tolist()).most_common(1)[0][0]
-            chance.append(float(np.mean(labels[test] == majority)))
-            learners.append(kind)
-    return Scores(accuracy, balanced, chance, learners, len(splits[0][0]), len(splits[0][1]))
+
+    def one_split(train: np.ndarray, test: np.ndarray) -> tuple[float, float, float, str]:
+        kind, setting = _choose(x, labels, train, seed)
+        fitted, other = _coordinates(x, train, test)
+        predicted = _learner(kind, setting, seed).fit(fitted, labels[train]).predict(other)
+        majority = Counter(labels[train].tolist()).most_common(1)[0][0]
+        return (float(accuracy_score(labels[test], predicted)), float(balanced_accuracy_score(labels[test], predicted)),
+                float(np.mean(labels[test] == majority)), kind)  # fmt: skip
+
+    accuracy, balanced, chance, learners = zip(*each_split(one_split, splits), strict=True)
+    return Scores(list(accuracy), list(balanced), list(chance), list(learners), len(splits[0][0]), len(splits[0][1]))
 
 
 def recognition(encrypted: Scores) -> dict[str, float]:
