@@ -35,6 +35,10 @@ def _psnr(metrics: dict) -> str:
     return _number(value)
 
 
+def _none_if_empty(ctx, param, value):
+    return value or None
+
+
 @cli.command()
 @collection_option("The collection to run over.")
 @methods_option(default="pca,kmeans,gmm,aes")
@@ -48,7 +52,7 @@ def _psnr(metrics: dict) -> str:
               help="One model per image (the study's setting) or one for the whole collection.")  # fmt: skip
 @click.option("-j", "--jobs", type=int, default=-1, show_default=True, help="Parallel workers (-1: all cores).")
 @click.option("--experiment", help="MLflow experiment (default: imgvault/COLLECTION).")
-@click.option("--seed", type=int, default=0, show_default=True, help="random_state of the methods.")
+@click.option("--seed", "random_state", type=int, default=0, show_default=True, help="random_state of the methods.")
 @click.option("--figures", type=click.IntRange(min=0), default=25, show_default=True,
               help="Images per run that get an original|encrypted|decrypted|error figure in MLflow.")  # fmt: skip
 @click.option("--attack", is_flag=True,
@@ -57,14 +61,13 @@ def _psnr(metrics: dict) -> str:
 @click.option("--plaintext-figures", is_flag=True,
               help="Log the per-image figures (which show the images) even to an MLflow artifact store that "
                    "does not seal them; a warning says where they go.")  # fmt: skip
-@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS",
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS", callback=_none_if_empty,
               help="Run the per-image work on this Dask scheduler's cluster (tls://host:8786; also "
                    "DASK_SCHEDULER_ADDRESS). Results come back here; this process writes the store and "
                    "MLflow.")  # fmt: skip
 @json_option
 @pass_context
-def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experiment, seed, figures, attack,
-        plaintext_figures, scheduler, as_json) -> None:  # fmt: skip
+def run(ctx: Context, collection, as_json, **options) -> None:
     """Run methods over a whole collection; store every result sealed; track it all in MLflow.
 
     One MLflow parent run per batch and one child run per (method, k), with per-image metric series,
@@ -82,16 +85,14 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
     """
     if collection is None:
         raise click.UsageError("which collection? give -c NAME")
-    if scheduler:
-        warn_if_unencrypted(scheduler)
+    if options["scheduler"]:
+        warn_if_unencrypted(options["scheduler"])
     with ctx.open_store() as store:
         store.collection(collection)  # an unknown collection is one Error line, before MLflow is imported
         from imgvault.tracker.runs import BatchConfig, run_batch
 
-        config = BatchConfig(methods=methods, ks=ks, size=size, color=color, fit=fit, jobs=jobs,
-                             experiment=experiment, random_state=seed, figures=figures, attack=attack,
-                             scheduler=scheduler or None, plaintext_figures=plaintext_figures)  # fmt: skip
-        label = "Encoding and attacking" if attack else "Encoding"
+        config = BatchConfig(**options)  # the options below the collection are named as its fields
+        label = "Encoding and attacking" if config.attack else "Encoding"
         with progress_bar(label, sys.stderr.isatty() and not as_json) as bar:
             result = run_batch(store, collection, config, advance=bar.advance, started=bar.start)
     print_notes(result)
@@ -107,8 +108,8 @@ def run(ctx: Context, collection, methods, ks, size, color, fit, jobs, experimen
               _number(r.metrics.get("ssim")), _number(r.metrics.get("bpp")), len(r.failures), r.run_id)
              for r in result.runs),
         )  # fmt: skip
-        if attack:
-            print_batch_threat_matrix(ctx, result, experiment or f"imgvault/{collection}")
+        if config.attack:
+            print_batch_threat_matrix(ctx, result, config.experiment or f"imgvault/{collection}")
     print_failures(result)
     if result.failures:
         sys.exit(1)
