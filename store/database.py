@@ -156,6 +156,7 @@ class Database:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.is_sqlite = settings.db_url.startswith("sqlite")  # asked on every web request (web.auth.on_store)
         self._engine = None
         path = plain_sqlite_file(settings)
         self.file = SQLiteFile(path) if path is not None else None
@@ -168,10 +169,6 @@ class Database:
 
             self._engine = create_store_engine(self.settings.db_url)
         return self._engine
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.settings.db_url.startswith("sqlite")
 
     def read_through_sqlalchemy(self) -> None:
         """Read through SQLAlchemy from now on (a SQLite file that read-only connections cannot reach)."""

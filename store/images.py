@@ -258,9 +258,9 @@ class Images:
         row = self.database.first(queries.IMAGE_DATA, image_id=image_id)
         if row is None:
             raise ImageNotFound(f"image {image_id} not found")
-        bound = image_context_of(row.collection_id, row.collection, row.format, row.width, row.height, row.mode,
-                                 row.bytes, row.has_metadata)  # fmt: skip
-        return self.keyring.sealer.open("image.data", image_id, row.data, context=bound)
+        _, collection_id, collection, format_, width, height, mode, size, has_metadata, data = row
+        bound = image_context_of(collection_id, collection, format_, width, height, mode, size, has_metadata)
+        return self.keyring.sealer.open("image.data", image_id, data, context=bound)
 
     def info(self, image_id: str) -> ImageInfo:
         """What the store knows about image ``image_id`` (name and metadata unsealed), without its bytes."""

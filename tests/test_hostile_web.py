@@ -1,10 +1,12 @@
 """`imgvault serve` under a hostile user: what a request may name, and what it may cost the server."""
 
+import http.client
 import io
 import os
 import socket
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -176,6 +178,26 @@ def test_slow_clients_cannot_hold_the_servers_connections(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
         for one in (slow, silent, extra):
             one.close()
+
+
+def test_a_kept_alive_connection_waiting_between_requests_is_not_a_slow_client(tmp_path):
+    # The header timeout starts at a request's first byte: a connection idle after its answer (within
+    # uvicorn's keep-alive of 5 s) stays open past it, and its next request is answered.
+    home = tmp_path / "vault"
+    Store.init(settings=Settings.resolve(home, environ={})).close()
+    port = free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "IMGVAULT_HOME": str(home)}
+    command = [sys.executable, "-m", "imgvault.cli", "serve", "--port", str(port), "--header-timeout", "0.5"]
+    with serving(command, f"http://127.0.0.1:{port}/login", env):
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept.request("GET", "/login")
+        first = kept.getresponse()
+        assert first.status == 200 and first.read()
+        socket_used = kept.sock
+        time.sleep(2)  # four header timeouts, idle
+        kept.request("GET", "/login")
+        assert kept.getresponse().status == 200 and kept.sock is socket_used  # the same connection answered
+        kept.close()
 
 
 def test_an_upload_over_the_cpu_budget_is_a_422_with_the_reason(gallery):

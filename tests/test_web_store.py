@@ -54,6 +54,23 @@ def test_content_is_exact_and_refusals_are_problems_on_both_backends(store, home
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
+def test_the_content_fast_path_is_not_made_in_front_of_a_route_it_would_call_otherwise(store, home, monkeypatch):
+    # The fast path calls the route's function with the caller from bearer: a route given another dependency
+    # (or parameter) would skip it there, so the application is not made at all.
+    from fastapi import APIRouter, Depends
+
+    from imgvault.web import api, fastpath
+
+    async def rate_limit():
+        pass
+
+    changed = APIRouter(prefix="/api/v1")
+    changed.get("/images/{image_id}/content", dependencies=[Depends(rate_limit)])(api.image_content)
+    monkeypatch.setattr(fastpath, "router", changed)
+    with pytest.raises(RuntimeError, match="no longer image_content"):
+        create_app(store, home=home)
+
+
 def test_a_token_changed_behind_the_store_s_back_is_seen_at_the_next_check(store, home):
     # On SQLite the records of valid tokens are cached until the database changes: every change made by
     # another connection (another process, or an attacker with the database) must be seen at the next check.

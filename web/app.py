@@ -7,6 +7,7 @@ that allows no script at all.
 """
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException  # Starlette's own (405, 404 of routing) and FastAPI's
 
 from imgvault.basics.errors import ImgVaultError, IntegrityError
+from imgvault.store import Store
 
 from .auth import AuthError, Sessions
 from .fastpath import ContentFastPath
@@ -57,6 +59,25 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """What the routes serve with, as ``request.app.state``: the store (open) and the objects made for it.
+
+    Plain attributes, where Starlette's ``State`` looks each one up through ``__getattr__``: every API request
+    reads one or two of them.
+    """
+
+    store: Store
+    home: Path  # locates the MLflow runs
+    mlflow_ui: str | None  # where the MLflow UI is, for links to runs
+    secure_cookies: bool
+    sessions: Sessions
+    tokens: Tokens
+    thumbnails: Thumbnails
+    page_tokens: PageTokens
+    templates: Jinja2Templates
+
+
 def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookies: bool = False) -> ContentFastPath:
     """The application serving ``store`` (open; the caller closes it). ``home`` locates the MLflow runs.
 
@@ -68,15 +89,17 @@ def create_app(store, *, home: Path, mlflow_ui: str | None = None, secure_cookie
     # The OpenAPI document is served, and a page made from it (/api/v1/docs); FastAPI's documentation pages are
     # not (they load scripts from a CDN).
     app = FastAPI(title="imgvault", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
-    app.state.store = store
-    app.state.home = Path(home)
-    app.state.mlflow_ui = mlflow_ui.rstrip("/") if mlflow_ui else None
-    app.state.secure_cookies = secure_cookies
-    app.state.sessions = Sessions()
-    app.state.tokens = Tokens(store)
-    app.state.thumbnails = Thumbnails(store)
-    app.state.page_tokens = PageTokens()
-    app.state.templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+    app.state = AppState(
+        store=store,
+        home=Path(home),
+        mlflow_ui=mlflow_ui.rstrip("/") if mlflow_ui else None,
+        secure_cookies=secure_cookies,
+        sessions=Sessions(),
+        tokens=Tokens(store),
+        thumbnails=Thumbnails(store),
+        page_tokens=PageTokens(),
+        templates=Jinja2Templates(directory=str(Path(__file__).parent / "templates")),
+    )
     app.include_router(api.router)
     app.include_router(gallery.router)
     app.add_middleware(SecurityHeaders)

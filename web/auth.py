@@ -101,14 +101,23 @@ async def bearer(request: Request, _declared: Annotated[object, Security(_BEARER
     local file) runs on the event loop instead of costing a hop to the thread pool and back on every request
     (see :func:`on_store`).
     """
-    token = bearer_token(request.headers.get("authorization", ""))
+    token = bearer_token(_authorization(request.scope["headers"]))
     if token is None:
         raise AuthError(401, "send a token: Authorization: Bearer TOKEN (imgvault token create NAME)")
-    state = request.app.state
-    info = await on_store(state.store, state.tokens.check, token)
+    tokens = request.app.state.tokens
+    info = await on_store(tokens.store, tokens.check, token)
     if info is None:
         raise AuthError(401, "the token is not valid (unknown or revoked)")
     return Caller(info)
+
+
+def _authorization(headers: list[tuple[bytes, bytes]]) -> str:
+    """The value of the ``Authorization`` header in an ASGI scope's ``headers`` (whose names the server gives
+    in lower case), or "": what ``request.headers.get("authorization", "")`` gives, without building them."""
+    for name, value in headers:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 async def on_store(store, function, *args):

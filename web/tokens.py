@@ -17,10 +17,11 @@ class Tokens:
     def __init__(self, store):
         self.store = store
         self._cache = TokenCache(store.database) if store.database.data_version() is not None else None
+        self._read = self._cache.get if self._cache is not None else None  # what check_token asks for a record
 
     def check(self, token: str) -> TokenInfo | None:
         """The record of ``token`` if it is a valid token of the store, else None (see :func:`check_token`)."""
-        return check_token(self.store, token, self._cache.get if self._cache is not None else None)
+        return check_token(self.store, token, self._read)
 
 
 class TokenCache:
