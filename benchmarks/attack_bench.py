@@ -32,6 +32,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -118,10 +119,12 @@ def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, si
     from imgvault.tracker.demo import tiles
     from imgvault.tracker.runs.compute import attack, compute_configuration
     from imgvault.tracker.runs.config import BatchConfig
+    from imgvault.tracker.runs.plan import Plan
 
     pixels = np.stack([load_pixels(data, size=size, color="rgb") for _, data in tiles(images)])
     config = BatchConfig(methods=tuple(m for m, _ in configurations), size=size, color="rgb", fit="collection",
                          jobs=1, figures=0, attack=True)  # fmt: skip
+    plan = Plan("tiles", config, [SimpleNamespace(metadata={}) for _ in pixels], pixels)  # unlabelled tiles
     figures: dict = {"matrix_images": images, "matrix_size": size}
     total = 0.0
     for method, k in configurations:
@@ -131,7 +134,7 @@ def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, si
         plain = time.perf_counter() - started
         ok = [i for i, result in enumerate(results) if result.ok]
         started = time.perf_counter()
-        metrics, _ = attack(config, results, pixels, ok, method, k, params, lambda: None)
+        metrics, _ = attack(plan, results, ok, method, k, params, lambda: None)
         seconds = time.perf_counter() - started
         total += seconds
         figures[f"{name}_plain_seconds"] = round(plain, 2)

@@ -119,6 +119,40 @@ def test_etcs_block_order_is_largely_recovered_by_the_jigsaw_at_large_blocks():
     assert m["jigsaw/gain"] > 0.2 and m["jigsaw/ssim"] > 0.5, m
 
 
+@pytest.mark.parametrize(("size", "k", "color", "count"), [(96, 8, "rgb", 4), (128, 32, "rgb", 3), (64, 8, "gray", 3)])
+def test_the_jigsaw_solves_and_scores_real_tiles_exactly_as_its_plain_form_does(size, k, color, count):
+    import jigsaw_reference as reference
+
+    from imgvault.methods.attacks import jigsaw
+
+    pixels = photo_tiles(count, size, color)
+    codec = make_codec("etc", k=k, fit="collection").fit(pixels)
+    for cipher, original in zip(codec.encode(pixels), to_uint8(pixels), strict=True):
+        cipher, original = cipher.reshape(size, size, -1), original.reshape(size, size, -1)
+        solved, grid = jigsaw.solve(cipher, k)
+        expected, expected_grid = reference.solve(cipher, k)
+        assert (grid == expected_grid).all() and (solved == expected).all()
+        blocks, _, _ = jigsaw._grid(original, k)
+        assert (jigsaw._canonical(blocks) == reference._canonical(blocks)).all()
+
+
+def test_the_jigsaw_attack_in_threads_gives_what_one_image_at_a_time_gives():
+    from imgvault.methods.attacks import cipher_images
+    from imgvault.methods.attacks.jigsaw import jigsaw_attack
+
+    pixels = photo_tiles(10, 64)
+    keys, _ = shared_key("etc", pixels, 16)
+    ciphers = {}
+
+    def ciphertexts(train):  # the first split's key, encrypted once, for both runs
+        if not ciphers:
+            ciphers["first"] = cipher_images(keys(train), pixels)
+        return ciphers["first"]
+
+    threaded = jigsaw_attack(to_uint8(pixels), ciphertexts, 16, splits=SPLITS, n_jobs=2)
+    assert threaded == jigsaw_attack(to_uint8(pixels), ciphertexts, 16, splits=SPLITS, n_jobs=1)
+
+
 # -- what stays at the baseline ----------------------------------------------------------------------------
 
 
