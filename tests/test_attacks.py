@@ -330,6 +330,36 @@ def test_the_per_position_normal_equations_and_maps_are_the_einsums_they_replace
     np.testing.assert_allclose(BlockInversion._apply(X, W), np.einsum("npf,pfv->npv", X, W), rtol=1e-12)
 
 
+@pytest.mark.parametrize(("method", "k"), [("le", 8), ("pe", None), ("etc", 8)])
+def test_the_block_inversion_gives_what_float64_features_and_lu_solves_give(monkeypatch, method, k):
+    from imgvault.methods.attacks import blocks, cipher_images
+
+    def float64_features(cipher_blocks, form):
+        if form.endswith("values"):
+            x = cipher_blocks.astype(np.float64) / 255
+        else:
+            x = np.unpackbits(cipher_blocks[..., None], axis=-1).reshape(*cipher_blocks.shape[:-1], -1) * 1.0
+        return np.concatenate([x, np.ones((*x.shape[:-1], 1))], axis=-1)
+
+    def lu_solve(gram, cross, alpha):
+        eye = np.eye(gram.shape[-1])
+        eye[-1, -1] = 0
+        return np.linalg.solve(gram + alpha * eye, cross)
+
+    pixels = photo_tiles(24, 32)
+    keys, codec = shared_key(method, pixels, k)
+    ciphers = {}
+
+    def ciphertexts(train):  # each split's key, encrypted once, for both runs
+        return ciphers.setdefault(train.tobytes(), cipher_images(keys(train), pixels))
+
+    faster = blocks.block_inversion_attack(to_uint8(pixels), ciphertexts, codec.block_size, splits=SPLITS)
+    monkeypatch.setattr(blocks, "_features", float64_features)
+    monkeypatch.setattr(blocks, "_solve", lu_solve)
+    before = blocks.block_inversion_attack(to_uint8(pixels), ciphertexts, codec.block_size, splits=SPLITS)
+    assert faster == pytest.approx(before, abs=1e-9)
+
+
 def test_the_learning_attacks_psnr_is_qualitys():
     from imgvault.methods.attacks.inversion import _psnr
     from imgvault.methods.metrics import quality
