@@ -159,6 +159,8 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
     that split's keys, uint8 ``(n, H, W, C')``. Adds ``shared_form`` (the fraction of splits in which the
     shared map was chosen) to the scores.
     """
+    from threadpoolctl import threadpool_limits
+
     from . import score_splits
 
     plain = originals.reshape(*originals.shape[:3], -1)
@@ -169,4 +171,7 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
         guesses = inverse.predict(cipher[test])
         return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_.startswith("shared")}
 
-    return score_splits(originals, recover, splits=splits, seed=seed)
+    # One BLAS thread: on a 2-core machine shared with other work, two BLAS threads that wait on each other
+    # took three times as long over these systems of some 1,500 unknowns (and as much CPU time).
+    with threadpool_limits(1):
+        return score_splits(originals, recover, splits=splits, seed=seed)
