@@ -26,7 +26,7 @@ from itertools import permutations
 
 import numpy as np
 
-MAX_BLOCKS = 256  # the dissimilarity matrices are (16 x blocks)^2 floats each
+MAX_BLOCKS = 256  # the dissimilarity matrices (two, and their transposes) are (16 x blocks)^2 float32 each
 ORIENTATIONS = 8
 
 
