@@ -21,6 +21,8 @@ the plain computation (``compute_configuration``: fit, encode, decode, measure, 
 attacks on it (``attack()`` of ``tracker/runs/compute.py``: the learning attack and ``run_attacks``), each
 timed in the same process; ``<method>_attack_over_plain`` is their ratio, ``matrix_attack_seconds`` the
 total, and every attack's gain is printed beside it, so that a faster attack is visibly not a weaker one.
+With ``--skip-inversion`` the attacks are those of ``run_attacks`` only (per-block inversion, jigsaw,
+permutation), without the learning and recognition attacks.
 
 Each figure comes with ``<name>_ratio``: its seconds over the baseline's, measured in the same process
 (``baseline_seconds``: SSIM and PSNR of the 100 images at 64x64 RGB, the unit of scoring work every attack
@@ -34,6 +36,7 @@ import itertools
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -117,14 +120,16 @@ def _now(steps: list) -> None:
     steps.append(time.perf_counter())
 
 
-def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, size: int = MATRIX_SIZE) -> dict:
+def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, size: int = MATRIX_SIZE,
+           learning: bool = True) -> dict:  # fmt: skip
     """The ``--matrix`` figures: per configuration the plain and the attack seconds, their ratio and the
-    attacks' gains (SSIM over the mean-image baseline), as ``imgvault run --attack --fit collection`` runs them."""
-    from types import SimpleNamespace
-
+    attacks' gains (SSIM over the mean-image baseline), as ``imgvault run --attack --fit collection`` runs them.
+    Without ``learning``: the threat matrix's other attacks only (``run_attacks``: no learning attack, no
+    recognition)."""
     from imgvault.methods import load_pixels
+    from imgvault.methods.attacks.matrix import run_attacks
     from imgvault.tracker.demo import tiles
-    from imgvault.tracker.runs.compute import attack, compute_configuration
+    from imgvault.tracker.runs.compute import attack, compute_configuration, fit_mode
     from imgvault.tracker.runs.config import BatchConfig
     from imgvault.tracker.runs.plan import Plan
 
@@ -145,7 +150,12 @@ def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, si
         ok = [i for i, result in enumerate(results) if result.ok]
         started = time.perf_counter()
         steps = [started]  # when each attack ended: the learning attack, the others in turn, the recognition
-        metrics, _ = attack(plan, results, ok, method, k, params, functools.partial(_now, steps))
+        if learning:
+            metrics, _ = attack(plan, results, ok, method, k, params, functools.partial(_now, steps))
+        else:
+            _, keys = fit_mode(config).attack_keys(results, pixels[ok], ok, method, k, params)
+            metrics, _ = run_attacks(pixels[ok], keys, keys(np.arange(len(ok)))[0], "collection",
+                                     progress=functools.partial(_now, steps))  # fmt: skip
         seconds = time.perf_counter() - started
         parts = ", ".join(f"{b - a:.1f}" for a, b in itertools.pairwise(steps))
         total += seconds
@@ -164,7 +174,8 @@ def matrix(configurations=MATRIX_CONFIGURATIONS, images: int = MATRIX_IMAGES, si
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.add_argument("--skip-inversion", action="store_true", help="leave out the (slow) whole-image attack")
+    parser.add_argument("--skip-inversion", action="store_true", help="leave out the (slow) whole-image attack "
+                        "(with --matrix: and the recognition attack)")  # fmt: skip
     parser.add_argument("--matrix", action="store_true", help="the threat matrix of five ciphers as `imgvault run "
                         "--attack` computes it, 80 tiles at 96x96, against the plain computation")  # fmt: skip
     parser.add_argument("--methods", default=",".join(m for m, _ in MATRIX_CONFIGURATIONS),
@@ -172,7 +183,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.matrix:
         chosen = args.methods.split(",")
-        print_figures(matrix(tuple(c for c in MATRIX_CONFIGURATIONS if c[0] in chosen)), args.json)
+        configurations = tuple(c for c in MATRIX_CONFIGURATIONS if c[0] in chosen)
+        print_figures(matrix(configurations, learning=not args.skip_inversion), args.json)
         return
 
     small, medium, large = collection(32), collection(64), collection(128)

@@ -120,6 +120,40 @@ def test_etcs_block_order_is_largely_recovered_by_the_jigsaw_at_large_blocks():
     assert m["jigsaw/gain"] > 0.2 and m["jigsaw/ssim"] > 0.5, m
 
 
+@pytest.mark.parametrize(("size", "k", "color", "count"), [(96, 8, "rgb", 4), (128, 32, "rgb", 3), (64, 8, "gray", 3)])
+def test_the_jigsaw_solves_and_scores_real_tiles_exactly_as_its_plain_form_does(size, k, color, count):
+    import jigsaw_reference as reference
+
+    from imgvault.methods.attacks import jigsaw
+
+    pixels = photo_tiles(count, size, color)
+    codec = make_codec("etc", k=k, fit="collection").fit(pixels)
+    for cipher, original in zip(codec.encode(pixels), to_uint8(pixels), strict=True):
+        cipher, original = cipher.reshape(size, size, -1), original.reshape(size, size, -1)
+        solved, grid = jigsaw.solve(cipher, k)
+        expected, expected_grid = reference.solve(cipher, k)
+        assert (grid == expected_grid).all() and (solved == expected).all()
+        blocks, _, _ = jigsaw._grid(original, k)
+        assert (jigsaw._canonical(blocks) == reference._canonical(blocks)).all()
+
+
+def test_the_jigsaw_attack_in_threads_gives_what_one_image_at_a_time_gives():
+    from imgvault.methods.attacks import cipher_images
+    from imgvault.methods.attacks.jigsaw import jigsaw_attack
+
+    pixels = photo_tiles(10, 64)
+    keys, _ = shared_key("etc", pixels, 16)
+    ciphers = {}
+
+    def ciphertexts(train):  # the first split's key, encrypted once, for both runs
+        if not ciphers:
+            ciphers["first"] = cipher_images(keys(train), pixels)
+        return ciphers["first"]
+
+    threaded = jigsaw_attack(to_uint8(pixels), ciphertexts, 16, splits=SPLITS, n_jobs=2)
+    assert threaded == jigsaw_attack(to_uint8(pixels), ciphertexts, 16, splits=SPLITS, n_jobs=1)
+
+
 # -- what stays at the baseline ----------------------------------------------------------------------------
 
 
@@ -299,6 +333,36 @@ def test_the_per_position_normal_equations_and_maps_are_the_einsums_they_replace
     np.testing.assert_allclose(gram, np.einsum("npf,npg->pfg", X, X), rtol=1e-12)
     np.testing.assert_allclose(cross, np.einsum("npf,npv->pfv", X, Y), rtol=1e-12)
     np.testing.assert_allclose(BlockInversion._apply(X, W), np.einsum("npf,pfv->npv", X, W), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("method", "k"), [("le", 8), ("pe", None), ("etc", 8)])
+def test_the_block_inversion_gives_what_float64_features_and_lu_solves_give(monkeypatch, method, k):
+    from imgvault.methods.attacks import blocks, cipher_images
+
+    def float64_features(cipher_blocks, form):
+        if form.endswith("values"):
+            x = cipher_blocks.astype(np.float64) / 255
+        else:
+            x = np.unpackbits(cipher_blocks[..., None], axis=-1).reshape(*cipher_blocks.shape[:-1], -1) * 1.0
+        return np.concatenate([x, np.ones((*x.shape[:-1], 1))], axis=-1)
+
+    def lu_solve(gram, cross, alpha):
+        eye = np.eye(gram.shape[-1])
+        eye[-1, -1] = 0
+        return np.linalg.solve(gram + alpha * eye, cross)
+
+    pixels = photo_tiles(24, 32)
+    keys, codec = shared_key(method, pixels, k)
+    ciphers = {}
+
+    def ciphertexts(train):  # each split's key, encrypted once, for both runs
+        return ciphers.setdefault(train.tobytes(), cipher_images(keys(train), pixels))
+
+    faster = blocks.block_inversion_attack(to_uint8(pixels), ciphertexts, codec.block_size, splits=SPLITS)
+    monkeypatch.setattr(blocks, "_features", float64_features)
+    monkeypatch.setattr(blocks, "_solve", lu_solve)
+    before = blocks.block_inversion_attack(to_uint8(pixels), ciphertexts, codec.block_size, splits=SPLITS)
+    assert faster == pytest.approx(before, abs=1e-9)
 
 
 def test_the_learning_attacks_psnr_is_qualitys():

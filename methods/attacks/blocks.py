@@ -60,17 +60,28 @@ def from_blocks(blocks: np.ndarray, shape: tuple[int, int, int], size: int, fill
 
 
 def _features(blocks: np.ndarray, form: str) -> np.ndarray:
-    """Each block's bits (or values, for the forms on values) as floats, and a constant 1."""
+    """Each block's bits (or values, for the forms on values) as floats, and a constant 1.
+
+    The shared map's bits are float32 (0 and 1 are exact; its normal equations' ``X'X`` is made in float32),
+    everything else float64.
+    """
     if form.endswith("values"):
         x = blocks.astype(np.float64) / 255
     else:
-        x = np.unpackbits(blocks[..., None], axis=-1).reshape(*blocks.shape[:-1], -1).astype(np.float64)
-    return np.concatenate([x, np.ones((*x.shape[:-1], 1))], axis=-1)
+        bits = np.unpackbits(blocks[..., None], axis=-1).reshape(*blocks.shape[:-1], -1)
+        x = bits.astype(np.float32 if form == "shared" else np.float64)
+    out = np.empty((*x.shape[:-1], x.shape[-1] + 1), dtype=x.dtype)
+    out[..., :-1], out[..., -1] = x, 1
+    return out
 
 
 def _solve(gram: np.ndarray, cross: np.ndarray, alpha: float) -> np.ndarray:
     eye = np.eye(gram.shape[-1])
     eye[-1, -1] = 0  # the intercept is not penalised
+    if gram.ndim == 2:  # symmetric positive definite (alpha > 0, and the intercept's row counts the blocks)
+        from scipy.linalg import cho_factor, cho_solve
+
+        return cho_solve(cho_factor(gram + alpha * eye, check_finite=False), cross, check_finite=False)
     return np.linalg.solve(gram + alpha * eye, cross)
 
 
@@ -100,7 +111,7 @@ class BlockInversion:
         """The normal equations' ``X'X`` and ``X'Y`` (per position for the per-position forms): sums over
         images, so that those of two sets of images add up."""
         if form.startswith("shared"):
-            flat, targets = X.reshape(-1, X.shape[-1]).astype(np.float32), Y.reshape(-1, Y.shape[-1])
+            flat, targets = X.reshape(-1, X.shape[-1]).astype(np.float32, copy=False), Y.reshape(-1, Y.shape[-1])
             return (flat.T @ flat).astype(np.float64), flat.T.astype(np.float64) @ targets
         # Batched matrix products, one per position (numpy's einsum would loop over them without BLAS).
         by_position = X.transpose(1, 2, 0)  # (positions, features, images)
@@ -109,7 +120,7 @@ class BlockInversion:
     @staticmethod
     def _apply(X: np.ndarray, weights: np.ndarray) -> np.ndarray:
         if weights.ndim == 2:
-            return X @ weights
+            return X.astype(np.float64, copy=False) @ weights
         return (X.transpose(1, 0, 2) @ weights).transpose(1, 0, 2)  # per position, as in _normal
 
     def fit(self, cipher: np.ndarray, plain: np.ndarray, seed: int = 0) -> "BlockInversion":
@@ -120,11 +131,13 @@ class BlockInversion:
         kept = order[len(held) :]
         best = None
         for form in forms(blocks.shape[-1]):
-            X = _features(blocks, form)
-            kept_normal, held_normal = self._normal(X[kept], Y[kept], form), self._normal(X[held], Y[held], form)
+            # The features of each part apart: no copies of a large feature array by index.
+            X_kept, X_held = _features(blocks[kept], form), _features(blocks[held], form)
+            kept_normal, held_normal = self._normal(X_kept, Y[kept], form), self._normal(X_held, Y[held], form)
+            del X_kept
             for alpha in ALPHAS:
                 weights = _solve(*kept_normal, alpha)
-                error = float(np.mean((self._apply(X[held], weights) - Y[held]) ** 2))
+                error = float(np.mean((self._apply(X_held, weights) - Y[held]) ** 2))
                 if best is None or error < best[0]:
                     best = (error, form, alpha, [a + b for a, b in zip(kept_normal, held_normal, strict=True)])
         _, self.form_, self.alpha_, normal = best
@@ -146,6 +159,8 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
     that split's keys, uint8 ``(n, H, W, C')``. Adds ``shared_form`` (the fraction of splits in which the
     shared map was chosen) to the scores.
     """
+    from threadpoolctl import threadpool_limits
+
     from . import score_splits
 
     plain = originals.reshape(*originals.shape[:3], -1)
@@ -156,4 +171,7 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
         guesses = inverse.predict(cipher[test])
         return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_.startswith("shared")}
 
-    return score_splits(originals, recover, splits=splits, seed=seed)
+    # One BLAS thread: on a 2-core machine shared with other work, two BLAS threads that wait on each other
+    # took three times as long over these systems of some 1,500 unknowns (and as much CPU time).
+    with threadpool_limits(1):
+        return score_splits(originals, recover, splits=splits, seed=seed)
