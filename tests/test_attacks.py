@@ -398,3 +398,21 @@ def test_an_attacks_splits_on_threads_give_what_they_give_one_after_the_other(mo
     side_by_side = inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=6)
     monkeypatch.setattr(splits, "MOST_THREADS", 1)
     assert inversion.learning_attack(list(to_uint8(pixels)), encodings, splits=6) == side_by_side
+
+
+def test_the_per_block_inversions_splits_side_by_side_give_what_they_give_one_after_the_other(monkeypatch):
+    from imgvault.methods.attacks import splits
+    from imgvault.methods.attacks.blocks import block_inversion_attack
+
+    pixels = photo_tiles(16, 16)
+    keys, codec = shared_key("le", pixels, 4)
+    originals = to_uint8(pixels)
+
+    def ciphertexts(train):
+        from imgvault.methods.attacks import cipher_images
+
+        return cipher_images(keys(train), pixels)
+
+    side_by_side = block_inversion_attack(originals, ciphertexts, codec.block_size, splits=4)
+    monkeypatch.setattr(splits, "MOST_THREADS", 1)
+    assert block_inversion_attack(originals, ciphertexts, codec.block_size, splits=4) == side_by_side

@@ -61,33 +61,39 @@ def cipher_images(codecs: list, pixels: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-def score_splits(originals: np.ndarray, recover: Callable, *, splits: int = SPLITS, seed: int = 0) -> dict:
+def score_splits(originals: np.ndarray, recover: Callable, *, splits: int = SPLITS, seed: int = 0,
+                 side_by_side: bool = False) -> dict:  # fmt: skip
     """An attack's scores over ``splits`` random splits.
 
     ``originals``: uint8 stack; ``recover(train, test)`` gives the attacker's uint8 images for ``test`` and a
     dict of further per-split figures (averaged over the splits). Returns ``ssim``, ``psnr``, their
     baselines ``baseline_ssim``, ``baseline_psnr``, the gains ``gain`` (SSIM) and ``psnr_gain`` each with
-    ``_ci_low`` / ``_ci_high``, ``splits``, ``test_images``, and the averaged further figures.
+    ``_ci_low`` / ``_ci_high``, ``splits``, ``test_images``, and the averaged further figures. With
+    ``side_by_side``, the splits run on threads (:func:`~imgvault.methods.attacks.splits.each_split`):
+    ``recover`` must then not depend on the order of the splits.
     """
     from sklearn.model_selection import ShuffleSplit
 
     from ..metrics import quality
     from .inversion import interval
+    from .splits import each_split
 
     def scores(truths, guesses):
         measured = [quality(t, g) for t, g in zip(truths, guesses, strict=True)]
         return (float(np.mean([q["ssim"] for q in measured])),
                 float(np.mean([min(q["psnr"], PSNR_CAP) for q in measured])))  # fmt: skip
 
-    rows: dict[str, list[float]] = {"ssim": [], "psnr": [], "baseline_ssim": [], "baseline_psnr": []}
-    extras: dict[str, list[float]] = {}
-    splitter = ShuffleSplit(n_splits=splits, test_size=TEST_FRACTION, random_state=seed)
-    for train, test in splitter.split(originals):
+    def one_split(train, test) -> tuple[tuple[float, ...], dict]:
         recovered, figures = recover(train, test)
         mean_image = np.rint(originals[train].astype(np.float64).mean(axis=0)).astype(np.uint8)
-        ssim, psnr = scores(originals[test], recovered)
-        base_ssim, base_psnr = scores(originals[test], [mean_image] * len(test))
-        for name, value in (("ssim", ssim), ("psnr", psnr), ("baseline_ssim", base_ssim), ("baseline_psnr", base_psnr)):
+        return (*scores(originals[test], recovered), *scores(originals[test], [mean_image] * len(test))), figures
+
+    names = ("ssim", "psnr", "baseline_ssim", "baseline_psnr")
+    rows: dict[str, list[float]] = {name: [] for name in names}
+    extras: dict[str, list[float]] = {}
+    split = ShuffleSplit(n_splits=splits, test_size=TEST_FRACTION, random_state=seed).split(originals)
+    for values, figures in each_split(one_split, split) if side_by_side else (one_split(*s) for s in split):
+        for name, value in zip(names, values, strict=True):
             rows[name].append(value)
         for name, value in figures.items():
             extras.setdefault(name, []).append(float(value))

@@ -172,6 +172,7 @@ def block_inversion_attack(originals: np.ndarray, ciphertexts, block_size: int, 
         return guesses.reshape(len(test), *originals.shape[1:]), {"shared_form": inverse.form_.startswith("shared")}
 
     # One BLAS thread: on a 2-core machine shared with other work, two BLAS threads that wait on each other
-    # took three times as long over these systems of some 1,500 unknowns (and as much CPU time).
+    # took three times as long over these systems of some 1,500 unknowns (and as much CPU time). The splits
+    # are independent (each fits its own map), so they run side by side instead.
     with threadpool_limits(1):
-        return score_splits(originals, recover, splits=splits, seed=seed)
+        return score_splits(originals, recover, splits=splits, seed=seed, side_by_side=True)
