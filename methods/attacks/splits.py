@@ -22,7 +22,8 @@ MOST_THREADS = 2
 
 def threads() -> int:
     """How many splits run at a time: the cores this process may use, at most :data:`MOST_THREADS`."""
-    return max(1, min(MOST_THREADS, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(MOST_THREADS, cores))
 
 
 def each_split(function: Callable[..., Result], splits: Iterable[tuple]) -> list[Result]:
