@@ -124,13 +124,17 @@ def put(ctx: Context, paths, collection: str, metadata: dict, label: str | None,
     show = sys.stderr.isatty()
     store = ctx.open_store()
 
+    def committed(results) -> None:
+        # On the writer thread, where no Ctrl-C lands: the summary's count is every image committed, even
+        # when an interrupt stops this thread between a result given and the result told.
+        nonlocal stored
+        stored += len(results)
+
     def tell(result) -> None:
-        nonlocal stored, failed
+        nonlocal failed
         # Counted before anything is called, where a Ctrl-C could land.
         if result.error:
             failed += 1
-        else:
-            stored += 1
         bar.advance()
         if result.error:
             bar.echo(f"Error: {printable(result.error)}", err=True)
@@ -145,7 +149,7 @@ def put(ctx: Context, paths, collection: str, metadata: dict, label: str | None,
             if show:
                 bar.start(sum(1 for _ in iter_files(paths)))
             store.put_each(paths, tell, collection=collection, metadata=metadata or None, jobs=jobs,
-                           label_of=folder_name if label_from_folder else None)  # fmt: skip
+                           label_of=folder_name if label_from_folder else None, committed=committed)  # fmt: skip
     finally:
         # Also when the store itself fails (a full disk): what was committed is said before the error.
         click.echo(f'Stored {stored} image{"s" * (stored != 1)} in collection "{collection}"'

@@ -119,6 +119,7 @@ class Images:
         metadata: dict | None = None,
         jobs: int | None = None,
         label_of: Callable[[Path], str | None] | None = None,
+        committed: Callable[[list[PutResult]], None] | None = None,
     ) -> Iterator[PutResult]:
         """Store every image file named in ``paths`` (directories recursively), streaming.
 
@@ -131,6 +132,10 @@ class Images:
         ``"label"`` beside ``metadata`` (which then has no label of its own): for instance
         :func:`~.names.label_from_folder`, the name of the folder the file is in. A file whose label is not
         one (:func:`~.names.check_label`) is refused with that reason, as a bad file is.
+
+        ``committed(results)``, if given, is called with each batch's results as soon as it is committed, on
+        the writer thread: where no Ctrl-C lands, so that a count kept there is every image stored, even
+        when an interrupt stops the caller between a result given and the result counted.
         """
         from imgvault.basics.errors import InvalidParameter
 
@@ -145,7 +150,7 @@ class Images:
         pending: list[tuple] = []  # (path, facts, bytes, metadata)
         pending_bytes = 0
         started = 0.0
-        with BatchWriter(lambda batch: self._commit_batch(collection, batch)) as writer:
+        with BatchWriter(lambda batch: self._commit_batch(collection, batch, committed)) as writer:
             try:
                 for checked in check_files(iter_files(paths), jobs):
                     data, error = checked.bytes_to_store()
@@ -183,14 +188,17 @@ class Images:
 
     def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
                  collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
-                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
-        """:meth:`put_many`, each result given to ``tell`` as it comes.
+                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None,
+                 committed: Callable[[list[PutResult]], None] | None = None) -> None:  # fmt: skip
+        """:meth:`put_many`, each result given to ``tell`` as it comes (and each committed batch's to
+        ``committed``, on the writer thread: see :meth:`put_many`).
 
         A ``KeyboardInterrupt`` (Ctrl-C) that lands in ``tell`` rather than inside the put is raised inside
         the put too, which then still gives the images it committed to ``tell`` before the interrupt goes on:
         a caller that counts in ``tell`` counts every image stored.
         """
-        results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs, label_of=label_of)
+        results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs, label_of=label_of,
+                                committed=committed)  # fmt: skip
         try:
             for result in results:
                 tell(result)
@@ -201,7 +209,7 @@ class Images:
                         tell(result)
             raise
 
-    def _commit_batch(self, collection: str, batch: list) -> list[PutResult]:
+    def _commit_batch(self, collection: str, batch: list, committed: Callable | None = None) -> list[PutResult]:
         from .ingest import stored_name
 
         with self.keyring.writing() as connection:
@@ -212,7 +220,10 @@ class Images:
                 collection_id,
                 [(stored_name(path), facts, data, metadata) for path, facts, data, metadata in batch],
             )
-        return [PutResult(path, image=image) for (path, *_), image in zip(batch, images, strict=True)]
+        results = [PutResult(path, image=image) for (path, *_), image in zip(batch, images, strict=True)]
+        if committed is not None:
+            committed(results)
+        return results
 
     def _insert(self, connection, collection: str, collection_id: str, items: list) -> list[ImageInfo]:
         from sqlalchemy import insert

@@ -198,11 +198,13 @@ class Store:
 
     def put_each(self, paths: Iterable[str | Path], tell: Callable[[PutResult], None], *,
                  collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
-                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None) -> None:  # fmt: skip
+                 jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None,
+                 committed: Callable[[list[PutResult]], None] | None = None) -> None:  # fmt: skip
         """:meth:`put_many`, each result given to ``tell``, every committed image told even after a Ctrl-C in
-        ``tell`` (see :meth:`.images.Images.put_each`)."""
+        ``tell``, and each committed batch's results given to ``committed`` on the writer thread, where no
+        Ctrl-C lands (see :meth:`.images.Images.put_each`)."""
         return self._images.put_each(paths, tell, collection=collection, metadata=metadata, jobs=jobs,
-                                     label_of=label_of)  # fmt: skip
+                                     label_of=label_of, committed=committed)  # fmt: skip
 
     def get(self, image_id: str) -> bytes:
         """The original bytes of image ``image_id``, exactly as they were put."""

@@ -565,3 +565,22 @@ def test_labels_are_sealed_and_survive_key_rotation(store, home, image_dir):
 def test_label_counts_of_an_unknown_collection_is_not_found(store):
     with pytest.raises(CollectionNotFound):
         store.label_counts("nope")
+
+
+def test_a_ctrl_c_before_tell_counts_a_result_leaves_the_committed_count_every_image_stored(store, image_dir):
+    """What a caller counts in ``committed`` (on the writer thread, where no Ctrl-C lands) is every image the
+    put committed, even when the interrupt lands where ``tell`` was given a result it did not count yet."""
+    told, stored = [], []
+
+    def tell(result):
+        if not told:
+            told.append(None)  # the first result: interrupted before it was counted
+            raise KeyboardInterrupt
+        told.append(result)
+
+    with pytest.raises(KeyboardInterrupt):
+        store.put_each(sorted(image_dir.iterdir()), tell, collection="interrupted", jobs=1,
+                       committed=lambda results: stored.extend(r for r in results if not r.error))  # fmt: skip
+    in_store = {image.id for image in store.images(collection="interrupted")}
+    assert in_store and {r.image.id for r in stored} == in_store
+    assert len([r for r in told if r is not None and not r.error]) < len(in_store)  # what tell alone saw
