@@ -194,8 +194,10 @@ class Images:
         ``committed``, on the writer thread: see :meth:`put_many`).
 
         A ``KeyboardInterrupt`` (Ctrl-C) that lands in ``tell`` rather than inside the put is raised inside
-        the put too, which then still gives the images it committed to ``tell`` before the interrupt goes on:
-        a caller that counts in ``tell`` counts every image stored.
+        the put too, which then still gives the images it committed to ``tell`` before the interrupt goes on.
+        A result the interrupt caught between the put and ``tell`` is not told: count in ``committed`` for a
+        count of every image stored. Whichever way it ends, the put's writer thread has ended when this
+        returns or raises, so ``committed`` has been given every committed batch.
         """
         results = self.put_many(paths, collection=collection, metadata=metadata, jobs=jobs, label_of=label_of,
                                 committed=committed)  # fmt: skip
@@ -208,6 +210,8 @@ class Images:
                     for result in _thrown_into(results, interrupt):
                         tell(result)
             raise
+        finally:
+            results.close()  # a second Ctrl-C left it suspended: its writer ends now, not when it is collected
 
     def _commit_batch(self, collection: str, batch: list, committed: Callable | None = None) -> list[PutResult]:
         from .ingest import stored_name

@@ -200,9 +200,9 @@ class Store:
                  collection: str = DEFAULT_COLLECTION, metadata: dict | None = None,
                  jobs: int | None = None, label_of: Callable[[Path], str | None] | None = None,
                  committed: Callable[[list[PutResult]], None] | None = None) -> None:  # fmt: skip
-        """:meth:`put_many`, each result given to ``tell``, every committed image told even after a Ctrl-C in
-        ``tell``, and each committed batch's results given to ``committed`` on the writer thread, where no
-        Ctrl-C lands (see :meth:`.images.Images.put_each`)."""
+        """:meth:`put_many`, each result given to ``tell`` (the committed ones still told after a Ctrl-C in
+        ``tell``), and each committed batch's results given to ``committed`` on the writer thread, where no
+        Ctrl-C lands: the exact count (see :meth:`.images.Images.put_each`)."""
         return self._images.put_each(paths, tell, collection=collection, metadata=metadata, jobs=jobs,
                                      label_of=label_of, committed=committed)  # fmt: skip
 
